@@ -1,0 +1,70 @@
+-- A region node's own signals, their local notices, and the outbox towards the hub.
+-- No BSN anywhere (ARCHITECTURE.md invariant 1): youths and parents appear only as pseudonyms
+-- (`v<version>:<hex>`). Instants are microseconds since the Unix epoch (UTC); dates are
+-- Europe/Amsterdam local dates as YYYY-MM-DD text.
+
+CREATE TABLE signals (
+    signal_id            TEXT PRIMARY KEY NOT NULL,
+    revision             INTEGER NOT NULL CHECK (revision >= 1),
+    organisation_id      TEXT NOT NULL,
+    organisation_name    TEXT NOT NULL,
+    professional_id      TEXT NOT NULL,
+    professional_name    TEXT NOT NULL,
+    professional_email   TEXT NOT NULL,
+    professional_phone   TEXT,
+    subject_key          TEXT NOT NULL,
+    birth_date           TEXT NOT NULL,
+    registered_at        INTEGER NOT NULL,
+    planned_removal_date TEXT NOT NULL,
+    state                TEXT NOT NULL CHECK (state IN ('active', 'inactive')),
+    inactive_since       TEXT,
+    -- Idempotency of RegisterSignal: a retry with the same request_id returns this signal.
+    request_id           TEXT NOT NULL,
+    -- SHA-256 of what the request asked for, to refuse a request_id reused for another request.
+    request_fingerprint  TEXT NOT NULL,
+    UNIQUE (organisation_id, request_id),
+    CHECK ((state = 'active') = (inactive_since IS NULL))
+) STRICT;
+
+CREATE INDEX signals_by_subject ON signals (subject_key);
+CREATE INDEX signals_by_organisation ON signals (organisation_id);
+
+CREATE TABLE signal_family_keys (
+    signal_id  TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,
+    family_key TEXT NOT NULL,
+    PRIMARY KEY (signal_id, family_key)
+) STRICT;
+
+CREATE INDEX signal_family_keys_by_key ON signal_family_keys (family_key);
+
+-- Notices found on this node: the recipient's owner is told about the counterpart signal.
+-- Both are local for now, so deleting either signal removes the notice.
+CREATE TABLE notices (
+    notice_id                   TEXT PRIMARY KEY NOT NULL,
+    recipient_signal_id         TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,
+    recipient_organisation_id   TEXT NOT NULL,
+    recipient_subject_key       TEXT NOT NULL,
+    counterpart_signal_id       TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,
+    counterpart_organisation_id TEXT NOT NULL,
+    counterpart_subject_key     TEXT NOT NULL,
+    counterpart_region_id       TEXT NOT NULL,
+    match_type                  TEXT NOT NULL CHECK (match_type IN ('youth', 'family')),
+    kind                        TEXT NOT NULL CHECK (kind IN ('match', 'history')),
+    found_at                    INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX notices_by_recipient ON notices (recipient_organisation_id, recipient_subject_key);
+CREATE INDEX notices_by_counterpart ON notices (counterpart_organisation_id, counterpart_subject_key);
+CREATE INDEX notices_by_recipient_signal ON notices (recipient_signal_id);
+CREATE INDEX notices_by_counterpart_signal ON notices (counterpart_signal_id);
+
+-- Signal events for the hub, drained in seq order by the forwarder. Each holds the signal's
+-- pseudonymous state at one revision (JSON), never a BSN, name of the youth or birth date.
+CREATE TABLE outbox (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    signal_id  TEXT NOT NULL,
+    revision   INTEGER NOT NULL,
+    event      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (signal_id, revision)
+) STRICT;

@@ -1,0 +1,24 @@
+//! The pure domain core: identifiers, validation, the signal and its lifecycle dates, and the
+//! match rule of DOMAIN.md section 5.
+//!
+//! Nothing here performs I/O or reads the wall clock: no tokio, sqlx or tonic. Time comes in as a
+//! value from a [`clock::Clock`], so years of lifecycle are tested in milliseconds, and the same
+//! rules serve the region node and the hub.
+
+pub mod bsn;
+pub mod clock;
+pub mod contact;
+pub mod ids;
+pub mod keys;
+pub mod matching;
+pub mod registry;
+pub mod signal;
+pub mod validation;
+
+pub use bsn::Bsn;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use contact::ProfessionalContact;
+pub use ids::{AltYouthId, OrganisationId, RegionId, RequestId, SignalId};
+pub use keys::{FamilyKey, KeyVersion, Pseudonymiser, SubjectKey};
+pub use signal::{Revision, SignalState, WithdrawReason};
+pub use validation::{FieldViolation, ValidationErrors};

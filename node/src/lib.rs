@@ -1,0 +1,8 @@
+//! vix-node: the region node and (later) the national hub of the vix federation.
+#![forbid(unsafe_code)]
+
+pub mod domain;
+pub mod person_registry;
+pub mod pseudonym;
+pub mod store;
+pub mod tls;

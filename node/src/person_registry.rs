@@ -1,0 +1,154 @@
+//! The development and test person registry: the BRP stand-in, loaded from a JSON file in the
+//! format of `shared/fixtures/brp-test-persons.json`. Held in memory, keyed by the BSN's
+//! pseudonym-free digits only inside this process.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use jiff::civil::Date;
+use serde::Deserialize;
+
+use crate::domain::Bsn;
+use crate::domain::registry::{Person, PersonRegistry, RegistryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryFileError {
+    #[error("cannot read the person registry file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the person registry file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("the person registry file {path} has an entry {index} whose BSN fails the 11-proof")]
+    Bsn { path: String, index: usize },
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    bsn: String,
+    birth_date: Option<Date>,
+    death_date: Option<Date>,
+    #[serde(default)]
+    parents: Vec<String>,
+}
+
+/// Persons in memory, keyed by BSN.
+pub struct JsonPersonRegistry {
+    persons: HashMap<Bsn, Person>,
+}
+
+impl JsonPersonRegistry {
+    pub fn from_file(path: &Path) -> Result<Self, RegistryFileError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryFileError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let entries: Vec<Entry> =
+            serde_json::from_str(&text).map_err(|source| RegistryFileError::Parse {
+                path: shown.clone(),
+                source,
+            })?;
+        let mut persons = HashMap::with_capacity(entries.len());
+        for (index, entry) in entries.into_iter().enumerate() {
+            let bad = || RegistryFileError::Bsn {
+                path: shown.clone(),
+                index,
+            };
+            let bsn = Bsn::parse(&entry.bsn).map_err(|_| bad())?;
+            let parents = entry
+                .parents
+                .iter()
+                .map(|parent| Bsn::parse(parent))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| bad())?;
+            persons.insert(
+                bsn,
+                Person {
+                    birth_date: entry.birth_date,
+                    death_date: entry.death_date,
+                    parents,
+                },
+            );
+        }
+        Ok(Self { persons })
+    }
+
+    pub fn len(&self) -> usize {
+        self.persons.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.persons.is_empty()
+    }
+}
+
+impl PersonRegistry for JsonPersonRegistry {
+    fn lookup(&self, bsn: &Bsn) -> Result<Option<Person>, RegistryError> {
+        Ok(self.persons.get(bsn).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn fixture() -> JsonPersonRegistry {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/brp-test-persons.json"
+        );
+        JsonPersonRegistry::from_file(Path::new(path)).unwrap()
+    }
+
+    #[test]
+    fn loads_the_fixture_with_parents_and_deaths() {
+        let registry = fixture();
+        assert_eq!(registry.len(), 677);
+        let youth = registry
+            .lookup(&Bsn::parse("999991383").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(youth.birth_date, Some(date(2008, 1, 26)));
+        assert_eq!(youth.parents.len(), 2);
+        let deceased = registry
+            .lookup(&Bsn::parse("999992077").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(deceased.death_date, Some(date(2015, 10, 1)));
+    }
+
+    #[test]
+    fn unknown_bsn_is_none() {
+        // Valid 11-proof, not in the fixture.
+        assert_eq!(
+            fixture().lookup(&Bsn::parse("123456782").unwrap()).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_broken_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("persons.json");
+        std::fs::write(
+            &path,
+            r#"[{"bsn":"010008579","birth_date":null,"death_date":null}]"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            JsonPersonRegistry::from_file(&path),
+            Err(RegistryFileError::Bsn { index: 0, .. })
+        ));
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(
+            JsonPersonRegistry::from_file(&path),
+            Err(RegistryFileError::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,182 @@
+//! The repository of a region node: its signals, their notices and the outbox to the hub.
+//!
+//! One trait, so that a PostgreSQL implementation can stand beside [`sqlite::SqliteStore`].
+//! Every method that changes state is one transaction: what it returns has been committed
+//! durably, and what fails has changed nothing.
+
+use std::future::Future;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::signal::LifecycleError;
+use crate::domain::{
+    FamilyKey, OrganisationId, ProfessionalContact, RegionId, RequestId, Revision, SignalId,
+    SignalState, SubjectKey, WithdrawReason,
+};
+
+pub mod outbox;
+pub mod sqlite;
+
+/// A validated registration, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewSignal {
+    pub signal_id: SignalId,
+    pub request_id: RequestId,
+    /// Hash of what the request asked for; a reused request_id must carry the same one.
+    pub request_fingerprint: String,
+    pub organisation_id: OrganisationId,
+    pub organisation_name: String,
+    pub contact: ProfessionalContact,
+    pub subject_key: SubjectKey,
+    pub family_keys: Vec<FamilyKey>,
+    pub birth_date: Date,
+    pub registered_at: Timestamp,
+    pub planned_removal_date: Date,
+}
+
+/// A signal as stored on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSignal {
+    pub signal_id: SignalId,
+    pub revision: Revision,
+    pub organisation_id: OrganisationId,
+    pub organisation_name: String,
+    pub contact: ProfessionalContact,
+    pub subject_key: SubjectKey,
+    pub family_keys: Vec<FamilyKey>,
+    pub birth_date: Date,
+    pub registered_at: Timestamp,
+    pub planned_removal_date: Date,
+    pub state: SignalState,
+    pub inactive_since: Option<Date>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// A new signal, with the number of notices its registration produced.
+    Created {
+        signal: StoredSignal,
+        notices: usize,
+    },
+    /// The request_id was seen before: the signal made then.
+    Replayed(StoredSignal),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Withdrawn {
+    Deleted,
+    Archived(StoredSignal),
+}
+
+/// A change to an active signal's contact and/or planned removal date.
+#[derive(Debug, Clone, Default)]
+pub struct SignalUpdate {
+    pub contact: Option<ProfessionalContact>,
+    pub planned_removal_date: Option<Date>,
+}
+
+/// A notice for the calling organisation, with the other party as it stands now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchView {
+    pub notice_id: String,
+    pub match_type: MatchType,
+    pub kind: NoticeKind,
+    pub signal_id: SignalId,
+    pub found_at: Timestamp,
+    pub counterpart: CounterpartView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterpartView {
+    pub organisation_id: OrganisationId,
+    pub organisation_name: String,
+    pub contact: ProfessionalContact,
+    pub signal_id: SignalId,
+    pub state: SignalState,
+    pub region_id: RegionId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no such signal")]
+    NotFound,
+    #[error("the signal belongs to another organisation")]
+    NotOwner,
+    #[error("request_id was already used for a different request")]
+    RequestMismatch,
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error("the planned removal date {0}")]
+    RemovalDate(crate::domain::signal::RemovalDateError),
+    /// The database is locked or out of connections; the caller may retry.
+    #[error("the database is busy")]
+    Busy(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value that the domain refuses: the database was changed behind vix's back.
+    #[error("corrupt stored value in {0}")]
+    Corrupt(&'static str),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        let busy = match &error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|code| code == "5" || code == "6" || code.starts_with("5|")),
+            _ => false,
+        };
+        if busy {
+            Self::Busy(error)
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+/// What a region node stores.
+pub trait SignalStore: Send + Sync + 'static {
+    /// Stores a new signal, its local notices and its outbox event in one transaction; or, if
+    /// the organisation used `request_id` before, returns that signal and changes nothing.
+    fn register(
+        &self,
+        new: NewSignal,
+    ) -> impl Future<Output = Result<Registered, StoreError>> + Send;
+
+    /// One signal, whoever owns it; the caller checks ownership.
+    fn signal(
+        &self,
+        signal_id: SignalId,
+    ) -> impl Future<Output = Result<Option<StoredSignal>, StoreError>> + Send;
+
+    /// The notices addressed to `organisation_id`, optionally for one of its signals only.
+    fn matches(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: Option<SignalId>,
+    ) -> impl Future<Output = Result<Vec<MatchView>, StoreError>> + Send;
+
+    fn withdraw(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: SignalId,
+        reason: WithdrawReason,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Withdrawn, StoreError>> + Send;
+
+    fn update(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: SignalId,
+        update: SignalUpdate,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<StoredSignal, StoreError>> + Send;
+
+    /// Events waiting for the hub, oldest first.
+    fn outbox_len(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}

@@ -1,0 +1,587 @@
+//! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk before the caller
+//! hears of it), `secure_delete` (deleted data is overwritten, not left in free pages).
+//!
+//! SQLite has one writer at a time; the store makes that explicit with a single-connection
+//! write pool, so transactions queue in the pool instead of failing with `SQLITE_BUSY`.
+//! Reads go through a separate pool and see the last committed state (WAL snapshot).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::outbox::OutboxEvent;
+use super::{
+    CounterpartView, MatchView, NewSignal, Registered, SignalStore, SignalUpdate, StoreError,
+    StoredSignal, Withdrawn,
+};
+use crate::domain::matching::{
+    MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
+};
+use crate::domain::signal::{self, Withdrawal};
+use crate::domain::{
+    FamilyKey, OrganisationId, ProfessionalContact, RegionId, Revision, SignalId, SignalState,
+    SubjectKey, WithdrawReason,
+};
+
+/// How long a caller waits for the single writer before the store answers `Busy`.
+const WRITE_WAIT_MAX: Duration = Duration::from_secs(10);
+/// Readers are cheap in WAL mode; a few cover a node's front-ends.
+const READ_CONNECTIONS_MAX: u32 = 4;
+
+pub struct SqliteStore {
+    /// Exactly one connection: SQLite's single writer, made explicit.
+    writer: SqlitePool,
+    reader: SqlitePool,
+    /// Every signal on this node belongs to this region.
+    region_id: RegionId,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &Path, region_id: RegionId) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(WRITE_WAIT_MAX)
+            .pragma("secure_delete", "ON");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(WRITE_WAIT_MAX)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS_MAX)
+            .acquire_timeout(WRITE_WAIT_MAX)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self {
+            writer,
+            reader,
+            region_id,
+        })
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+const SIGNAL_COLUMNS: &str = "signal_id, revision, organisation_id, organisation_name, \
+     professional_id, professional_name, professional_email, professional_phone, subject_key, \
+     birth_date, registered_at, planned_removal_date, state, inactive_since";
+
+impl SignalStore for SqliteStore {
+    async fn register(&self, new: NewSignal) -> Result<Registered, StoreError> {
+        let mut tx = self.writer.begin().await?;
+
+        let earlier = sqlx::query(
+            "SELECT signal_id, request_fingerprint FROM signals \
+             WHERE organisation_id = ? AND request_id = ?",
+        )
+        .bind(new.organisation_id.as_str())
+        .bind(new.request_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = earlier {
+            let fingerprint: String = row.try_get("request_fingerprint")?;
+            if fingerprint != new.request_fingerprint {
+                return Err(StoreError::RequestMismatch);
+            }
+            let signal_id = parse_signal_id(&row.try_get::<String, _>("signal_id")?)?;
+            let signal = load_signal(&mut tx, signal_id)
+                .await?
+                .ok_or(StoreError::Corrupt("signals"))?;
+            return Ok(Registered::Replayed(signal));
+        }
+
+        let signal = StoredSignal {
+            signal_id: new.signal_id,
+            revision: Revision::FIRST,
+            organisation_id: new.organisation_id,
+            organisation_name: new.organisation_name,
+            contact: new.contact,
+            subject_key: new.subject_key,
+            family_keys: new.family_keys,
+            birth_date: new.birth_date,
+            registered_at: new.registered_at,
+            planned_removal_date: new.planned_removal_date,
+            state: SignalState::Active,
+            inactive_since: None,
+        };
+
+        // Matching sees exactly what is committed before this transaction: the single writer
+        // serialises registrations, so of two signals on one youth the later finds the earlier.
+        let candidates = load_candidates(&mut tx, &signal, &self.region_id).await?;
+        let told = load_told_pairs(&mut tx, &signal.organisation_id, &signal.subject_key).await?;
+        let new_match = match_signal(&signal, &self.region_id);
+        let notices = plan_notices(&new_match, &candidates, &told, MatchScope::WithinRegion);
+
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO signals ({SIGNAL_COLUMNS}, request_id, request_fingerprint) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )))
+        .bind(signal.signal_id.to_string())
+        .bind(revision_to_db(signal.revision))
+        .bind(signal.organisation_id.as_str())
+        .bind(&signal.organisation_name)
+        .bind(signal.contact.professional_id())
+        .bind(signal.contact.name())
+        .bind(signal.contact.email())
+        .bind(signal.contact.phone())
+        .bind(signal.subject_key.to_stored())
+        .bind(signal.birth_date.to_string())
+        .bind(signal.registered_at.as_microsecond())
+        .bind(signal.planned_removal_date.to_string())
+        .bind(signal.state.as_str())
+        .bind(signal.inactive_since.map(|d| d.to_string()))
+        .bind(new.request_id.as_str())
+        .bind(&new.request_fingerprint)
+        .execute(&mut *tx)
+        .await?;
+        for key in &signal.family_keys {
+            sqlx::query("INSERT INTO signal_family_keys (signal_id, family_key) VALUES (?, ?)")
+                .bind(signal.signal_id.to_string())
+                .bind(key.to_stored())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for notice in &notices {
+            insert_notice(&mut tx, notice, signal.registered_at).await?;
+        }
+        append_outbox(&mut tx, &OutboxEvent::upsert(&signal), signal.registered_at).await?;
+        tx.commit().await?;
+        Ok(Registered::Created {
+            signal,
+            notices: notices.len(),
+        })
+    }
+
+    async fn signal(&self, signal_id: SignalId) -> Result<Option<StoredSignal>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        load_signal(&mut conn, signal_id).await
+    }
+
+    async fn matches(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: Option<SignalId>,
+    ) -> Result<Vec<MatchView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT n.notice_id, n.match_type, n.kind, n.recipient_signal_id, n.found_at, \
+                    n.counterpart_signal_id, n.counterpart_organisation_id, \
+                    n.counterpart_region_id, c.organisation_name, c.professional_id, \
+                    c.professional_name, c.professional_email, c.professional_phone, c.state \
+             FROM notices n JOIN signals c ON c.signal_id = n.counterpart_signal_id \
+             WHERE n.recipient_organisation_id = ?1 \
+               AND (?2 IS NULL OR n.recipient_signal_id = ?2) \
+             ORDER BY n.found_at, n.notice_id",
+        )
+        .bind(organisation_id.as_str())
+        .bind(signal_id.map(|id| id.to_string()))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(match_view).collect()
+    }
+
+    async fn withdraw(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: SignalId,
+        reason: WithdrawReason,
+        now: Timestamp,
+    ) -> Result<Withdrawn, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let current = load_owned_signal(&mut tx, organisation_id, signal_id).await?;
+        let today = crate::domain::clock::local_date(now);
+        let outcome = match signal::withdraw(current.state, reason, today)? {
+            Withdrawal::Delete => {
+                delete_signal(&mut tx, &current, now).await?;
+                Withdrawn::Deleted
+            }
+            Withdrawal::Archive { inactive_since } => {
+                let archived = StoredSignal {
+                    revision: current.revision.next(),
+                    state: SignalState::Inactive,
+                    inactive_since: Some(inactive_since),
+                    ..current
+                };
+                save_revision(&mut tx, &archived, now).await?;
+                Withdrawn::Archived(archived)
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn update(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: SignalId,
+        update: SignalUpdate,
+        now: Timestamp,
+    ) -> Result<StoredSignal, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let current = load_owned_signal(&mut tx, organisation_id, signal_id).await?;
+        signal::check_updatable(current.state)?;
+        let today = crate::domain::clock::local_date(now);
+        let planned_removal_date = match update.planned_removal_date {
+            Some(requested) => {
+                signal::moved_removal_date(current.planned_removal_date, requested, today)
+                    .map_err(StoreError::RemovalDate)?
+            }
+            None => current.planned_removal_date,
+        };
+        let updated = StoredSignal {
+            revision: current.revision.next(),
+            contact: update.contact.unwrap_or_else(|| current.contact.clone()),
+            planned_removal_date,
+            ..current
+        };
+        save_revision(&mut tx, &updated, now).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.reader)
+            .await?;
+        u64::try_from(count).map_err(|_| StoreError::Corrupt("outbox"))
+    }
+}
+
+async fn load_signal(
+    conn: &mut sqlx::SqliteConnection,
+    signal_id: SignalId,
+) -> Result<Option<StoredSignal>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SIGNAL_COLUMNS} FROM signals WHERE signal_id = ?"
+    )))
+    .bind(signal_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let family_keys = load_family_keys(conn, signal_id).await?;
+    signal_from_row(&row, family_keys).map(Some)
+}
+
+async fn load_owned_signal(
+    tx: &mut Transaction<'static, Sqlite>,
+    organisation_id: &OrganisationId,
+    signal_id: SignalId,
+) -> Result<StoredSignal, StoreError> {
+    let signal = load_signal(tx, signal_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if &signal.organisation_id != organisation_id {
+        return Err(StoreError::NotOwner);
+    }
+    Ok(signal)
+}
+
+async fn load_family_keys(
+    conn: &mut sqlx::SqliteConnection,
+    signal_id: SignalId,
+) -> Result<Vec<FamilyKey>, StoreError> {
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT family_key FROM signal_family_keys WHERE signal_id = ? ORDER BY family_key",
+    )
+    .bind(signal_id.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    keys.iter()
+        .map(|key| FamilyKey::parse_stored(key).map_err(|_| StoreError::Corrupt("family_key")))
+        .collect()
+}
+
+/// Every signal on the node that shares the new signal's subject key or a family key.
+async fn load_candidates(
+    tx: &mut Transaction<'static, Sqlite>,
+    new: &StoredSignal,
+    region_id: &RegionId,
+) -> Result<Vec<MatchSignal>, StoreError> {
+    let mut ids: Vec<String> =
+        sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = ?")
+            .bind(new.subject_key.to_stored())
+            .fetch_all(&mut **tx)
+            .await?;
+    for key in &new.family_keys {
+        let more: Vec<String> =
+            sqlx::query_scalar("SELECT signal_id FROM signal_family_keys WHERE family_key = ?")
+                .bind(key.to_stored())
+                .fetch_all(&mut **tx)
+                .await?;
+        ids.extend(more);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut candidates = Vec::with_capacity(ids.len());
+    for id in ids {
+        let signal = load_signal(tx, parse_signal_id(&id)?)
+            .await?
+            .ok_or(StoreError::Corrupt("signal_family_keys"))?;
+        candidates.push(match_signal(&signal, region_id));
+    }
+    Ok(candidates)
+}
+
+/// The pairs already told in which the new signal's organisation and youth take part: that is
+/// every pair the new signal could produce (the match rule's "nobody is told twice").
+async fn load_told_pairs(
+    tx: &mut Transaction<'static, Sqlite>,
+    organisation_id: &OrganisationId,
+    subject_key: &SubjectKey,
+) -> Result<HashSet<ToldPair>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
+                counterpart_subject_key, match_type \
+         FROM notices WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
+         UNION \
+         SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
+                counterpart_subject_key, match_type \
+         FROM notices WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
+    )
+    .bind(organisation_id.as_str())
+    .bind(subject_key.to_stored())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ToldPair {
+                recipient_organisation_id: parse_org(row.try_get("recipient_organisation_id")?)?,
+                recipient_subject_key: parse_subject(row.try_get("recipient_subject_key")?)?,
+                counterpart_organisation_id: parse_org(
+                    row.try_get("counterpart_organisation_id")?,
+                )?,
+                counterpart_subject_key: parse_subject(row.try_get("counterpart_subject_key")?)?,
+                match_type: MatchType::parse(row.try_get("match_type")?)
+                    .ok_or(StoreError::Corrupt("match_type"))?,
+            })
+        })
+        .collect()
+}
+
+async fn insert_notice(
+    tx: &mut Transaction<'static, Sqlite>,
+    notice: &PlannedNotice,
+    found_at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO notices (notice_id, recipient_signal_id, recipient_organisation_id, \
+             recipient_subject_key, counterpart_signal_id, counterpart_organisation_id, \
+             counterpart_subject_key, counterpart_region_id, match_type, kind, found_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(notice.recipient_signal_id.to_string())
+    .bind(notice.recipient_organisation_id.as_str())
+    .bind(notice.recipient_subject_key.to_stored())
+    .bind(notice.counterpart_signal_id.to_string())
+    .bind(notice.counterpart_organisation_id.as_str())
+    .bind(notice.counterpart_subject_key.to_stored())
+    .bind(notice.counterpart_region_id.as_str())
+    .bind(notice.match_type.as_str())
+    .bind(notice.kind.as_str())
+    .bind(found_at.as_microsecond())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn append_outbox(
+    tx: &mut Transaction<'static, Sqlite>,
+    event: &OutboxEvent,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(event).map_err(|_| StoreError::Corrupt("outbox event"))?;
+    sqlx::query("INSERT INTO outbox (signal_id, revision, event, created_at) VALUES (?, ?, ?, ?)")
+        .bind(event.signal_id())
+        .bind(i64::try_from(event.revision()).map_err(|_| StoreError::Corrupt("revision"))?)
+        .bind(json)
+        .bind(now.as_microsecond())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes a new revision of an existing signal and owes the hub an event for it.
+async fn save_revision(
+    tx: &mut Transaction<'static, Sqlite>,
+    signal: &StoredSignal,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let updated = sqlx::query(
+        "UPDATE signals SET revision = ?, professional_id = ?, professional_name = ?, \
+             professional_email = ?, professional_phone = ?, planned_removal_date = ?, \
+             state = ?, inactive_since = ? \
+         WHERE signal_id = ? AND revision = ?",
+    )
+    .bind(revision_to_db(signal.revision))
+    .bind(signal.contact.professional_id())
+    .bind(signal.contact.name())
+    .bind(signal.contact.email())
+    .bind(signal.contact.phone())
+    .bind(signal.planned_removal_date.to_string())
+    .bind(signal.state.as_str())
+    .bind(signal.inactive_since.map(|d| d.to_string()))
+    .bind(signal.signal_id.to_string())
+    .bind(revision_to_db(
+        Revision::new(signal.revision.get() - 1).unwrap_or(Revision::FIRST),
+    ))
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::Corrupt("signals.revision"));
+    }
+    append_outbox(tx, &OutboxEvent::upsert(signal), now).await
+}
+
+/// Deletes a signal with everything that names it. Events still waiting for the hub carry its
+/// contact, so they go too; one delete event replaces them.
+async fn delete_signal(
+    tx: &mut Transaction<'static, Sqlite>,
+    signal: &StoredSignal,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let id = signal.signal_id.to_string();
+    // Notices cascade with the signal, both as recipient and as counterpart.
+    sqlx::query("DELETE FROM signals WHERE signal_id = ?")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM outbox WHERE signal_id = ?")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    let event = OutboxEvent::Delete {
+        signal_id: id,
+        revision: signal.revision.next().get(),
+    };
+    append_outbox(tx, &event, now).await
+}
+
+fn match_signal(signal: &StoredSignal, region_id: &RegionId) -> MatchSignal {
+    MatchSignal {
+        signal_id: signal.signal_id,
+        organisation_id: signal.organisation_id.clone(),
+        region_id: region_id.clone(),
+        subject_key: signal.subject_key,
+        family_keys: signal.family_keys.clone(),
+        state: signal.state,
+        registered_at: signal.registered_at,
+    }
+}
+
+fn signal_from_row(
+    row: &SqliteRow,
+    family_keys: Vec<FamilyKey>,
+) -> Result<StoredSignal, StoreError> {
+    let revision: i64 = row.try_get("revision")?;
+    Ok(StoredSignal {
+        signal_id: parse_signal_id(row.try_get("signal_id")?)?,
+        revision: u64::try_from(revision)
+            .ok()
+            .and_then(Revision::new)
+            .ok_or(StoreError::Corrupt("revision"))?,
+        organisation_id: parse_org(row.try_get("organisation_id")?)?,
+        organisation_name: row.try_get("organisation_name")?,
+        contact: contact_from_row(row)?,
+        subject_key: parse_subject(row.try_get("subject_key")?)?,
+        family_keys,
+        birth_date: parse_date(row.try_get("birth_date")?)?,
+        registered_at: parse_instant(row.try_get("registered_at")?)?,
+        planned_removal_date: parse_date(row.try_get("planned_removal_date")?)?,
+        state: parse_state(row.try_get("state")?)?,
+        inactive_since: row
+            .try_get::<Option<String>, _>("inactive_since")?
+            .as_deref()
+            .map(parse_date)
+            .transpose()?,
+    })
+}
+
+fn contact_from_row(row: &SqliteRow) -> Result<ProfessionalContact, StoreError> {
+    Ok(ProfessionalContact::from_stored(
+        row.try_get("professional_id")?,
+        row.try_get("professional_name")?,
+        row.try_get("professional_email")?,
+        row.try_get("professional_phone")?,
+    ))
+}
+
+fn match_view(row: &SqliteRow) -> Result<MatchView, StoreError> {
+    Ok(MatchView {
+        notice_id: row.try_get("notice_id")?,
+        match_type: MatchType::parse(row.try_get("match_type")?)
+            .ok_or(StoreError::Corrupt("match_type"))?,
+        kind: NoticeKind::parse(row.try_get("kind")?).ok_or(StoreError::Corrupt("kind"))?,
+        signal_id: parse_signal_id(row.try_get("recipient_signal_id")?)?,
+        found_at: parse_instant(row.try_get("found_at")?)?,
+        counterpart: CounterpartView {
+            organisation_id: parse_org(row.try_get("counterpart_organisation_id")?)?,
+            organisation_name: row.try_get("organisation_name")?,
+            contact: contact_from_row(row)?,
+            signal_id: parse_signal_id(row.try_get("counterpart_signal_id")?)?,
+            state: parse_state(row.try_get("state")?)?,
+            region_id: RegionId::parse(row.try_get("counterpart_region_id")?)
+                .map_err(|_| StoreError::Corrupt("counterpart_region_id"))?,
+        },
+    })
+}
+
+fn revision_to_db(revision: Revision) -> i64 {
+    i64::try_from(revision.get()).unwrap_or(i64::MAX)
+}
+
+fn parse_signal_id(stored: &str) -> Result<SignalId, StoreError> {
+    SignalId::parse(stored).map_err(|_| StoreError::Corrupt("signal_id"))
+}
+
+fn parse_org(stored: &str) -> Result<OrganisationId, StoreError> {
+    OrganisationId::parse(stored).map_err(|_| StoreError::Corrupt("organisation_id"))
+}
+
+fn parse_subject(stored: &str) -> Result<SubjectKey, StoreError> {
+    SubjectKey::parse_stored(stored).map_err(|_| StoreError::Corrupt("subject_key"))
+}
+
+fn parse_date(stored: &str) -> Result<Date, StoreError> {
+    Date::from_str(stored).map_err(|_| StoreError::Corrupt("date"))
+}
+
+fn parse_instant(stored: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(stored).map_err(|_| StoreError::Corrupt("instant"))
+}
+
+fn parse_state(stored: &str) -> Result<SignalState, StoreError> {
+    SignalState::parse(stored).ok_or(StoreError::Corrupt("state"))
+}
+
+/// Counts rows per table: for tests that check that a refused request changed nothing.
+pub async fn row_counts(store: &SqliteStore) -> Result<HashMap<&'static str, i64>, StoreError> {
+    let mut counts = HashMap::new();
+    for table in ["signals", "signal_family_keys", "notices", "outbox"] {
+        let count: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&store.reader)
+                .await?;
+        counts.insert(table, count);
+    }
+    Ok(counts)
+}
