@@ -1,8 +1,12 @@
 //! vix-node: the region node and (later) the national hub of the vix federation.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod domain;
 pub mod person_registry;
 pub mod pseudonym;
+pub mod region;
+pub mod startup;
 pub mod store;
+pub mod telemetry;
 pub mod tls;

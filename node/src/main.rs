@@ -1,1 +1,76 @@
-fn main() {}
+//! `vix-node`: runs a vix role. Reads the configuration, sets up logging, binds, serves until
+//! SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vix_node::domain::SystemClock;
+use vix_node::startup::RegionNode;
+use vix_node::{config, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "vix federated Verwijsindex node")]
+struct Args {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// Run a region node: the region API for organisations, on SQLite.
+    Region {
+        /// TOML configuration file; `VIX_` variables override it (`VIX_REGION__LISTEN`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    match args.role {
+        Role::Region { config } => {
+            let settings = config::load(config.as_deref(), std::env::vars())?;
+            telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());
+            let region = settings
+                .region
+                .context("the configuration has no [region] section")?;
+            let node = RegionNode::build(&region, Arc::new(SystemClock)).await?;
+            let listener = tokio::net::TcpListener::bind(region.listen)
+                .await
+                .with_context(|| format!("binding {}", region.listen))?;
+            node.run(listener, shutdown_signal()).await
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,208 @@
+//! Typed settings: built-in defaults, then a TOML file (`--config`), then `VIX_` environment
+//! variables with `__` between levels (`VIX_REGION__LISTEN=127.0.0.1:6000`). Parsed once in
+//! `main` and passed down; tests build settings in code.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::tls::TlsFiles;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub log: LogSettings,
+    /// Present when this process may run as a region node.
+    pub region: Option<RegionSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log shippers.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `vix_node=debug`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSettings {
+    /// This region's id; the hub knows it from the region's client certificate.
+    pub region_id: String,
+    /// Address of the region API (mutual TLS).
+    pub listen: SocketAddr,
+    /// The SQLite database file; created with its folder on first start.
+    pub database: PathBuf,
+    /// Hexadecimal federation key shared by the region nodes, never by the hub.
+    pub federation_key_file: PathBuf,
+    pub federation_key_version: u32,
+    /// The person registry (BRP stand-in): a JSON file in the format of the BRP test fixture.
+    pub person_registry_file: PathBuf,
+    /// Organisation ids (from `urn:vix:org:<id>`) that this region serves.
+    pub organisations: Vec<String>,
+    pub tls: TlsFiles,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+/// Reads the settings from `file` (if given) and the `VIX_` variables of `env`.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(LogDefaults::default()));
+    if let Some(file) = file {
+        if !file.is_file() {
+            return Err(ConfigError::Missing(file.to_owned()));
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    // figment reads the process environment; to keep configuration explicit (and testable)
+    // the variables are passed in and served through a custom provider.
+    let vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("VIX_"))
+        .collect();
+    figment = figment.merge(EnvVars(vars));
+    figment
+        .extract()
+        .map_err(|error| ConfigError::Invalid(Box::new(error)))
+}
+
+#[derive(Default, Serialize)]
+struct LogDefaults {
+    log: LogSettings,
+}
+
+/// `VIX_A__B=value` as the nested key `a.b`, with values parsed like figment's `Env`.
+struct EnvVars(Vec<(String, String)>);
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("VIX_ environment variables")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (key, value) in &self.0 {
+            let Some(rest) = key.strip_prefix("VIX_") else {
+                continue;
+            };
+            let path = rest.to_ascii_lowercase().replace("__", ".");
+            let parsed: figment::value::Value = value
+                .parse()
+                .unwrap_or_else(|_| figment::value::Value::from(value.clone()));
+            let nested = figment::util::nest(&path, parsed);
+            if let figment::value::Value::Dict(_, nested) = nested {
+                dict = merge_dicts(dict, nested);
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+fn merge_dicts(mut base: figment::value::Dict, more: figment::value::Dict) -> figment::value::Dict {
+    use figment::value::Value;
+    for (key, value) in more {
+        let merged = match (base.remove(&key), value) {
+            (Some(Value::Dict(tag, inner)), Value::Dict(_, more_inner)) => {
+                Value::Dict(tag, merge_dicts(inner, more_inner))
+            }
+            (_, value) => value,
+        };
+        base.insert(key, merged);
+    }
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGION_TOML: &str = r#"
+        [region]
+        region_id = "north"
+        listen = "127.0.0.1:50051"
+        database = "var/dev/north.sqlite"
+        federation_key_file = "var/dev/pki/federation.key"
+        federation_key_version = 1
+        person_registry_file = "../shared/fixtures/brp-test-persons.json"
+        organisations = ["jgz-north"]
+        [region.tls]
+        ca = "var/dev/pki/ca.pem"
+        cert = "var/dev/pki/region-north-server.pem"
+        key = "var/dev/pki/region-north-server.key"
+        crls = ["var/dev/pki/crl.pem"]
+    "#;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let file = write(REGION_TOML);
+        let env = [
+            ("VIX_REGION__LISTEN".to_owned(), "127.0.0.1:6000".to_owned()),
+            ("VIX_LOG__FORMAT".to_owned(), "json".to_owned()),
+            ("OTHER".to_owned(), "ignored".to_owned()),
+        ];
+        let settings = load(Some(file.path()), env).unwrap();
+        let region = settings.region.unwrap();
+        assert_eq!(region.listen, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(region.region_id, "north");
+        assert_eq!(settings.log.format, LogFormat::Json);
+        assert_eq!(settings.log.filter, "info");
+    }
+
+    #[test]
+    fn a_typo_is_a_clear_error() {
+        let file = write(&REGION_TOML.replace("listen =", "lissen ="));
+        let error = load(Some(file.path()), []).unwrap_err().to_string();
+        assert!(error.contains("lissen"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_address_is_a_clear_error() {
+        let file = write(REGION_TOML);
+        let env = [("VIX_REGION__LISTEN".to_owned(), "nowhere".to_owned())];
+        let error = load(Some(file.path()), env).unwrap_err().to_string();
+        assert!(error.contains("listen"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_clear_error() {
+        let error = load(Some(Path::new("/nonexistent.toml")), []).unwrap_err();
+        assert!(matches!(error, ConfigError::Missing(_)));
+    }
+}

@@ -1,0 +1,247 @@
+//! Between `vix.region.v1` messages and the domain: parsing at the edge (every bad field is
+//! reported, none is trusted) and rendering stored signals and matches for the caller.
+
+use std::str::FromStr;
+
+use jiff::civil::Date;
+use vix_protocol::region::v1 as pb;
+
+use crate::domain::contact::ContactInput;
+use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::signal::{self, check_youth};
+use crate::domain::{
+    AltYouthId, Bsn, ProfessionalContact, RequestId, SignalId, SignalState, ValidationErrors,
+    WithdrawReason,
+};
+use crate::store::{MatchView, StoredSignal};
+
+/// The youth a registration is about.
+#[derive(Debug)]
+pub(crate) enum Youth {
+    Bsn(Bsn),
+    /// No BSN: the caller gives the birth date, checked here.
+    Alt {
+        id: AltYouthId,
+        birth_date: Date,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct RegisterInput {
+    pub(crate) request_id: RequestId,
+    pub(crate) youth: Youth,
+    pub(crate) contact: ProfessionalContact,
+    /// As the caller asked it, for the request fingerprint.
+    pub(crate) requested_removal_date: Option<Date>,
+    pub(crate) planned_removal_date: Date,
+}
+
+pub(crate) fn parse_date(input: &str) -> Result<Date, &'static str> {
+    // Strictly YYYY-MM-DD: jiff would also take a datetime here.
+    if input.len() != 10 {
+        return Err("must be a date as YYYY-MM-DD");
+    }
+    Date::from_str(input).map_err(|_| "must be a date as YYYY-MM-DD")
+}
+
+fn optional_date(input: &str) -> Result<Option<Date>, &'static str> {
+    if input.is_empty() {
+        Ok(None)
+    } else {
+        parse_date(input).map(Some)
+    }
+}
+
+pub(crate) fn parse_contact(
+    contact: Option<&pb::ProfessionalContact>,
+    errors: &mut ValidationErrors,
+) -> Option<ProfessionalContact> {
+    let Some(contact) = contact else {
+        errors.add("professional", "is required");
+        return None;
+    };
+    ProfessionalContact::parse(
+        ContactInput {
+            professional_id: &contact.professional_id,
+            name: &contact.name,
+            email: &contact.email,
+            phone: &contact.phone,
+        },
+        "professional",
+        errors,
+    )
+}
+
+/// Checks every field of a registration against the rules of DOMAIN.md section 3 that need no
+/// registry: all bad fields are reported together.
+pub(crate) fn parse_register(
+    request: &pb::RegisterSignalRequest,
+    today: Date,
+) -> Result<RegisterInput, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let request_id = errors.check("request_id", RequestId::parse(&request.request_id));
+    let youth = match &request.youth {
+        None => {
+            errors.add("youth", "either bsn or alt_youth_id is required");
+            None
+        }
+        Some(pb::register_signal_request::Youth::Bsn(bsn)) => {
+            errors.check("bsn", Bsn::parse(bsn)).map(Youth::Bsn)
+        }
+        Some(pb::register_signal_request::Youth::AltYouthId(alt)) => {
+            let id = errors.check("alt_youth_id", AltYouthId::parse(&alt.issuer, &alt.number));
+            let birth_date = errors
+                .check("alt_youth_id.birth_date", parse_date(&alt.birth_date))
+                .and_then(|birth_date| {
+                    errors
+                        .check("alt_youth_id.birth_date", check_youth(birth_date, today))
+                        .map(|()| birth_date)
+                });
+            id.zip(birth_date)
+                .map(|(id, birth_date)| Youth::Alt { id, birth_date })
+        }
+    };
+    let contact = parse_contact(request.professional.as_ref(), &mut errors);
+    let requested = errors.check(
+        "planned_removal_date",
+        optional_date(&request.planned_removal_date),
+    );
+    let planned = requested.and_then(|requested| {
+        errors.check(
+            "planned_removal_date",
+            signal::planned_removal_date(today, requested),
+        )
+    });
+    errors.into_result()?;
+    match (request_id, youth, contact, requested, planned) {
+        (Some(request_id), Some(youth), Some(contact), Some(requested), Some(planned)) => {
+            Ok(RegisterInput {
+                request_id,
+                youth,
+                contact,
+                requested_removal_date: requested,
+                planned_removal_date: planned,
+            })
+        }
+        // Every None above recorded an error, so this is unreachable; stay total anyway.
+        _ => Err(ValidationErrors::single("request", "is incomplete")),
+    }
+}
+
+pub(crate) fn parse_signal_id(input: &str) -> Result<SignalId, ValidationErrors> {
+    SignalId::parse(input).map_err(|error| ValidationErrors::single("signal_id", error.to_string()))
+}
+
+pub(crate) fn parse_withdraw(
+    request: &pb::WithdrawSignalRequest,
+) -> Result<(SignalId, WithdrawReason), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let signal_id = errors.check("signal_id", SignalId::parse(&request.signal_id));
+    let reason = match pb::WithdrawReason::try_from(request.reason) {
+        Ok(pb::WithdrawReason::Unjustified) => Some(WithdrawReason::Unjustified),
+        Ok(pb::WithdrawReason::RiskGone) => Some(WithdrawReason::RiskGone),
+        Ok(pb::WithdrawReason::Unspecified) | Err(_) => {
+            errors.add("reason", "must be UNJUSTIFIED or RISK_GONE");
+            None
+        }
+    };
+    errors.into_result()?;
+    signal_id
+        .zip(reason)
+        .ok_or_else(|| ValidationErrors::single("request", "is incomplete"))
+}
+
+pub(crate) struct UpdateInput {
+    pub(crate) signal_id: SignalId,
+    pub(crate) contact: Option<ProfessionalContact>,
+    pub(crate) planned_removal_date: Option<Date>,
+}
+
+pub(crate) fn parse_update(
+    request: &pb::UpdateSignalRequest,
+) -> Result<UpdateInput, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let signal_id = errors.check("signal_id", SignalId::parse(&request.signal_id));
+    let contact = request
+        .professional
+        .as_ref()
+        .and_then(|contact| parse_contact(Some(contact), &mut errors));
+    let planned = errors.check(
+        "planned_removal_date",
+        optional_date(&request.planned_removal_date),
+    );
+    if request.professional.is_none() && request.planned_removal_date.is_empty() {
+        errors.add(
+            "professional",
+            "nothing to update: give professional or planned_removal_date",
+        );
+    }
+    errors.into_result()?;
+    match (signal_id, planned) {
+        (Some(signal_id), Some(planned_removal_date)) => Ok(UpdateInput {
+            signal_id,
+            contact,
+            planned_removal_date,
+        }),
+        _ => Err(ValidationErrors::single("request", "is incomplete")),
+    }
+}
+
+pub(crate) fn contact_to_pb(contact: &ProfessionalContact) -> pb::ProfessionalContact {
+    pb::ProfessionalContact {
+        professional_id: contact.professional_id().to_owned(),
+        name: contact.name().to_owned(),
+        email: contact.email().to_owned(),
+        phone: contact.phone().unwrap_or_default().to_owned(),
+    }
+}
+
+fn state_to_pb(state: SignalState) -> pb::SignalState {
+    match state {
+        SignalState::Active => pb::SignalState::Active,
+        SignalState::Inactive => pb::SignalState::Inactive,
+    }
+}
+
+pub(crate) fn signal_to_pb(signal: &StoredSignal) -> pb::Signal {
+    pb::Signal {
+        signal_id: signal.signal_id.to_string(),
+        revision: signal.revision.get(),
+        organisation_id: signal.organisation_id.to_string(),
+        organisation_name: signal.organisation_name.clone(),
+        professional: Some(contact_to_pb(&signal.contact)),
+        registered_at: signal.registered_at.to_string(),
+        planned_removal_date: signal.planned_removal_date.to_string(),
+        state: state_to_pb(signal.state).into(),
+        inactive_since: signal
+            .inactive_since
+            .map(|date| date.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+pub(crate) fn match_to_pb(view: &MatchView) -> pb::Match {
+    pb::Match {
+        notice_id: view.notice_id.clone(),
+        match_type: match view.match_type {
+            MatchType::Youth => pb::MatchType::Youth,
+            MatchType::Family => pb::MatchType::Family,
+        }
+        .into(),
+        kind: match view.kind {
+            NoticeKind::Match => pb::NoticeKind::Match,
+            NoticeKind::History => pb::NoticeKind::History,
+        }
+        .into(),
+        signal_id: view.signal_id.to_string(),
+        found_at: view.found_at.to_string(),
+        counterpart: Some(pb::Counterpart {
+            organisation_id: view.counterpart.organisation_id.to_string(),
+            organisation_name: view.counterpart.organisation_name.clone(),
+            professional: Some(contact_to_pb(&view.counterpart.contact)),
+            signal_id: view.counterpart.signal_id.to_string(),
+            state: state_to_pb(view.counterpart.state).into(),
+            region_id: view.counterpart.region_id.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,94 @@
+//! The one mapping from region-service errors to gRPC statuses. Causes are logged here, once;
+//! the caller sees a clear message for its own mistakes and nothing internal otherwise.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::ValidationErrors;
+use crate::domain::registry::RegistryError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegionError {
+    /// The caller's certificate does not let it use this service.
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("invalid request: {0}")]
+    Invalid(ValidationErrors),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl From<ValidationErrors> for RegionError {
+    fn from(errors: ValidationErrors) -> Self {
+        Self::Invalid(errors)
+    }
+}
+
+impl From<RegionError> for Status {
+    fn from(error: RegionError) -> Self {
+        match error {
+            RegionError::PermissionDenied(message) => Status::permission_denied(message),
+            RegionError::Invalid(errors) => invalid_argument(&errors),
+            RegionError::NotFound(message) => Status::not_found(message),
+            RegionError::FailedPrecondition(message) => Status::failed_precondition(message),
+            RegionError::Store(StoreError::NotFound) => Status::not_found("no such signal"),
+            RegionError::Store(StoreError::NotOwner) => {
+                Status::permission_denied("the signal belongs to another organisation")
+            }
+            RegionError::Store(error @ StoreError::RequestMismatch) => {
+                Status::failed_precondition(error.to_string())
+            }
+            RegionError::Store(StoreError::Lifecycle(error)) => {
+                Status::failed_precondition(error.to_string())
+            }
+            RegionError::Store(StoreError::RemovalDate(error)) => invalid_argument(
+                &ValidationErrors::single("planned_removal_date", error.to_string()),
+            ),
+            RegionError::Store(error @ StoreError::Busy(_)) => {
+                log_cause(&error);
+                Status::unavailable("the region node is busy; retry")
+            }
+            RegionError::Registry(error) => {
+                log_cause(&error);
+                Status::unavailable("the person registry is unavailable; retry")
+            }
+            RegionError::Store(error) => {
+                log_cause(&error);
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+fn invalid_argument(errors: &ValidationErrors) -> Status {
+    let violations: Vec<_> = errors
+        .violations()
+        .iter()
+        .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
+        .collect();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        errors.to_string(),
+        ErrorDetails::with_bad_request(violations),
+    )
+}
+
+/// Logs the error with its source chain. Store and registry errors never hold personal data:
+/// their messages name tables, fields and codes, not values.
+fn log_cause(error: &(dyn std::error::Error + 'static)) {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "request failed");
+}

@@ -1,0 +1,321 @@
+//! The region role: `vix.region.v1.RegionService` for the organisations of one region, with
+//! health and reflection on the same mutual-TLS port.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use ring::digest;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+use vix_protocol::region::v1 as pb;
+use vix_protocol::region::v1::region_service_server::{RegionService, RegionServiceServer};
+
+use crate::domain::clock::Clock;
+use crate::domain::registry::PersonRegistry;
+use crate::domain::signal::check_youth;
+use crate::domain::{OrganisationId, Pseudonymiser, RegionId, SignalId};
+use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, Withdrawn};
+use crate::tls::{self, PeerIdentity, PeerInfo};
+
+mod convert;
+mod error;
+
+pub use error::RegionError;
+
+use convert::{RegisterInput, Youth};
+
+/// Everything a region node's requests need, built once at start-up.
+pub struct RegionContext<S> {
+    pub region_id: RegionId,
+    pub store: S,
+    /// The BRP stand-in: birth date, parents and death of a BSN.
+    pub registry: Arc<dyn PersonRegistry>,
+    pub pseudonymiser: Arc<dyn Pseudonymiser>,
+    pub clock: Arc<dyn Clock>,
+    /// Organisations served by this region. An organisation belongs to one region, so a
+    /// certificate of another region's organisation is refused here.
+    pub organisations: HashSet<OrganisationId>,
+}
+
+/// Serves the region API on `listener` until `shutdown` completes, then drains open requests.
+pub async fn run<S: SignalStore>(
+    listener: TcpListener,
+    tls_config: Arc<ServerConfig>,
+    context: Arc<RegionContext<S>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<RegionServiceServer<RegionApi<S>>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vix_protocol::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|_| ())
+        .ok();
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vix_protocol::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|_| ())
+        .ok();
+    let incoming = tls::incoming(listener, tls_config);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
+        .add_service(RegionServiceServer::new(RegionApi { context }))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+pub struct RegionApi<S> {
+    context: Arc<RegionContext<S>>,
+}
+
+/// The calling organisation, from its certificate: `(id, name)`.
+fn caller<S, T>(
+    context: &RegionContext<S>,
+    request: &Request<T>,
+) -> Result<(OrganisationId, String), RegionError> {
+    let identity = request
+        .extensions()
+        .get::<PeerInfo>()
+        .map(|info| info.identity.clone())
+        .ok_or_else(|| RegionError::PermissionDenied("no client certificate".into()))?
+        .map_err(|error| RegionError::PermissionDenied(error.to_string()))?;
+    match identity {
+        PeerIdentity::Organisation { id, name } if context.organisations.contains(&id) => {
+            Ok((id, name))
+        }
+        PeerIdentity::Organisation { .. } => Err(RegionError::PermissionDenied(
+            "this organisation is not served by this region".into(),
+        )),
+        PeerIdentity::Region(_) => Err(RegionError::PermissionDenied(
+            "region certificates may not use the region API".into(),
+        )),
+    }
+}
+
+/// Identifies what a registration asked for, so a reused request_id with other content is
+/// refused. Built from pseudonyms and contact only: it holds no BSN.
+fn request_fingerprint(input: &RegisterInput, subject_key: &crate::domain::SubjectKey) -> String {
+    let mut context = digest::Context::new(&digest::SHA256);
+    let requested = input
+        .requested_removal_date
+        .map(|date| date.to_string())
+        .unwrap_or_default();
+    for part in [
+        subject_key.to_stored().as_str(),
+        input.contact.professional_id(),
+        input.contact.name(),
+        input.contact.email(),
+        input.contact.phone().unwrap_or_default(),
+        requested.as_str(),
+    ] {
+        context.update(part.as_bytes());
+        context.update(&[0]);
+    }
+    hex::encode(context.finish())
+}
+
+impl<S: SignalStore> RegionApi<S> {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterSignalRequest>,
+    ) -> Result<pb::RegisterSignalResponse, RegionError> {
+        let context = &self.context;
+        let (organisation_id, organisation_name) = caller(context, &request)?;
+        let now = context.clock.now();
+        let today = crate::domain::clock::local_date(now);
+        let input = convert::parse_register(request.get_ref(), today)?;
+
+        let pseudonymiser = &context.pseudonymiser;
+        let (subject_key, family_keys, birth_date) = match &input.youth {
+            Youth::Bsn(bsn) => {
+                let person = context.registry.lookup(bsn)?.ok_or(RegionError::NotFound(
+                    "no person with this BSN in the person registry",
+                ))?;
+                if person.death_date.is_some() {
+                    return Err(RegionError::FailedPrecondition(
+                        "the person registry records this youth as deceased".into(),
+                    ));
+                }
+                let birth_date = person.birth_date.ok_or_else(|| {
+                    RegionError::FailedPrecondition(
+                        "the person registry has no birth date for this youth".into(),
+                    )
+                })?;
+                check_youth(birth_date, today)
+                    .map_err(|error| RegionError::FailedPrecondition(error.to_string()))?;
+                let mut family_keys: Vec<_> = person
+                    .parents
+                    .iter()
+                    .map(|parent| pseudonymiser.family_key(parent))
+                    .collect();
+                family_keys.sort_unstable();
+                family_keys.dedup();
+                (pseudonymiser.subject_key(bsn), family_keys, birth_date)
+            }
+            Youth::Alt { id, birth_date } => {
+                (pseudonymiser.alt_subject_key(id), Vec::new(), *birth_date)
+            }
+        };
+
+        let new = NewSignal {
+            signal_id: SignalId::generate(),
+            request_fingerprint: request_fingerprint(&input, &subject_key),
+            request_id: input.request_id,
+            organisation_id,
+            organisation_name,
+            contact: input.contact,
+            subject_key,
+            family_keys,
+            birth_date,
+            registered_at: now,
+            planned_removal_date: input.planned_removal_date,
+        };
+        let (signal, replayed) = match context.store.register(new).await? {
+            Registered::Created { signal, notices } => {
+                tracing::info!(signal_id = %signal.signal_id, notices, "signal registered");
+                (signal, false)
+            }
+            Registered::Replayed(signal) => {
+                tracing::info!(signal_id = %signal.signal_id, "registration replayed");
+                (signal, true)
+            }
+        };
+        Ok(pb::RegisterSignalResponse {
+            signal: Some(convert::signal_to_pb(&signal)),
+            replayed,
+        })
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetSignalRequest>,
+    ) -> Result<pb::GetSignalResponse, RegionError> {
+        let (organisation_id, _) = caller(&self.context, &request)?;
+        let signal_id = convert::parse_signal_id(&request.get_ref().signal_id)?;
+        let signal = self
+            .context
+            .store
+            .signal(signal_id)
+            .await?
+            .ok_or(RegionError::NotFound("no such signal"))?;
+        if signal.organisation_id != organisation_id {
+            return Err(crate::store::StoreError::NotOwner.into());
+        }
+        Ok(pb::GetSignalResponse {
+            signal: Some(convert::signal_to_pb(&signal)),
+        })
+    }
+
+    async fn list_matches(
+        &self,
+        request: Request<pb::ListMatchesRequest>,
+    ) -> Result<pb::ListMatchesResponse, RegionError> {
+        let (organisation_id, _) = caller(&self.context, &request)?;
+        let signal_id = match request.get_ref().signal_id.as_str() {
+            "" => None,
+            id => Some(convert::parse_signal_id(id)?),
+        };
+        let matches = self
+            .context
+            .store
+            .matches(&organisation_id, signal_id)
+            .await?;
+        tracing::info!(organisation_id = %organisation_id, count = matches.len(), "matches read");
+        Ok(pb::ListMatchesResponse {
+            matches: matches.iter().map(convert::match_to_pb).collect(),
+        })
+    }
+
+    async fn withdraw(
+        &self,
+        request: Request<pb::WithdrawSignalRequest>,
+    ) -> Result<pb::WithdrawSignalResponse, RegionError> {
+        let (organisation_id, _) = caller(&self.context, &request)?;
+        let (signal_id, reason) = convert::parse_withdraw(request.get_ref())?;
+        let now = self.context.clock.now();
+        let outcome = self
+            .context
+            .store
+            .withdraw(&organisation_id, signal_id, reason, now)
+            .await?;
+        tracing::info!(%signal_id, ?reason, "signal withdrawn");
+        Ok(match outcome {
+            Withdrawn::Deleted => pb::WithdrawSignalResponse {
+                signal: None,
+                deleted: true,
+            },
+            Withdrawn::Archived(signal) => pb::WithdrawSignalResponse {
+                signal: Some(convert::signal_to_pb(&signal)),
+                deleted: false,
+            },
+        })
+    }
+
+    async fn update(
+        &self,
+        request: Request<pb::UpdateSignalRequest>,
+    ) -> Result<pb::UpdateSignalResponse, RegionError> {
+        let (organisation_id, _) = caller(&self.context, &request)?;
+        let input = convert::parse_update(request.get_ref())?;
+        let now = self.context.clock.now();
+        let update = SignalUpdate {
+            contact: input.contact,
+            planned_removal_date: input.planned_removal_date,
+        };
+        let signal = self
+            .context
+            .store
+            .update(&organisation_id, input.signal_id, update, now)
+            .await?;
+        tracing::info!(signal_id = %signal.signal_id, revision = signal.revision.get(), "signal updated");
+        Ok(pb::UpdateSignalResponse {
+            signal: Some(convert::signal_to_pb(&signal)),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl<S: SignalStore> RegionService for RegionApi<S> {
+    async fn register_signal(
+        &self,
+        request: Request<pb::RegisterSignalRequest>,
+    ) -> Result<Response<pb::RegisterSignalResponse>, Status> {
+        Ok(Response::new(self.register(request).await?))
+    }
+
+    async fn get_signal(
+        &self,
+        request: Request<pb::GetSignalRequest>,
+    ) -> Result<Response<pb::GetSignalResponse>, Status> {
+        Ok(Response::new(self.get(request).await?))
+    }
+
+    async fn list_matches(
+        &self,
+        request: Request<pb::ListMatchesRequest>,
+    ) -> Result<Response<pb::ListMatchesResponse>, Status> {
+        Ok(Response::new(RegionApi::list_matches(self, request).await?))
+    }
+
+    async fn withdraw_signal(
+        &self,
+        request: Request<pb::WithdrawSignalRequest>,
+    ) -> Result<Response<pb::WithdrawSignalResponse>, Status> {
+        Ok(Response::new(self.withdraw(request).await?))
+    }
+
+    async fn update_signal(
+        &self,
+        request: Request<pb::UpdateSignalRequest>,
+    ) -> Result<Response<pb::UpdateSignalResponse>, Status> {
+        Ok(Response::new(self.update(request).await?))
+    }
+}
