@@ -1,4 +1,6 @@
 //! End-to-end tests: vix nodes over real mutual TLS on loopback. One binary for the workspace.
+// Test code: a failed unwrap is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod region_api;
 mod tls_refusals;

@@ -229,8 +229,6 @@ fn bad_inputs() -> Vec<BadInput> {
         ))
     };
     let bsn = |bsn: &str| Some(pb::register_signal_request::Youth::Bsn(bsn.into()));
-    let contact = |r: &mut pb::RegisterSignalRequest| r.professional.as_mut().unwrap().clone();
-    let _ = contact;
     vec![
         with("empty request_id", "request_id", &|r| r.request_id.clear()),
         with("request_id with a space", "request_id", &|r| {

@@ -67,7 +67,7 @@ pub enum Registered {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Withdrawn {
     Deleted,
-    Archived(StoredSignal),
+    Archived(Box<StoredSignal>),
 }
 
 /// A change to an active signal's contact and/or planned removal date.

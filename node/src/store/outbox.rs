@@ -16,7 +16,7 @@ use crate::domain::SignalState;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum OutboxEvent {
     /// The signal as it stands at `revision`.
-    Upsert(SignalSnapshot),
+    Upsert(Box<SignalSnapshot>),
     /// The signal is gone; the hub keeps a tombstone so a replay cannot revive it.
     Delete { signal_id: String, revision: u64 },
 }
@@ -41,7 +41,7 @@ pub struct SignalSnapshot {
 
 impl OutboxEvent {
     pub fn upsert(signal: &StoredSignal) -> Self {
-        Self::Upsert(SignalSnapshot {
+        Self::Upsert(Box::new(SignalSnapshot {
             signal_id: signal.signal_id.to_string(),
             revision: signal.revision.get(),
             subject_key: signal.subject_key.to_stored(),
@@ -60,7 +60,7 @@ impl OutboxEvent {
             }
             .to_owned(),
             inactive_since: signal.inactive_since,
-        })
+        }))
     }
 
     pub fn signal_id(&self) -> &str {

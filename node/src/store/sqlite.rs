@@ -220,7 +220,7 @@ impl SignalStore for SqliteStore {
                     ..current
                 };
                 save_revision(&mut tx, &archived, now).await?;
-                Withdrawn::Archived(archived)
+                Withdrawn::Archived(Box::new(archived))
             }
         };
         tx.commit().await?;
@@ -310,35 +310,53 @@ async fn load_family_keys(
         .collect()
 }
 
-/// Every signal on the node that shares the new signal's subject key or a family key.
+/// Every signal on the node that shares the new signal's subject key or a family key, in one
+/// query: a busy youth has many signals, and this runs inside the single writer's transaction.
 async fn load_candidates(
     tx: &mut Transaction<'static, Sqlite>,
     new: &StoredSignal,
     region_id: &RegionId,
 ) -> Result<Vec<MatchSignal>, StoreError> {
-    let mut ids: Vec<String> =
-        sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = ?")
-            .bind(new.subject_key.to_stored())
-            .fetch_all(&mut **tx)
-            .await?;
-    for key in &new.family_keys {
-        let more: Vec<String> =
-            sqlx::query_scalar("SELECT signal_id FROM signal_family_keys WHERE family_key = ?")
-                .bind(key.to_stored())
-                .fetch_all(&mut **tx)
-                .await?;
-        ids.extend(more);
+    // A youth has at most two BRP parents; a missing one binds NULL, which matches nothing.
+    let family_key = |index: usize| new.family_keys.get(index).map(FamilyKey::to_stored);
+    if new.family_keys.len() > 2 {
+        return Err(StoreError::Corrupt("more than two family keys"));
     }
-    ids.sort_unstable();
-    ids.dedup();
-    let mut candidates = Vec::with_capacity(ids.len());
-    for id in ids {
-        let signal = load_signal(tx, parse_signal_id(&id)?)
-            .await?
-            .ok_or(StoreError::Corrupt("signal_family_keys"))?;
-        candidates.push(match_signal(&signal, region_id));
-    }
-    Ok(candidates)
+    let rows = sqlx::query(
+        "SELECT s.signal_id, s.organisation_id, s.subject_key, s.state, s.registered_at, \
+                (SELECT group_concat(f.family_key, ' ') FROM signal_family_keys f \
+                 WHERE f.signal_id = s.signal_id) AS family_keys \
+         FROM signals s \
+         WHERE s.subject_key = ?1 \
+            OR s.signal_id IN (SELECT signal_id FROM signal_family_keys \
+                               WHERE family_key IN (?2, ?3))",
+    )
+    .bind(new.subject_key.to_stored())
+    .bind(family_key(0))
+    .bind(family_key(1))
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let family_keys = row
+                .try_get::<Option<String>, _>("family_keys")?
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(|key| {
+                    FamilyKey::parse_stored(key).map_err(|_| StoreError::Corrupt("family_key"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(MatchSignal {
+                signal_id: parse_signal_id(row.try_get("signal_id")?)?,
+                organisation_id: parse_org(row.try_get("organisation_id")?)?,
+                region_id: region_id.clone(),
+                subject_key: parse_subject(row.try_get("subject_key")?)?,
+                family_keys,
+                state: parse_state(row.try_get("state")?)?,
+                registered_at: parse_instant(row.try_get("registered_at")?)?,
+            })
+        })
+        .collect()
 }
 
 /// The pairs already told in which the new signal's organisation and youth take part: that is
