@@ -693,3 +693,66 @@ async fn an_update_changes_the_contact_and_only_moves_the_removal_date_earlier()
         &new_contact
     );
 }
+
+#[tokio::test]
+async fn no_bsn_is_stored_at_rest() {
+    let north = spawn_region("north").await;
+    register(
+        &north,
+        "jgz-north",
+        register_bsn("r1", YOUTH, jgz_contact()),
+    )
+    .await;
+    register(
+        &north,
+        "school-north",
+        register_bsn("r1", SIBLING, school_contact()),
+    )
+    .await;
+    let db = north.dir.path().join("region-north.sqlite");
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.clone().into_os_string();
+        path.push(suffix);
+        if let Ok(mut more) = std::fs::read(&path) {
+            bytes.append(&mut more);
+        }
+    }
+    assert!(bytes.len() > 4096, "the database files were read");
+    // The youths and their BRP parents (fixture: 999993562 and 999990937).
+    for bsn in [YOUTH, SIBLING, "999993562", "999990937"] {
+        let found = bytes
+            .windows(bsn.len())
+            .any(|window| window == bsn.as_bytes());
+        assert!(!found, "BSN {bsn} found in the database files");
+    }
+    // The contact is stored (it is what a match shows), so the scan can find what is there.
+    let email = b"a.dejong@jgz-noord.example.nl";
+    assert!(bytes.windows(email.len()).any(|window| window == email));
+}
+
+#[tokio::test]
+async fn concurrent_registrations_on_one_youth_notify_each_pair_once() {
+    let north = spawn_region("north").await;
+    let mut calls = Vec::new();
+    for n in 0..10 {
+        let (org, professional) = if n % 2 == 0 {
+            ("jgz-north", jgz_contact())
+        } else {
+            ("school-north", school_contact())
+        };
+        let mut client = north.client(org);
+        calls.push(tokio::spawn(async move {
+            client
+                .register_signal(register_bsn(&format!("c{n}"), YOUTH, professional))
+                .await
+                .unwrap()
+        }));
+    }
+    for call in calls {
+        call.await.unwrap();
+    }
+    assert_eq!(north.row_counts().await["signals"], 10);
+    assert_eq!(matches(&north, "jgz-north").await.len(), 1);
+    assert_eq!(matches(&north, "school-north").await.len(), 1);
+}

@@ -177,6 +177,6 @@ pub trait SignalStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<StoredSignal, StoreError>> + Send;
 
-    /// Events waiting for the hub, oldest first.
+    /// How many events wait for the hub: the forwarder's lag.
     fn outbox_len(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

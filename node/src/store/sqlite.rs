@@ -213,13 +213,14 @@ impl SignalStore for SqliteStore {
                 Withdrawn::Deleted
             }
             Withdrawal::Archive { inactive_since } => {
+                let previous = current.revision;
                 let archived = StoredSignal {
-                    revision: current.revision.next(),
+                    revision: previous.next(),
                     state: SignalState::Inactive,
                     inactive_since: Some(inactive_since),
                     ..current
                 };
-                save_revision(&mut tx, &archived, now).await?;
+                save_revision(&mut tx, previous, &archived, now).await?;
                 Withdrawn::Archived(Box::new(archived))
             }
         };
@@ -245,13 +246,14 @@ impl SignalStore for SqliteStore {
             }
             None => current.planned_removal_date,
         };
+        let previous = current.revision;
         let updated = StoredSignal {
-            revision: current.revision.next(),
+            revision: previous.next(),
             contact: update.contact.unwrap_or_else(|| current.contact.clone()),
             planned_removal_date,
             ..current
         };
-        save_revision(&mut tx, &updated, now).await?;
+        save_revision(&mut tx, previous, &updated, now).await?;
         tx.commit().await?;
         Ok(updated)
     }
@@ -438,9 +440,11 @@ async fn append_outbox(
     Ok(())
 }
 
-/// Writes a new revision of an existing signal and owes the hub an event for it.
+/// Writes `signal`, a new revision of a signal stored at `previous`, and owes the hub an event
+/// for it. The revision check makes a lost update impossible even if the single writer goes.
 async fn save_revision(
     tx: &mut Transaction<'static, Sqlite>,
+    previous: Revision,
     signal: &StoredSignal,
     now: Timestamp,
 ) -> Result<(), StoreError> {
@@ -459,9 +463,7 @@ async fn save_revision(
     .bind(signal.state.as_str())
     .bind(signal.inactive_since.map(|d| d.to_string()))
     .bind(signal.signal_id.to_string())
-    .bind(revision_to_db(
-        Revision::new(signal.revision.get() - 1).unwrap_or(Revision::FIRST),
-    ))
+    .bind(revision_to_db(previous))
     .execute(&mut **tx)
     .await?;
     if updated.rows_affected() != 1 {

@@ -206,7 +206,7 @@ async fn acknowledged_signals_survive_kill_9_and_nothing_is_half_written() {
         acked.len()
     );
 
-    let (_node, addr) = start_node(&config).await;
+    let (node, addr) = start_node(&config).await;
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| client(addr, pki.path(), org_of(i)))
         .collect();
@@ -308,5 +308,81 @@ async fn acknowledged_signals_survive_kill_9_and_nothing_is_half_written() {
         acked.len(),
         stored.len(),
         sent.len()
+    );
+    stop_gracefully(node).await;
+}
+
+/// Sends SIGTERM and expects a clean exit within a bound.
+async fn stop_gracefully(mut node: Child) {
+    let pid = node.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), node.wait())
+        .await
+        .expect("vix-node did not stop within 10 s of SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_node_cleanly() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), pki.path());
+    let (node, addr) = start_node(&config).await;
+    let mut jgz = client(addr, pki.path(), "jgz-north");
+    jgz.register_signal(request("before-stop", YOUTHS[0], 0))
+        .await
+        .unwrap();
+    stop_gracefully(node).await;
+}
+
+/// Runs `vix-node region` with `config` and `env`, expecting it to refuse to start.
+async fn refused_start(config: &Path, env: &[(&str, &str)]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
+        .arg("region")
+        .arg("--config")
+        .arg(config)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(START_TIME_MAX, output)
+        .await
+        .expect("vix-node with a bad configuration did not exit")
+        .unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_bad_configuration_stops_the_node_with_a_clear_error() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), pki.path());
+
+    let error = refused_start(&config, &[("VIX_REGION__LISTEN", "not-an-address")]).await;
+    assert!(error.contains("listen"), "{error}");
+
+    let error = refused_start(&config, &[("VIX_REGION__REGION_ID", "no spaces allowed")]).await;
+    assert!(error.contains("region_id"), "{error}");
+
+    let missing = dir.path().join("missing.key");
+    let error = refused_start(
+        &config,
+        &[("VIX_REGION__FEDERATION_KEY_FILE", missing.to_str().unwrap())],
+    )
+    .await;
+    assert!(error.contains("missing.key"), "{error}");
+
+    let error = refused_start(&dir.path().join("nonexistent.toml"), &[]).await;
+    assert!(error.contains("nonexistent.toml"), "{error}");
+    assert!(
+        !dir.path().join("north.sqlite").exists(),
+        "nothing was created"
     );
 }
