@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos = ["proto/vix/region/v1/region.proto"];
+    let protos = [
+        "proto/vix/region/v1/region.proto",
+        "proto/vix/federation/v1/federation.proto",
+    ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");
     }

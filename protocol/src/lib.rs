@@ -10,5 +10,13 @@ pub mod region {
     }
 }
 
+/// `vix.federation.v1`: region nodes and the national hub.
+pub mod federation {
+    pub mod v1 {
+        #![allow(clippy::all, unreachable_pub, unused_qualifications, missing_docs)]
+        tonic::include_proto!("vix.federation.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every vix service, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vix_descriptor");

@@ -114,6 +114,9 @@ async fn two_organisations_on_one_youth_each_see_one_match_with_the_others_conta
     assert_eq!(counterpart.signal_id, jgz.signal_id);
     assert_eq!(counterpart.professional.as_ref().unwrap(), &jgz_contact());
 
+    // One e-mail owed to each professional.
+    assert_eq!(north.row_counts().await["email_jobs"], 2);
+
     // No BSN anywhere in what the caller sees.
     assert!(!format!("{jgz_matches:?}{school_matches:?}").contains(YOUTH));
 }

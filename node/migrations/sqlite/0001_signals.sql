@@ -37,26 +37,53 @@ CREATE TABLE signal_family_keys (
 
 CREATE INDEX signal_family_keys_by_key ON signal_family_keys (family_key);
 
--- Notices found on this node: the recipient's owner is told about the counterpart signal.
--- Both are local for now, so deleting either signal removes the notice.
+-- Notices for this node's organisations: the recipient signal's owner is told about the
+-- counterpart signal. `source` says who found it: this node (both signals local) or the hub
+-- (counterpart in another region). A local counterpart is read live from `signals`; a remote
+-- one is the snapshot the hub sent. Deleting a signal deletes every notice naming it.
 CREATE TABLE notices (
-    notice_id                   TEXT PRIMARY KEY NOT NULL,
-    recipient_signal_id         TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,
-    recipient_organisation_id   TEXT NOT NULL,
-    recipient_subject_key       TEXT NOT NULL,
-    counterpart_signal_id       TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,
-    counterpart_organisation_id TEXT NOT NULL,
-    counterpart_subject_key     TEXT NOT NULL,
-    counterpart_region_id       TEXT NOT NULL,
-    match_type                  TEXT NOT NULL CHECK (match_type IN ('youth', 'family')),
-    kind                        TEXT NOT NULL CHECK (kind IN ('match', 'history')),
-    found_at                    INTEGER NOT NULL
+    notice_id                       TEXT PRIMARY KEY NOT NULL,
+    source                          TEXT NOT NULL CHECK (source IN ('node', 'hub')),
+    recipient_signal_id             TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,
+    recipient_organisation_id       TEXT NOT NULL,
+    recipient_subject_key           TEXT NOT NULL,
+    counterpart_signal_id           TEXT NOT NULL,
+    counterpart_organisation_id     TEXT NOT NULL,
+    counterpart_region_id           TEXT NOT NULL,
+    -- Local notices only: the pairs the node's match rule must not tell twice.
+    counterpart_subject_key         TEXT,
+    -- Hub notices only: the counterpart as the hub knew it.
+    counterpart_organisation_name   TEXT,
+    counterpart_professional_id     TEXT,
+    counterpart_professional_name   TEXT,
+    counterpart_professional_email  TEXT,
+    counterpart_professional_phone  TEXT,
+    counterpart_state               TEXT CHECK (counterpart_state IN ('active', 'inactive')),
+    match_type                      TEXT NOT NULL CHECK (match_type IN ('youth', 'family')),
+    kind                            TEXT NOT NULL CHECK (kind IN ('match', 'history')),
+    found_at                        INTEGER NOT NULL,
+    CHECK ((source = 'node') = (counterpart_subject_key IS NOT NULL)),
+    CHECK ((source = 'hub') = (counterpart_professional_email IS NOT NULL))
 ) STRICT;
 
 CREATE INDEX notices_by_recipient ON notices (recipient_organisation_id, recipient_subject_key);
 CREATE INDEX notices_by_counterpart ON notices (counterpart_organisation_id, counterpart_subject_key);
 CREATE INDEX notices_by_recipient_signal ON notices (recipient_signal_id);
 CREATE INDEX notices_by_counterpart_signal ON notices (counterpart_signal_id);
+
+-- One e-mail per notice to the recipient professional, sent by the e-mail outbox worker.
+CREATE TABLE email_jobs (
+    notice_id  TEXT PRIMARY KEY NOT NULL REFERENCES notices (notice_id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL
+) STRICT;
+
+-- How far this node has stored the hub's notice log: the stream resumes after this cursor.
+CREATE TABLE hub_cursor (
+    singleton INTEGER PRIMARY KEY NOT NULL CHECK (singleton = 1),
+    cursor    INTEGER NOT NULL CHECK (cursor >= 0)
+) STRICT;
+
+INSERT INTO hub_cursor (singleton, cursor) VALUES (1, 0);
 
 -- Signal events for the hub, drained in seq order by the forwarder. Each holds the signal's
 -- pseudonymous state at one revision (JSON), never a BSN, name of the youth or birth date.

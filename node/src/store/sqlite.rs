@@ -180,12 +180,23 @@ impl SignalStore for SqliteStore {
         organisation_id: &OrganisationId,
         signal_id: Option<SignalId>,
     ) -> Result<Vec<MatchView>, StoreError> {
+        // A local counterpart is shown as it stands now; a remote one as the hub sent it.
         let rows = sqlx::query(
             "SELECT n.notice_id, n.match_type, n.kind, n.recipient_signal_id, n.found_at, \
                     n.counterpart_signal_id, n.counterpart_organisation_id, \
-                    n.counterpart_region_id, c.organisation_name, c.professional_id, \
-                    c.professional_name, c.professional_email, c.professional_phone, c.state \
-             FROM notices n JOIN signals c ON c.signal_id = n.counterpart_signal_id \
+                    n.counterpart_region_id, \
+                    COALESCE(c.organisation_name, n.counterpart_organisation_name) \
+                        AS organisation_name, \
+                    COALESCE(c.professional_id, n.counterpart_professional_id) AS professional_id, \
+                    COALESCE(c.professional_name, n.counterpart_professional_name) \
+                        AS professional_name, \
+                    COALESCE(c.professional_email, n.counterpart_professional_email) \
+                        AS professional_email, \
+                    CASE WHEN c.signal_id IS NULL THEN n.counterpart_professional_phone \
+                         ELSE c.professional_phone END AS professional_phone, \
+                    COALESCE(c.state, n.counterpart_state) AS state \
+             FROM notices n LEFT JOIN signals c \
+                  ON n.source = 'node' AND c.signal_id = n.counterpart_signal_id \
              WHERE n.recipient_organisation_id = ?1 \
                AND (?2 IS NULL OR n.recipient_signal_id = ?2) \
              ORDER BY n.found_at, n.notice_id",
@@ -371,11 +382,14 @@ async fn load_told_pairs(
     let rows = sqlx::query(
         "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
                 counterpart_subject_key, match_type \
-         FROM notices WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
+         FROM notices \
+         WHERE source = 'node' AND recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
          UNION \
          SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
                 counterpart_subject_key, match_type \
-         FROM notices WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
+         FROM notices \
+         WHERE source = 'node' AND counterpart_organisation_id = ?1 \
+           AND counterpart_subject_key = ?2",
     )
     .bind(organisation_id.as_str())
     .bind(subject_key.to_stored())
@@ -397,30 +411,45 @@ async fn load_told_pairs(
         .collect()
 }
 
+/// Stores a notice found on this node, with the e-mail to its recipient.
 async fn insert_notice(
     tx: &mut Transaction<'static, Sqlite>,
     notice: &PlannedNotice,
     found_at: Timestamp,
 ) -> Result<(), StoreError> {
+    let notice_id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
-        "INSERT INTO notices (notice_id, recipient_signal_id, recipient_organisation_id, \
+        "INSERT INTO notices (notice_id, source, recipient_signal_id, recipient_organisation_id, \
              recipient_subject_key, counterpart_signal_id, counterpart_organisation_id, \
-             counterpart_subject_key, counterpart_region_id, match_type, kind, found_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             counterpart_region_id, counterpart_subject_key, match_type, kind, found_at) \
+         VALUES (?, 'node', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&notice_id)
     .bind(notice.recipient_signal_id.to_string())
     .bind(notice.recipient_organisation_id.as_str())
     .bind(notice.recipient_subject_key.to_stored())
     .bind(notice.counterpart_signal_id.to_string())
     .bind(notice.counterpart_organisation_id.as_str())
-    .bind(notice.counterpart_subject_key.to_stored())
     .bind(notice.counterpart_region_id.as_str())
+    .bind(notice.counterpart_subject_key.to_stored())
     .bind(notice.match_type.as_str())
     .bind(notice.kind.as_str())
     .bind(found_at.as_microsecond())
     .execute(&mut **tx)
     .await?;
+    insert_email_job(tx, &notice_id, found_at).await
+}
+
+async fn insert_email_job(
+    tx: &mut Transaction<'static, Sqlite>,
+    notice_id: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO email_jobs (notice_id, created_at) VALUES (?, ?)")
+        .bind(notice_id)
+        .bind(now.as_microsecond())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -480,7 +509,11 @@ async fn delete_signal(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let id = signal.signal_id.to_string();
-    // Notices cascade with the signal, both as recipient and as counterpart.
+    sqlx::query("DELETE FROM notices WHERE counterpart_signal_id = ?")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    // Notices to this signal (and their e-mail jobs) cascade with it.
     sqlx::query("DELETE FROM signals WHERE signal_id = ?")
         .bind(&id)
         .execute(&mut **tx)
@@ -596,7 +629,13 @@ fn parse_state(stored: &str) -> Result<SignalState, StoreError> {
 /// Counts rows per table: for tests that check that a refused request changed nothing.
 pub async fn row_counts(store: &SqliteStore) -> Result<HashMap<&'static str, i64>, StoreError> {
     let mut counts = HashMap::new();
-    for table in ["signals", "signal_family_keys", "notices", "outbox"] {
+    for table in [
+        "signals",
+        "signal_family_keys",
+        "notices",
+        "email_jobs",
+        "outbox",
+    ] {
         let count: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
                 .fetch_one(&store.reader)
