@@ -16,7 +16,10 @@ use crate::domain::{
     SignalState, SubjectKey, WithdrawReason,
 };
 
+pub mod hub;
+pub mod hub_sqlite;
 pub mod outbox;
+mod row;
 pub mod sqlite;
 
 /// A validated registration, ready to store.

@@ -7,11 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::civil::Date;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -19,6 +17,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::outbox::OutboxEvent;
+use super::row::{
+    contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
+    parse_subject, revision_to_db,
+};
 use super::{
     CounterpartView, MatchView, NewSignal, Registered, SignalStore, SignalUpdate, StoreError,
     StoredSignal, Withdrawn,
@@ -28,8 +30,8 @@ use crate::domain::matching::{
 };
 use crate::domain::signal::{self, Withdrawal};
 use crate::domain::{
-    FamilyKey, OrganisationId, ProfessionalContact, RegionId, Revision, SignalId, SignalState,
-    SubjectKey, WithdrawReason,
+    FamilyKey, OrganisationId, RegionId, Revision, SignalId, SignalState, SubjectKey,
+    WithdrawReason,
 };
 
 /// How long a caller waits for the single writer before the store answers `Busy`.
@@ -48,25 +50,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and runs the migrations.
     pub async fn open(path: &Path, region_id: RegionId) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(WRITE_WAIT_MAX)
-            .pragma("secure_delete", "ON");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(WRITE_WAIT_MAX)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS_MAX)
-            .acquire_timeout(WRITE_WAIT_MAX)
-            .connect_with(options.read_only(true))
-            .await?;
+        let (writer, reader) = open_pools(path, &sqlx::migrate!("./migrations/sqlite")).await?;
         Ok(Self {
             writer,
             reader,
@@ -78,6 +62,34 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// Opens a vix SQLite database: a single-connection writer pool (which runs `migrator`) and a
+/// read-only pool, both in WAL mode with `synchronous=FULL` and `secure_delete=ON`.
+pub(super) async fn open_pools(
+    path: &Path,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(WRITE_WAIT_MAX)
+        .pragma("secure_delete", "ON");
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(WRITE_WAIT_MAX)
+        .connect_with(options.clone())
+        .await?;
+    migrator.run(&writer).await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(READ_CONNECTIONS_MAX)
+        .acquire_timeout(WRITE_WAIT_MAX)
+        .connect_with(options.read_only(true))
+        .await?;
+    Ok((writer, reader))
 }
 
 const SIGNAL_COLUMNS: &str = "signal_id, revision, organisation_id, organisation_name, \
@@ -569,15 +581,6 @@ fn signal_from_row(
     })
 }
 
-fn contact_from_row(row: &SqliteRow) -> Result<ProfessionalContact, StoreError> {
-    Ok(ProfessionalContact::from_stored(
-        row.try_get("professional_id")?,
-        row.try_get("professional_name")?,
-        row.try_get("professional_email")?,
-        row.try_get("professional_phone")?,
-    ))
-}
-
 fn match_view(row: &SqliteRow) -> Result<MatchView, StoreError> {
     Ok(MatchView {
         notice_id: row.try_get("notice_id")?,
@@ -596,34 +599,6 @@ fn match_view(row: &SqliteRow) -> Result<MatchView, StoreError> {
                 .map_err(|_| StoreError::Corrupt("counterpart_region_id"))?,
         },
     })
-}
-
-fn revision_to_db(revision: Revision) -> i64 {
-    i64::try_from(revision.get()).unwrap_or(i64::MAX)
-}
-
-fn parse_signal_id(stored: &str) -> Result<SignalId, StoreError> {
-    SignalId::parse(stored).map_err(|_| StoreError::Corrupt("signal_id"))
-}
-
-fn parse_org(stored: &str) -> Result<OrganisationId, StoreError> {
-    OrganisationId::parse(stored).map_err(|_| StoreError::Corrupt("organisation_id"))
-}
-
-fn parse_subject(stored: &str) -> Result<SubjectKey, StoreError> {
-    SubjectKey::parse_stored(stored).map_err(|_| StoreError::Corrupt("subject_key"))
-}
-
-fn parse_date(stored: &str) -> Result<Date, StoreError> {
-    Date::from_str(stored).map_err(|_| StoreError::Corrupt("date"))
-}
-
-fn parse_instant(stored: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_microsecond(stored).map_err(|_| StoreError::Corrupt("instant"))
-}
-
-fn parse_state(stored: &str) -> Result<SignalState, StoreError> {
-    SignalState::parse(stored).ok_or(StoreError::Corrupt("state"))
 }
 
 /// Counts rows per table: for tests that check that a refused request changed nothing.

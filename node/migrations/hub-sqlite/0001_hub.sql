@@ -1,0 +1,72 @@
+-- The national hub: pseudonymous signals of every region, tombstones of deleted ones, and one
+-- notice log per region. No BSN, name, address or birth date (ARCHITECTURE.md invariant 1).
+-- Instants are microseconds since the Unix epoch (UTC); dates are YYYY-MM-DD text.
+
+CREATE TABLE signals (
+    signal_id            TEXT PRIMARY KEY NOT NULL,
+    region_id            TEXT NOT NULL,
+    revision             INTEGER NOT NULL CHECK (revision >= 1),
+    organisation_id      TEXT NOT NULL,
+    organisation_name    TEXT NOT NULL,
+    professional_id      TEXT NOT NULL,
+    professional_name    TEXT NOT NULL,
+    professional_email   TEXT NOT NULL,
+    professional_phone   TEXT,
+    subject_key          TEXT NOT NULL,
+    registered_at        INTEGER NOT NULL,
+    planned_removal_date TEXT NOT NULL,
+    state                TEXT NOT NULL CHECK (state IN ('active', 'inactive')),
+    inactive_since       TEXT,
+    CHECK ((state = 'active') = (inactive_since IS NULL))
+) STRICT;
+
+CREATE INDEX signals_by_subject ON signals (subject_key);
+
+CREATE TABLE signal_family_keys (
+    signal_id  TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,
+    family_key TEXT NOT NULL,
+    PRIMARY KEY (signal_id, family_key)
+) STRICT;
+
+CREATE INDEX signal_family_keys_by_key ON signal_family_keys (family_key);
+
+-- A deleted signal: enough to refuse a replay that would revive it, nothing more.
+CREATE TABLE tombstones (
+    signal_id TEXT PRIMARY KEY NOT NULL,
+    region_id TEXT NOT NULL,
+    revision  INTEGER NOT NULL
+) STRICT;
+
+-- Every region's notice log. `cursor` orders it; a region streams its own rows after the cursor
+-- it last stored. Recipient and counterpart subject keys make "nobody is told twice" checkable.
+CREATE TABLE notices (
+    cursor                          INTEGER PRIMARY KEY AUTOINCREMENT,
+    notice_id                       TEXT NOT NULL UNIQUE,
+    recipient_region_id             TEXT NOT NULL,
+    recipient_signal_id             TEXT NOT NULL,
+    recipient_organisation_id       TEXT NOT NULL,
+    recipient_subject_key           TEXT NOT NULL,
+    counterpart_signal_id           TEXT NOT NULL,
+    counterpart_region_id           TEXT NOT NULL,
+    counterpart_organisation_id     TEXT NOT NULL,
+    counterpart_subject_key         TEXT NOT NULL,
+    counterpart_organisation_name   TEXT NOT NULL,
+    counterpart_professional_id     TEXT NOT NULL,
+    counterpart_professional_name   TEXT NOT NULL,
+    counterpart_professional_email  TEXT NOT NULL,
+    counterpart_professional_phone  TEXT,
+    counterpart_state               TEXT NOT NULL CHECK (counterpart_state IN ('active', 'inactive')),
+    match_type                      TEXT NOT NULL CHECK (match_type IN ('youth', 'family')),
+    kind                            TEXT NOT NULL CHECK (kind IN ('match', 'history')),
+    found_at                        INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX notices_by_region ON notices (recipient_region_id, cursor);
+CREATE INDEX notices_by_recipient ON notices (recipient_organisation_id, recipient_subject_key);
+CREATE INDEX notices_by_counterpart ON notices (counterpart_organisation_id, counterpart_subject_key);
+
+-- How far each region has acknowledged its notice log.
+CREATE TABLE region_cursors (
+    region_id    TEXT PRIMARY KEY NOT NULL,
+    acked_cursor INTEGER NOT NULL CHECK (acked_cursor >= 0)
+) STRICT;

@@ -1,0 +1,106 @@
+//! The repository of the hub: every region's pseudonymous signals and the regions' notice logs.
+//! One trait, so a PostgreSQL implementation (several hub instances on one database) can stand
+//! beside [`super::hub_sqlite::HubSqliteStore`].
+
+use std::future::Future;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+use super::{CounterpartView, StoreError};
+use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::{
+    FamilyKey, OrganisationId, ProfessionalContact, RegionId, Revision, SignalId, SignalState,
+    SubjectKey,
+};
+
+/// A signal as the hub may know it: no BSN, no birth date, nothing about the youth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSignal {
+    pub organisation_id: OrganisationId,
+    pub organisation_name: String,
+    pub contact: ProfessionalContact,
+    pub subject_key: SubjectKey,
+    pub family_keys: Vec<FamilyKey>,
+    pub registered_at: Timestamp,
+    pub planned_removal_date: Date,
+    pub state: SignalState,
+    pub inactive_since: Option<Date>,
+}
+
+/// One validated event of a region's batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalEvent {
+    pub signal_id: SignalId,
+    pub revision: Revision,
+    /// `None`: the signal was deleted.
+    pub upsert: Option<HubSignal>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events that changed the hub.
+    pub applied: u32,
+    /// Replays and older revisions.
+    pub ignored: u32,
+    /// Notices added to any region's log.
+    pub notices: u32,
+}
+
+/// One entry of a region's notice log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedNotice {
+    pub cursor: u64,
+    pub notice_id: String,
+    pub match_type: MatchType,
+    pub kind: NoticeKind,
+    pub recipient_signal_id: SignalId,
+    pub recipient_organisation_id: OrganisationId,
+    pub found_at: Timestamp,
+    pub counterpart: CounterpartView,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubStoreError {
+    /// The batch names a signal that another region owns; nothing of it was applied.
+    #[error("event {index} names a signal of another region")]
+    NotOwner { index: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for HubStoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+pub trait HubStore: Send + Sync + 'static {
+    /// Applies `events` of `region_id` in order, in one transaction, matching every newly
+    /// registered active signal against the other regions' signals.
+    fn submit(
+        &self,
+        region_id: &RegionId,
+        events: Vec<SignalEvent>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<BatchOutcome, HubStoreError>> + Send;
+
+    /// Up to `limit` entries of `region_id`'s log after `after_cursor`, oldest first.
+    fn notices_after(
+        &self,
+        region_id: &RegionId,
+        after_cursor: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LoggedNotice>, StoreError>> + Send;
+
+    /// Records that `region_id` stored its log up to `cursor`; never moves backwards.
+    fn ack(
+        &self,
+        region_id: &RegionId,
+        cursor: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Notices in `region_id`'s log after its acknowledged cursor: that region's lag.
+    fn unacked(&self, region_id: &RegionId)
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
+}

@@ -1,0 +1,782 @@
+//! The hub's SQLite store. Like the node's: one writer connection (so batches are serialised and
+//! every pair of signals is compared in one order), WAL, `synchronous=FULL`, `secure_delete`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use jiff::Timestamp;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::hub::{BatchOutcome, HubSignal, HubStore, HubStoreError, LoggedNotice, SignalEvent};
+use super::row::{
+    contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
+    parse_subject, revision_to_db,
+};
+use super::sqlite::open_pools;
+use super::{CounterpartView, StoreError};
+use crate::domain::matching::{
+    MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
+};
+use crate::domain::{FamilyKey, RegionId, Revision, SignalId, SignalState};
+
+pub struct HubSqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl HubSqliteStore {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let (writer, reader) = open_pools(path, &sqlx::migrate!("./migrations/hub-sqlite")).await?;
+        Ok(Self { writer, reader })
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// A signal row with the region that owns it.
+struct StoredHubSignal {
+    signal_id: SignalId,
+    region_id: RegionId,
+    signal: HubSignal,
+}
+
+impl StoredHubSignal {
+    fn match_signal(&self) -> MatchSignal {
+        MatchSignal {
+            signal_id: self.signal_id,
+            organisation_id: self.signal.organisation_id.clone(),
+            region_id: self.region_id.clone(),
+            subject_key: self.signal.subject_key,
+            family_keys: self.signal.family_keys.clone(),
+            state: self.signal.state,
+            registered_at: self.signal.registered_at,
+        }
+    }
+}
+
+impl HubStore for HubSqliteStore {
+    async fn submit(
+        &self,
+        region_id: &RegionId,
+        events: Vec<SignalEvent>,
+        now: Timestamp,
+    ) -> Result<BatchOutcome, HubStoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut outcome = BatchOutcome::default();
+        for (index, event) in events.into_iter().enumerate() {
+            let id = event.signal_id.to_string();
+            let tombstone: Option<String> =
+                sqlx::query_scalar("SELECT region_id FROM tombstones WHERE signal_id = ?")
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let current =
+                sqlx::query("SELECT region_id, revision FROM signals WHERE signal_id = ?")
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let owner = match (&tombstone, &current) {
+                (Some(owner), _) => Some(owner.clone()),
+                (None, Some(row)) => Some(row.try_get::<String, _>("region_id")?),
+                (None, None) => None,
+            };
+            if owner
+                .as_deref()
+                .is_some_and(|owner| owner != region_id.as_str())
+            {
+                // Dropping the transaction rolls back what this batch already applied.
+                return Err(HubStoreError::NotOwner { index });
+            }
+            if tombstone.is_some() {
+                outcome.ignored += 1; // deleted is final: a replay cannot revive it
+                continue;
+            }
+            let current_revision = current
+                .as_ref()
+                .map(|row| row.try_get::<i64, _>("revision"))
+                .transpose()?;
+            if current_revision.is_some_and(|current| current >= revision_to_db(event.revision)) {
+                outcome.ignored += 1;
+                continue;
+            }
+            match event.upsert {
+                None => {
+                    delete_signal(&mut tx, region_id, event.signal_id, event.revision).await?;
+                }
+                Some(signal) if current_revision.is_some() => {
+                    update_signal(&mut tx, event.signal_id, event.revision, &signal).await?;
+                }
+                Some(signal) => {
+                    let new = StoredHubSignal {
+                        signal_id: event.signal_id,
+                        region_id: region_id.clone(),
+                        signal,
+                    };
+                    insert_signal(&mut tx, &new, event.revision).await?;
+                    outcome.notices += match_new_signal(&mut tx, &new, now).await?;
+                }
+            }
+            outcome.applied += 1;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn notices_after(
+        &self,
+        region_id: &RegionId,
+        after_cursor: u64,
+        limit: u32,
+    ) -> Result<Vec<LoggedNotice>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cursor, notice_id, match_type, kind, recipient_signal_id, \
+                    recipient_organisation_id, found_at, counterpart_signal_id, \
+                    counterpart_region_id, counterpart_organisation_id, \
+                    counterpart_organisation_name AS organisation_name, \
+                    counterpart_professional_id AS professional_id, \
+                    counterpart_professional_name AS professional_name, \
+                    counterpart_professional_email AS professional_email, \
+                    counterpart_professional_phone AS professional_phone, \
+                    counterpart_state \
+             FROM notices WHERE recipient_region_id = ? AND cursor > ? \
+             ORDER BY cursor LIMIT ?",
+        )
+        .bind(region_id.as_str())
+        .bind(i64::try_from(after_cursor).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(logged_notice).collect()
+    }
+
+    async fn ack(&self, region_id: &RegionId, cursor: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO region_cursors (region_id, acked_cursor) VALUES (?1, ?2) \
+             ON CONFLICT (region_id) DO UPDATE \
+             SET acked_cursor = MAX(acked_cursor, excluded.acked_cursor)",
+        )
+        .bind(region_id.as_str())
+        .bind(i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn unacked(&self, region_id: &RegionId) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notices WHERE recipient_region_id = ?1 AND cursor > \
+             COALESCE((SELECT acked_cursor FROM region_cursors WHERE region_id = ?1), 0)",
+        )
+        .bind(region_id.as_str())
+        .fetch_one(&self.reader)
+        .await?;
+        u64::try_from(count).map_err(|_| StoreError::Corrupt("notices"))
+    }
+}
+
+async fn insert_signal(
+    tx: &mut Transaction<'static, Sqlite>,
+    new: &StoredHubSignal,
+    revision: Revision,
+) -> Result<(), StoreError> {
+    let signal = &new.signal;
+    sqlx::query(
+        "INSERT INTO signals (signal_id, region_id, revision, organisation_id, \
+             organisation_name, professional_id, professional_name, professional_email, \
+             professional_phone, subject_key, registered_at, planned_removal_date, state, \
+             inactive_since) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new.signal_id.to_string())
+    .bind(new.region_id.as_str())
+    .bind(revision_to_db(revision))
+    .bind(signal.organisation_id.as_str())
+    .bind(&signal.organisation_name)
+    .bind(signal.contact.professional_id())
+    .bind(signal.contact.name())
+    .bind(signal.contact.email())
+    .bind(signal.contact.phone())
+    .bind(signal.subject_key.to_stored())
+    .bind(signal.registered_at.as_microsecond())
+    .bind(signal.planned_removal_date.to_string())
+    .bind(signal.state.as_str())
+    .bind(signal.inactive_since.map(|d| d.to_string()))
+    .execute(&mut **tx)
+    .await?;
+    for key in &signal.family_keys {
+        sqlx::query("INSERT INTO signal_family_keys (signal_id, family_key) VALUES (?, ?)")
+            .bind(new.signal_id.to_string())
+            .bind(key.to_stored())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A newer revision of a known signal. Keys and registration never change; no matching
+/// (DOMAIN.md section 5: only a newly registered signal matches).
+async fn update_signal(
+    tx: &mut Transaction<'static, Sqlite>,
+    signal_id: SignalId,
+    revision: Revision,
+    signal: &HubSignal,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE signals SET revision = ?, organisation_name = ?, professional_id = ?, \
+             professional_name = ?, professional_email = ?, professional_phone = ?, \
+             planned_removal_date = ?, state = ?, inactive_since = ? \
+         WHERE signal_id = ?",
+    )
+    .bind(revision_to_db(revision))
+    .bind(&signal.organisation_name)
+    .bind(signal.contact.professional_id())
+    .bind(signal.contact.name())
+    .bind(signal.contact.email())
+    .bind(signal.contact.phone())
+    .bind(signal.planned_removal_date.to_string())
+    .bind(signal.state.as_str())
+    .bind(signal.inactive_since.map(|d| d.to_string()))
+    .bind(signal_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn delete_signal(
+    tx: &mut Transaction<'static, Sqlite>,
+    region_id: &RegionId,
+    signal_id: SignalId,
+    revision: Revision,
+) -> Result<(), StoreError> {
+    let id = signal_id.to_string();
+    sqlx::query("DELETE FROM signals WHERE signal_id = ?")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO tombstones (signal_id, region_id, revision) VALUES (?, ?, ?)")
+        .bind(&id)
+        .bind(region_id.as_str())
+        .bind(revision_to_db(revision))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The match rule across regions for a newly registered signal; returns the notices written.
+async fn match_new_signal(
+    tx: &mut Transaction<'static, Sqlite>,
+    new: &StoredHubSignal,
+    now: Timestamp,
+) -> Result<u32, StoreError> {
+    if new.signal.state != SignalState::Active {
+        return Ok(0);
+    }
+    let candidates = load_candidates(tx, &new.signal).await?;
+    let told = load_told_pairs(tx, new).await?;
+    let others: Vec<MatchSignal> = candidates
+        .iter()
+        .map(StoredHubSignal::match_signal)
+        .collect();
+    let plan = plan_notices(
+        &new.match_signal(),
+        &others,
+        &told,
+        MatchScope::AcrossRegions(&new.region_id),
+    );
+    let by_id: HashMap<SignalId, &StoredHubSignal> = candidates
+        .iter()
+        .map(|candidate| (candidate.signal_id, candidate))
+        .chain([(new.signal_id, new)])
+        .collect();
+    let mut written = 0;
+    for notice in &plan {
+        let (Some(recipient), Some(counterpart)) = (
+            by_id.get(&notice.recipient_signal_id),
+            by_id.get(&notice.counterpart_signal_id),
+        ) else {
+            return Err(StoreError::Corrupt(
+                "planned notice names an unknown signal",
+            ));
+        };
+        insert_notice(tx, notice, recipient, counterpart, now).await?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+async fn load_candidates(
+    tx: &mut Transaction<'static, Sqlite>,
+    new: &HubSignal,
+) -> Result<Vec<StoredHubSignal>, StoreError> {
+    if new.family_keys.len() > 2 {
+        return Err(StoreError::Corrupt("more than two family keys"));
+    }
+    let family_key = |index: usize| new.family_keys.get(index).map(FamilyKey::to_stored);
+    let rows = sqlx::query(
+        "SELECT s.*, \
+                (SELECT group_concat(f.family_key, ' ') FROM signal_family_keys f \
+                 WHERE f.signal_id = s.signal_id) AS family_keys \
+         FROM signals s \
+         WHERE s.subject_key = ?1 \
+            OR s.signal_id IN (SELECT signal_id FROM signal_family_keys \
+                               WHERE family_key IN (?2, ?3))",
+    )
+    .bind(new.subject_key.to_stored())
+    .bind(family_key(0))
+    .bind(family_key(1))
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(stored_signal).collect()
+}
+
+fn stored_signal(row: &SqliteRow) -> Result<StoredHubSignal, StoreError> {
+    let family_keys = row
+        .try_get::<Option<String>, _>("family_keys")?
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|key| FamilyKey::parse_stored(key).map_err(|_| StoreError::Corrupt("family_key")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StoredHubSignal {
+        signal_id: parse_signal_id(row.try_get("signal_id")?)?,
+        region_id: parse_region(row.try_get("region_id")?)?,
+        signal: HubSignal {
+            organisation_id: parse_org(row.try_get("organisation_id")?)?,
+            organisation_name: row.try_get("organisation_name")?,
+            contact: contact_from_row(row)?,
+            subject_key: parse_subject(row.try_get("subject_key")?)?,
+            family_keys,
+            registered_at: parse_instant(row.try_get("registered_at")?)?,
+            planned_removal_date: parse_date(row.try_get("planned_removal_date")?)?,
+            state: parse_state(row.try_get("state")?)?,
+            inactive_since: row
+                .try_get::<Option<String>, _>("inactive_since")?
+                .as_deref()
+                .map(parse_date)
+                .transpose()?,
+        },
+    })
+}
+
+/// Pairs already told that involve the new signal's organisation and youth.
+async fn load_told_pairs(
+    tx: &mut Transaction<'static, Sqlite>,
+    new: &StoredHubSignal,
+) -> Result<HashSet<ToldPair>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
+                counterpart_subject_key, match_type \
+         FROM notices WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
+         UNION \
+         SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
+                counterpart_subject_key, match_type \
+         FROM notices WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
+    )
+    .bind(new.signal.organisation_id.as_str())
+    .bind(new.signal.subject_key.to_stored())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ToldPair {
+                recipient_organisation_id: parse_org(row.try_get("recipient_organisation_id")?)?,
+                recipient_subject_key: parse_subject(row.try_get("recipient_subject_key")?)?,
+                counterpart_organisation_id: parse_org(
+                    row.try_get("counterpart_organisation_id")?,
+                )?,
+                counterpart_subject_key: parse_subject(row.try_get("counterpart_subject_key")?)?,
+                match_type: MatchType::parse(row.try_get("match_type")?)
+                    .ok_or(StoreError::Corrupt("match_type"))?,
+            })
+        })
+        .collect()
+}
+
+async fn insert_notice(
+    tx: &mut Transaction<'static, Sqlite>,
+    notice: &PlannedNotice,
+    recipient: &StoredHubSignal,
+    counterpart: &StoredHubSignal,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let shown = &counterpart.signal;
+    sqlx::query(
+        "INSERT INTO notices (notice_id, recipient_region_id, recipient_signal_id, \
+             recipient_organisation_id, recipient_subject_key, counterpart_signal_id, \
+             counterpart_region_id, counterpart_organisation_id, counterpart_subject_key, \
+             counterpart_organisation_name, counterpart_professional_id, \
+             counterpart_professional_name, counterpart_professional_email, \
+             counterpart_professional_phone, counterpart_state, match_type, kind, found_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(recipient.region_id.as_str())
+    .bind(notice.recipient_signal_id.to_string())
+    .bind(notice.recipient_organisation_id.as_str())
+    .bind(notice.recipient_subject_key.to_stored())
+    .bind(notice.counterpart_signal_id.to_string())
+    .bind(counterpart.region_id.as_str())
+    .bind(notice.counterpart_organisation_id.as_str())
+    .bind(notice.counterpart_subject_key.to_stored())
+    .bind(&shown.organisation_name)
+    .bind(shown.contact.professional_id())
+    .bind(shown.contact.name())
+    .bind(shown.contact.email())
+    .bind(shown.contact.phone())
+    .bind(shown.state.as_str())
+    .bind(notice.match_type.as_str())
+    .bind(notice.kind.as_str())
+    .bind(now.as_microsecond())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn logged_notice(row: &SqliteRow) -> Result<LoggedNotice, StoreError> {
+    let cursor: i64 = row.try_get("cursor")?;
+    Ok(LoggedNotice {
+        cursor: u64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?,
+        notice_id: row.try_get("notice_id")?,
+        match_type: MatchType::parse(row.try_get("match_type")?)
+            .ok_or(StoreError::Corrupt("match_type"))?,
+        kind: NoticeKind::parse(row.try_get("kind")?).ok_or(StoreError::Corrupt("kind"))?,
+        recipient_signal_id: parse_signal_id(row.try_get("recipient_signal_id")?)?,
+        recipient_organisation_id: parse_org(row.try_get("recipient_organisation_id")?)?,
+        found_at: parse_instant(row.try_get("found_at")?)?,
+        counterpart: CounterpartView {
+            organisation_id: parse_org(row.try_get("counterpart_organisation_id")?)?,
+            organisation_name: row.try_get("organisation_name")?,
+            contact: contact_from_row(row)?,
+            signal_id: parse_signal_id(row.try_get("counterpart_signal_id")?)?,
+            state: parse_state(row.try_get("counterpart_state")?)?,
+            region_id: parse_region(row.try_get("counterpart_region_id")?)?,
+        },
+    })
+}
+
+fn parse_region(stored: &str) -> Result<RegionId, StoreError> {
+    RegionId::parse(stored).map_err(|_| StoreError::Corrupt("region_id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::contact::ContactInput;
+    use crate::domain::{
+        KeyVersion, OrganisationId, ProfessionalContact, SubjectKey, ValidationErrors,
+    };
+
+    fn region(id: &str) -> RegionId {
+        RegionId::parse(id).unwrap()
+    }
+
+    fn signal(org: &str, youth: u8, parents: &[u8], state: SignalState) -> HubSignal {
+        let v1 = KeyVersion::new(1).unwrap();
+        let mut errors = ValidationErrors::new();
+        let contact = ProfessionalContact::parse(
+            ContactInput {
+                professional_id: "p1",
+                name: &format!("Professional of {org}"),
+                email: &format!("p1@{org}.example.nl"),
+                phone: "",
+            },
+            "professional",
+            &mut errors,
+        )
+        .unwrap();
+        HubSignal {
+            organisation_id: OrganisationId::parse(org).unwrap(),
+            organisation_name: org.to_uppercase(),
+            contact,
+            subject_key: SubjectKey::new(v1, [youth; 32]),
+            family_keys: parents
+                .iter()
+                .map(|p| FamilyKey::new(v1, [*p; 32]))
+                .collect(),
+            registered_at: "2026-11-25T10:00:00Z".parse().unwrap(),
+            planned_removal_date: jiff::civil::date(2028, 11, 25),
+            state,
+            inactive_since: (state == SignalState::Inactive)
+                .then(|| jiff::civil::date(2026, 11, 25)),
+        }
+    }
+
+    fn upsert(id: SignalId, revision: u64, signal: HubSignal) -> SignalEvent {
+        SignalEvent {
+            signal_id: id,
+            revision: Revision::new(revision).unwrap(),
+            upsert: Some(signal),
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, HubSqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HubSqliteStore::open(&dir.path().join("hub.sqlite"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn now() -> Timestamp {
+        "2026-11-25T12:00:00Z".parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_cross_region_youth_match_logs_one_notice_for_each_region() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        let a = SignalId::generate();
+        let b = SignalId::generate();
+        store
+            .submit(
+                &north,
+                vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+        let outcome = store
+            .submit(
+                &south,
+                vec![upsert(b, 1, signal("school", 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            BatchOutcome {
+                applied: 1,
+                ignored: 0,
+                notices: 2
+            }
+        );
+        let to_north = store.notices_after(&north, 0, 100).await.unwrap();
+        assert_eq!(to_north.len(), 1);
+        assert_eq!(to_north[0].recipient_signal_id, a);
+        assert_eq!(to_north[0].counterpart.signal_id, b);
+        assert_eq!(to_north[0].counterpart.region_id, south);
+        assert_eq!(
+            to_north[0].counterpart.contact.email(),
+            "p1@school.example.nl"
+        );
+        let to_south = store.notices_after(&south, 0, 100).await.unwrap();
+        assert_eq!(to_south.len(), 1);
+        assert_eq!(to_south[0].counterpart.signal_id, a);
+        // Cursors only move forward.
+        assert!(
+            store
+                .notices_after(&north, to_north[0].cursor, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn same_region_pairs_are_left_to_the_node() {
+        let (_dir, store) = store().await;
+        let north = region("north");
+        store
+            .submit(
+                &north,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("gp", 1, &[7], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        let outcome = store
+            .submit(
+                &north,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("school", 2, &[7], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.notices, 0);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_batch_has_one_effect_and_the_latest_revision_wins() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        let a = SignalId::generate();
+        let mut archived = signal("gp", 1, &[], SignalState::Inactive);
+        archived.planned_removal_date = jiff::civil::date(2027, 1, 1);
+        let batch = vec![
+            upsert(a, 1, signal("gp", 1, &[], SignalState::Active)),
+            upsert(a, 2, archived.clone()),
+        ];
+        assert_eq!(
+            store
+                .submit(&north, batch.clone(), now())
+                .await
+                .unwrap()
+                .applied,
+            2
+        );
+        let again = store.submit(&north, batch, now()).await.unwrap();
+        assert_eq!(
+            again,
+            BatchOutcome {
+                applied: 0,
+                ignored: 2,
+                notices: 0
+            }
+        );
+        // An old revision arriving late changes nothing.
+        let late = store
+            .submit(
+                &north,
+                vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(late.ignored, 1);
+        // A new party sees revision 2: inactive, so a one-sided history notice.
+        store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("school", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        let to_south = store.notices_after(&south, 0, 10).await.unwrap();
+        assert_eq!(to_south.len(), 1);
+        assert_eq!(to_south[0].kind, NoticeKind::History);
+        assert_eq!(to_south[0].counterpart.state, SignalState::Inactive);
+        assert!(store.notices_after(&north, 0, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_region_cannot_write_another_regions_signal_and_the_batch_is_rolled_back() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        let a = SignalId::generate();
+        store
+            .submit(
+                &north,
+                vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+        let b = SignalId::generate();
+        let error = store
+            .submit(
+                &south,
+                vec![
+                    upsert(b, 1, signal("school", 1, &[], SignalState::Active)),
+                    upsert(a, 2, signal("school", 1, &[], SignalState::Inactive)),
+                ],
+                now(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(error, HubStoreError::NotOwner { index: 1 }));
+        assert!(
+            store.notices_after(&north, 0, 10).await.unwrap().is_empty(),
+            "b was rolled back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_signal_is_not_revived_by_a_replay() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        let a = SignalId::generate();
+        let delete = SignalEvent {
+            signal_id: a,
+            revision: Revision::new(2).unwrap(),
+            upsert: None,
+        };
+        store
+            .submit(
+                &north,
+                vec![
+                    upsert(a, 1, signal("gp", 1, &[], SignalState::Active)),
+                    delete,
+                ],
+                now(),
+            )
+            .await
+            .unwrap();
+        let replay = store
+            .submit(
+                &north,
+                vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(replay.ignored, 1);
+        store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("school", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert!(store.notices_after(&south, 0, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn acknowledgements_never_move_backwards() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        store
+            .submit(
+                &north,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("gp", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        for org in ["school", "care"] {
+            store
+                .submit(
+                    &south,
+                    vec![upsert(
+                        SignalId::generate(),
+                        1,
+                        signal(org, 1, &[], SignalState::Active),
+                    )],
+                    now(),
+                )
+                .await
+                .unwrap();
+        }
+        let log = store.notices_after(&north, 0, 10).await.unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(store.unacked(&north).await.unwrap(), 2);
+        store.ack(&north, log[1].cursor).await.unwrap();
+        store.ack(&north, log[0].cursor).await.unwrap();
+        assert_eq!(store.unacked(&north).await.unwrap(), 0);
+    }
+}

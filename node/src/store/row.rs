@@ -1,0 +1,51 @@
+//! Reading stored values back into domain types. A value the domain refuses means the database
+//! was changed behind vix's back: that is `StoreError::Corrupt`, never a panic.
+
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::StoreError;
+use crate::domain::{
+    OrganisationId, ProfessionalContact, Revision, SignalId, SignalState, SubjectKey,
+};
+
+pub(super) fn revision_to_db(revision: Revision) -> i64 {
+    i64::try_from(revision.get()).unwrap_or(i64::MAX)
+}
+
+pub(super) fn parse_signal_id(stored: &str) -> Result<SignalId, StoreError> {
+    SignalId::parse(stored).map_err(|_| StoreError::Corrupt("signal_id"))
+}
+
+pub(super) fn parse_org(stored: &str) -> Result<OrganisationId, StoreError> {
+    OrganisationId::parse(stored).map_err(|_| StoreError::Corrupt("organisation_id"))
+}
+
+pub(super) fn parse_subject(stored: &str) -> Result<SubjectKey, StoreError> {
+    SubjectKey::parse_stored(stored).map_err(|_| StoreError::Corrupt("subject_key"))
+}
+
+pub(super) fn parse_date(stored: &str) -> Result<Date, StoreError> {
+    Date::from_str(stored).map_err(|_| StoreError::Corrupt("date"))
+}
+
+pub(super) fn parse_instant(stored: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(stored).map_err(|_| StoreError::Corrupt("instant"))
+}
+
+pub(super) fn parse_state(stored: &str) -> Result<SignalState, StoreError> {
+    SignalState::parse(stored).ok_or(StoreError::Corrupt("state"))
+}
+
+pub(super) fn contact_from_row(row: &SqliteRow) -> Result<ProfessionalContact, StoreError> {
+    Ok(ProfessionalContact::from_stored(
+        row.try_get("professional_id")?,
+        row.try_get("professional_name")?,
+        row.try_get("professional_email")?,
+        row.try_get("professional_phone")?,
+    ))
+}
