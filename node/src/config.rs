@@ -17,6 +17,32 @@ pub struct Settings {
     pub log: LogSettings,
     /// Present when this process may run as a region node.
     pub region: Option<RegionSettings>,
+    /// Present when this process may run as the hub.
+    pub hub: Option<HubSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSettings {
+    /// Address of the federation API (mutual TLS).
+    pub listen: SocketAddr,
+    /// The SQLite database file; created with its folder on first start.
+    pub database: PathBuf,
+    /// Region ids (from `urn:vix:region:<id>`) of the federation.
+    pub regions: Vec<String>,
+    pub tls: TlsFiles,
+}
+
+/// How a region node reaches the hub. Without it the node runs alone and its outbox waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubLink {
+    /// The hub's address.
+    pub address: SocketAddr,
+    /// The name the hub's server certificate must carry.
+    pub server_name: String,
+    /// This region's client certificate (`urn:vix:region:<id>`) and the federation CA.
+    pub tls: TlsFiles,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +87,8 @@ pub struct RegionSettings {
     /// Organisation ids (from `urn:vix:org:<id>`) that this region serves.
     pub organisations: Vec<String>,
     pub tls: TlsFiles,
+    /// The national hub; absent for a region that runs alone.
+    pub hub: Option<HubLink>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod domain;
+pub mod hub;
 pub mod person_registry;
 pub mod pseudonym;
+mod reflection;
 pub mod region;
 pub mod startup;
 pub mod store;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vix_node::domain::SystemClock;
-use vix_node::startup::RegionNode;
+use vix_node::startup::{HubNode, RegionNode};
 use vix_node::{config, telemetry};
 
 #[derive(Debug, Parser)]
@@ -22,6 +22,12 @@ enum Role {
     /// Run a region node: the region API for organisations, on SQLite.
     Region {
         /// TOML configuration file; `VIX_` variables override it (`VIX_REGION__LISTEN`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the national hub: the federation API for the region nodes, on SQLite.
+    Hub {
+        /// TOML configuration file; `VIX_` variables override it (`VIX_HUB__LISTEN`).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -41,6 +47,18 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(region.listen)
                 .await
                 .with_context(|| format!("binding {}", region.listen))?;
+            node.run(listener, shutdown_signal()).await
+        }
+        Role::Hub { config } => {
+            let settings = config::load(config.as_deref(), std::env::vars())?;
+            telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());
+            let hub = settings
+                .hub
+                .context("the configuration has no [hub] section")?;
+            let node = HubNode::build(&hub, Arc::new(SystemClock)).await?;
+            let listener = tokio::net::TcpListener::bind(hub.listen)
+                .await
+                .with_context(|| format!("binding {}", hub.listen))?;
             node.run(listener, shutdown_signal()).await
         }
     }

@@ -1,5 +1,5 @@
-//! Builds a runnable region node from its settings: every file is read and checked here, so a
-//! bad configuration stops the process at start-up with a clear error, before it listens.
+//! Builds runnable nodes from their settings: every file is read and checked here, so a bad
+//! configuration stops the process at start-up with a clear error, before it listens.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -7,20 +7,37 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use vix_protocol::federation::v1::federation_service_server::FederationService;
 
-use crate::config::RegionSettings;
+use crate::config::{HubSettings, RegionSettings};
 use crate::domain::clock::Clock;
 use crate::domain::{KeyVersion, OrganisationId, RegionId};
+use crate::hub::{self, HubApi, HubContext};
 use crate::person_registry::JsonPersonRegistry;
 use crate::pseudonym::HmacPseudonymiser;
+use crate::region::forwarder::Forwarder;
+use crate::region::notice_consumer::NoticeConsumer;
 use crate::region::{self, RegionContext};
+use crate::store::hub_sqlite::HubSqliteStore;
 use crate::store::sqlite::SqliteStore;
 use crate::tls;
+
+fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+    }
+    Ok(())
+}
 
 /// A region node that has opened its store and loaded its keys, ready to serve.
 pub struct RegionNode {
     context: Arc<RegionContext<SqliteStore>>,
     tls: Arc<rustls::ServerConfig>,
+    /// The hub connection (connects lazily); `None` for a region running alone.
+    hub: Option<Channel>,
 }
 
 impl RegionNode {
@@ -42,14 +59,17 @@ impl RegionNode {
         let pseudonymiser = HmacPseudonymiser::from_file(&settings.federation_key_file, version)?;
         let registry = JsonPersonRegistry::from_file(&settings.person_registry_file)?;
         let tls = tls::server_config(&settings.tls).context("region.tls")?;
-        if let Some(folder) = settings
-            .database
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(folder)
-                .with_context(|| format!("creating {}", folder.display()))?;
-        }
+        let hub = match &settings.hub {
+            None => None,
+            Some(link) => {
+                let client = tls::client_config(&link.tls).context("region.hub.tls")?;
+                Some(
+                    tls::channel(link.address, &link.server_name, client)
+                        .context("region.hub.server_name")?,
+                )
+            }
+        };
+        create_parent(&settings.database)?;
         let store = SqliteStore::open(&settings.database, region_id.clone())
             .await
             .with_context(|| format!("opening {}", settings.database.display()))?;
@@ -57,6 +77,7 @@ impl RegionNode {
             %region_id,
             persons = registry.len(),
             organisations = organisations.len(),
+            hub = hub.is_some(),
             "region node ready"
         );
         Ok(Self {
@@ -67,8 +88,11 @@ impl RegionNode {
                 pseudonymiser: Arc::new(pseudonymiser),
                 clock,
                 organisations,
+                outbox_ready: Arc::default(),
+                notices_stored: watch::Sender::new(0),
             }),
             tls,
+            hub,
         })
     }
 
@@ -76,17 +100,104 @@ impl RegionNode {
         &self.context
     }
 
-    /// Serves on `listener` until `shutdown`, then closes the store.
+    /// Serves on `listener`, and runs the forwarder and the notice consumer when a hub is
+    /// configured, until `shutdown`; then stops the workers and closes the store.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
+        let (stop, stopping) = watch::channel(false);
+        let mut workers = Vec::new();
+        if let Some(hub) = &self.hub {
+            let forwarder = Forwarder::new(Arc::clone(&self.context), hub.clone());
+            workers.push(tokio::spawn(forwarder.run(stopping.clone())));
+            let consumer = NoticeConsumer::new(Arc::clone(&self.context), hub.clone());
+            workers.push(tokio::spawn(consumer.run(stopping.clone())));
+        }
         tracing::info!(%addr, region_id = %self.context.region_id, "region node listening");
-        region::run(listener, self.tls, Arc::clone(&self.context), shutdown).await?;
+        let served = region::run(listener, self.tls, Arc::clone(&self.context), shutdown).await;
+        let _ = stop.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
         self.context.store.close().await;
+        served?;
         tracing::info!("region node stopped");
+        Ok(())
+    }
+}
+
+/// The hub, with its store open, ready to serve.
+pub struct HubNode {
+    context: Arc<HubContext<HubSqliteStore>>,
+    tls: Arc<rustls::ServerConfig>,
+    stop: watch::Sender<bool>,
+}
+
+impl HubNode {
+    pub async fn build(settings: &HubSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let regions = settings
+            .regions
+            .iter()
+            .map(|id| RegionId::parse(id).with_context(|| format!("hub.regions: {id:?}")))
+            .collect::<anyhow::Result<HashSet<_>>>()?;
+        if regions.is_empty() {
+            anyhow::bail!("hub.regions is empty: the hub would serve nobody");
+        }
+        let tls = tls::server_config(&settings.tls).context("hub.tls")?;
+        create_parent(&settings.database)?;
+        let store = HubSqliteStore::open(&settings.database)
+            .await
+            .with_context(|| format!("opening {}", settings.database.display()))?;
+        let (stop, stopping) = watch::channel(false);
+        tracing::info!(regions = regions.len(), "hub ready");
+        Ok(Self {
+            context: Arc::new(HubContext {
+                store,
+                clock,
+                regions,
+                notices_logged: watch::Sender::new(0),
+                stopping,
+            }),
+            tls,
+            stop,
+        })
+    }
+
+    pub fn context(&self) -> &Arc<HubContext<HubSqliteStore>> {
+        &self.context
+    }
+
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        self.run_with(listener, |api| api, shutdown).await
+    }
+
+    /// Like [`Self::run`], with the API wrapped by `wrap` (tests record what the hub receives).
+    pub async fn run_with<T: FederationService>(
+        self,
+        listener: TcpListener,
+        wrap: impl FnOnce(HubApi<HubSqliteStore>) -> T,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "hub listening");
+        let stop = self.stop;
+        // Open notice streams never end by themselves: end them first, then stop serving.
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        let api = wrap(HubApi::new(Arc::clone(&self.context)));
+        let served = hub::run(listener, self.tls, api, shutdown).await;
+        self.context.store.close().await;
+        served?;
+        tracing::info!("hub stopped");
         Ok(())
     }
 }

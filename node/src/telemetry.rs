@@ -19,3 +19,16 @@ pub fn init(settings: &LogSettings, rust_log: Option<String>) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+/// An error with its source chain on one line, for a log field. vix errors name tables, fields
+/// and codes, never personal data.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}

@@ -2,5 +2,6 @@
 // Test code: a failed unwrap is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod federation;
 mod region_api;
 mod tls_refusals;

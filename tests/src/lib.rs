@@ -8,18 +8,23 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use jiff::civil::Date;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
-use vix_node::config::RegionSettings;
+use vix_node::config::{HubLink, HubSettings, RegionSettings};
 use vix_node::domain::ManualClock;
+use vix_node::hub::HubContext;
 use vix_node::region::RegionContext;
+use vix_node::startup::HubNode;
 use vix_node::startup::RegionNode;
+use vix_node::store::hub_sqlite::HubSqliteStore;
 use vix_node::store::sqlite::{SqliteStore, row_counts};
 use vix_node::tls::{self, TlsFiles};
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
@@ -68,7 +73,18 @@ pub fn organisations_of(region: &str) -> Vec<String> {
         .collect()
 }
 
-pub fn region_settings(region: &str, dir: &Path) -> RegionSettings {
+/// A client certificate's files in the dev PKI, as `TlsFiles` trusting the dev CA.
+fn client_files(cert: &str, key: &str) -> TlsFiles {
+    let pki = pki();
+    TlsFiles {
+        ca: pki.join(vix_certs_dev::files::CA_CERT),
+        cert: pki.join(cert),
+        key: pki.join(key),
+        crls: vec![],
+    }
+}
+
+pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> RegionSettings {
     let pki = pki();
     let (cert, key) = vix_certs_dev::files::region_server(region);
     RegionSettings {
@@ -85,6 +101,14 @@ pub fn region_settings(region: &str, dir: &Path) -> RegionSettings {
             key: pki.join(key),
             crls: vec![pki.join(vix_certs_dev::files::CRL)],
         },
+        hub: hub.map(|address| {
+            let (cert, key) = vix_certs_dev::files::region_client(region);
+            HubLink {
+                address,
+                server_name: "localhost".into(),
+                tls: client_files(&cert, &key),
+            }
+        }),
     }
 }
 
@@ -98,14 +122,32 @@ pub struct TestRegion {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A region node running alone (no hub), with a fresh database.
 pub async fn spawn_region(region: &str) -> TestRegion {
-    init_tracing();
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("vix-test-{region}-"))
+    spawn_region_in(region, new_dir(region), None).await
+}
+
+/// A region node linked to `hub`, with a fresh database.
+pub async fn spawn_linked_region(region: &str, hub: &TestHub) -> TestRegion {
+    spawn_region_in(region, new_dir(region), Some(hub.addr)).await
+}
+
+fn new_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("vix-test-{name}-"))
         .tempdir()
-        .expect("temporary folder");
+        .expect("temporary folder")
+}
+
+/// A region node on the database in `dir`: fresh, or left by a node that was stopped.
+pub async fn spawn_region_in(
+    region: &str,
+    dir: tempfile::TempDir,
+    hub: Option<SocketAddr>,
+) -> TestRegion {
+    init_tracing();
     let clock = Arc::new(ManualClock::at_noon(test_day()));
-    let settings = region_settings(region, dir.path());
+    let settings = region_settings(region, dir.path(), hub);
     let node = RegionNode::build(&settings, clock.clone())
         .await
         .expect("region node builds");
@@ -145,14 +187,26 @@ impl TestRegion {
         row_counts(&self.context.store).await.expect("row counts")
     }
 
-    /// Stops the node and waits until it has closed its store.
-    pub async fn stop(mut self) {
+    /// Stops the node, waits until it has closed its store, and hands back its folder so a
+    /// new node can start on the same database.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.expect("node task").expect("node stops cleanly");
         }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// The calling organisation's matches.
+    pub async fn matches(&self, org: &str) -> Vec<vix_protocol::region::v1::Match> {
+        self.client(org)
+            .list_matches(vix_protocol::region::v1::ListMatchesRequest::default())
+            .await
+            .expect("ListMatches")
+            .into_inner()
+            .matches
     }
 }
 
@@ -170,13 +224,143 @@ impl Drop for TestRegion {
 
 /// A mutual-TLS channel to `addr` with the given certificate and key files of the dev PKI.
 pub fn channel_with(addr: SocketAddr, cert: &str, key: &str) -> Channel {
-    let pki = pki();
-    let files = TlsFiles {
-        ca: pki.join(vix_certs_dev::files::CA_CERT),
-        cert: pki.join(cert),
-        key: pki.join(key),
-        crls: vec![],
-    };
-    let config = tls::client_config(&files).expect("client TLS config");
+    let config = tls::client_config(&client_files(cert, key)).expect("client TLS config");
     tls::channel(addr, "localhost", config).expect("channel")
 }
+
+/// How long `eventually` waits; `VIX_TEST_PATIENCE_MS` stretches it on a slow machine.
+fn patience() -> Duration {
+    let ms = std::env::var("VIX_TEST_PATIENCE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(15_000);
+    Duration::from_millis(ms)
+}
+
+/// Polls `check` until it returns `Some`, for at most the patience; then fails the test.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what} after {:?}",
+            patience()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub const FEDERATION_REGIONS: [&str; 3] = ["north", "south", "east"];
+
+pub fn hub_settings(dir: &Path) -> HubSettings {
+    let pki = pki();
+    HubSettings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        database: dir.join("hub.sqlite"),
+        regions: FEDERATION_REGIONS.iter().map(|r| (*r).to_owned()).collect(),
+        tls: TlsFiles {
+            ca: pki.join(vix_certs_dev::files::CA_CERT),
+            cert: pki.join(vix_certs_dev::files::HUB_CERT),
+            key: pki.join(vix_certs_dev::files::HUB_KEY),
+            crls: vec![pki.join(vix_certs_dev::files::CRL)],
+        },
+    }
+}
+
+/// The hub running in this process until dropped, recording every request it receives.
+pub struct TestHub {
+    pub addr: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    pub context: Arc<HubContext<HubSqliteStore>>,
+    pub dir: tempfile::TempDir,
+    /// Every request message the hub received, protobuf-encoded, in arrival order.
+    pub received: Arc<Mutex<Vec<Vec<u8>>>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_hub() -> TestHub {
+    spawn_hub_in(new_dir("hub")).await
+}
+
+pub async fn spawn_hub_in(dir: tempfile::TempDir) -> TestHub {
+    let settings = hub_settings(dir.path());
+    spawn_hub_in_at(dir, settings.listen).await
+}
+
+/// A hub on the database in `dir`, listening on `listen` (a restarted hub takes its old port,
+/// the one the regions know).
+pub async fn spawn_hub_in_at(dir: tempfile::TempDir, listen: SocketAddr) -> TestHub {
+    init_tracing();
+    let clock = Arc::new(ManualClock::at_noon(test_day()));
+    let mut settings = hub_settings(dir.path());
+    settings.listen = listen;
+    let node = HubNode::build(&settings, clock.clone())
+        .await
+        .expect("hub builds");
+    let context = Arc::clone(node.context());
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .expect("bind port 0");
+    let addr = listener.local_addr().expect("bound address");
+    let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let recorder = Arc::clone(&received);
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(node.run_with(
+        listener,
+        move |api| recording::Recording::new(api, recorder),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    TestHub {
+        addr,
+        clock,
+        context,
+        dir,
+        received,
+        shutdown: Some(shutdown),
+        task: Some(task),
+    }
+}
+
+impl TestHub {
+    /// A federation client authenticated with `region`'s client certificate.
+    pub fn client(
+        &self,
+        region: &str,
+    ) -> vix_protocol::federation::v1::federation_service_client::FederationServiceClient<Channel>
+    {
+        let (cert, key) = vix_certs_dev::files::region_client(region);
+        vix_protocol::federation::v1::federation_service_client::FederationServiceClient::new(
+            channel_with(self.addr, &cert, &key),
+        )
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("hub task").expect("hub stops cleanly");
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+mod recording;

@@ -56,6 +56,10 @@ macro_rules! pseudonym {
                 self.version
             }
 
+            pub fn digest(&self) -> [u8; 32] {
+                self.digest
+            }
+
             pub fn digest_hex(&self) -> String {
                 hex::encode(self.digest)
             }

@@ -80,15 +80,6 @@ fn invalid_argument(errors: &ValidationErrors) -> Status {
     )
 }
 
-/// Logs the error with its source chain. Store and registry errors never hold personal data:
-/// their messages name tables, fields and codes, not values.
 fn log_cause(error: &(dyn std::error::Error + 'static)) {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    tracing::error!(error = %chain, "request failed");
+    tracing::error!(error = %crate::telemetry::error_chain(error), "request failed");
 }

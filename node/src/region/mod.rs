@@ -21,6 +21,8 @@ use crate::tls::{self, PeerIdentity, PeerInfo};
 
 mod convert;
 mod error;
+pub mod forwarder;
+pub mod notice_consumer;
 
 pub use error::RegionError;
 
@@ -37,6 +39,10 @@ pub struct RegionContext<S> {
     /// Organisations served by this region. An organisation belongs to one region, so a
     /// certificate of another region's organisation is refused here.
     pub organisations: HashSet<OrganisationId>,
+    /// Woken after every write that appended to the outbox, so the forwarder sends at once.
+    pub outbox_ready: Arc<tokio::sync::Notify>,
+    /// Bumped after every hub notice stored; lets tests and operators wait for delivery.
+    pub notices_stored: tokio::sync::watch::Sender<u64>,
 }
 
 /// Serves the region API on `listener` until `shutdown` completes, then drains open requests.
@@ -50,23 +56,11 @@ pub async fn run<S: SignalStore>(
     health_reporter
         .set_serving::<RegionServiceServer<RegionApi<S>>>()
         .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(vix_protocol::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|_| ())
-        .ok();
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(vix_protocol::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|_| ())
-        .ok();
     let incoming = tls::incoming(listener, tls_config);
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_optional_service(reflection_v1)
-        .add_optional_service(reflection_v1alpha)
+        .add_optional_service(crate::reflection::v1())
+        .add_optional_service(crate::reflection::v1alpha())
         .add_service(RegionServiceServer::new(RegionApi { context }))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
@@ -180,6 +174,7 @@ impl<S: SignalStore> RegionApi<S> {
         };
         let (signal, replayed) = match context.store.register(new).await? {
             Registered::Created { signal, notices } => {
+                context.outbox_ready.notify_one();
                 tracing::info!(signal_id = %signal.signal_id, notices, "signal registered");
                 (signal, false)
             }
@@ -246,6 +241,7 @@ impl<S: SignalStore> RegionApi<S> {
             .store
             .withdraw(&organisation_id, signal_id, reason, now)
             .await?;
+        self.context.outbox_ready.notify_one();
         tracing::info!(%signal_id, ?reason, "signal withdrawn");
         Ok(match outcome {
             Withdrawn::Deleted => pb::WithdrawSignalResponse {
@@ -275,6 +271,7 @@ impl<S: SignalStore> RegionApi<S> {
             .store
             .update(&organisation_id, input.signal_id, update, now)
             .await?;
+        self.context.outbox_ready.notify_one();
         tracing::info!(signal_id = %signal.signal_id, revision = signal.revision.get(), "signal updated");
         Ok(pb::UpdateSignalResponse {
             signal: Some(convert::signal_to_pb(&signal)),

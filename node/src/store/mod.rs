@@ -15,6 +15,7 @@ use crate::domain::{
     FamilyKey, OrganisationId, ProfessionalContact, RegionId, RequestId, Revision, SignalId,
     SignalState, SubjectKey, WithdrawReason,
 };
+use hub::LoggedNotice;
 
 pub mod hub;
 pub mod hub_sqlite;
@@ -182,4 +183,45 @@ pub trait SignalStore: Send + Sync + 'static {
 
     /// How many events wait for the hub: the forwarder's lag.
     fn outbox_len(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The oldest `limit` events waiting for the hub, in the order they were written.
+    fn outbox_batch(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
+
+    /// Forgets the events up to and including `seq`: the hub has applied them.
+    fn outbox_remove_through(
+        &self,
+        seq: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The cursor of the last hub notice stored; the notice stream resumes after it.
+    fn hub_cursor(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Stores a notice from the hub with its e-mail job, and moves the hub cursor to it, in one
+    /// transaction. A notice seen before changes nothing but the cursor.
+    fn store_hub_notice(
+        &self,
+        notice: LoggedNotice,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<NoticeDelivery, StoreError>> + Send;
+}
+
+/// One event in the outbox, with its place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub seq: i64,
+    pub event: outbox::OutboxEvent,
+}
+
+/// What became of a notice from the hub (DOMAIN.md section 5, Delivery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeDelivery {
+    /// Stored; `emailed` when an e-mail to the recipient was queued (its signal is active).
+    Stored { emailed: bool },
+    /// Stored before: a replay after a reconnect.
+    Duplicate,
+    /// The recipient signal is gone (deleted here), so the notice is dropped.
+    Dropped,
 }

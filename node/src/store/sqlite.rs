@@ -16,14 +16,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::hub::LoggedNotice;
 use super::outbox::OutboxEvent;
 use super::row::{
     contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
     parse_subject, revision_to_db,
 };
 use super::{
-    CounterpartView, MatchView, NewSignal, Registered, SignalStore, SignalUpdate, StoreError,
-    StoredSignal, Withdrawn,
+    CounterpartView, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered, SignalStore,
+    SignalUpdate, StoreError, StoredSignal, Withdrawn,
 };
 use crate::domain::matching::{
     MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
@@ -287,6 +288,118 @@ impl SignalStore for SqliteStore {
             .await?;
         u64::try_from(count).map_err(|_| StoreError::Corrupt("outbox"))
     }
+
+    async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let event: String = row.try_get("event")?;
+                Ok(OutboxEntry {
+                    seq: row.try_get("seq")?,
+                    event: serde_json::from_str(&event)
+                        .map_err(|_| StoreError::Corrupt("outbox.event"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_remove_through(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE seq <= ?")
+            .bind(seq)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn hub_cursor(&self) -> Result<u64, StoreError> {
+        let cursor: i64 = sqlx::query_scalar("SELECT cursor FROM hub_cursor WHERE singleton = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        u64::try_from(cursor).map_err(|_| StoreError::Corrupt("hub_cursor"))
+    }
+
+    async fn store_hub_notice(
+        &self,
+        notice: LoggedNotice,
+        now: Timestamp,
+    ) -> Result<NoticeDelivery, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let cursor = i64::try_from(notice.cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
+        sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
+            .bind(cursor)
+            .execute(&mut *tx)
+            .await?;
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT notice_id FROM notices WHERE notice_id = ?")
+                .bind(&notice.notice_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let delivery = if seen.is_some() {
+            NoticeDelivery::Duplicate
+        } else {
+            match load_signal(&mut tx, notice.recipient_signal_id).await? {
+                Some(recipient)
+                    if recipient.organisation_id == notice.recipient_organisation_id =>
+                {
+                    insert_hub_notice(&mut tx, &notice, &recipient).await?;
+                    let emailed = recipient.state == SignalState::Active;
+                    if emailed {
+                        insert_email_job(&mut tx, &notice.notice_id, now).await?;
+                    }
+                    NoticeDelivery::Stored { emailed }
+                }
+                Some(_) => {
+                    tracing::warn!(
+                        notice_id = %notice.notice_id,
+                        "hub notice names a recipient of another organisation; dropped"
+                    );
+                    NoticeDelivery::Dropped
+                }
+                None => NoticeDelivery::Dropped,
+            }
+        };
+        tx.commit().await?;
+        Ok(delivery)
+    }
+}
+
+/// Stores a notice found by the hub, with the counterpart as the hub sent it.
+async fn insert_hub_notice(
+    tx: &mut Transaction<'static, Sqlite>,
+    notice: &LoggedNotice,
+    recipient: &StoredSignal,
+) -> Result<(), StoreError> {
+    let counterpart = &notice.counterpart;
+    sqlx::query(
+        "INSERT INTO notices (notice_id, source, recipient_signal_id, recipient_organisation_id, \
+             recipient_subject_key, counterpart_signal_id, counterpart_organisation_id, \
+             counterpart_region_id, counterpart_organisation_name, counterpart_professional_id, \
+             counterpart_professional_name, counterpart_professional_email, \
+             counterpart_professional_phone, counterpart_state, match_type, kind, found_at) \
+         VALUES (?, 'hub', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&notice.notice_id)
+    .bind(recipient.signal_id.to_string())
+    .bind(recipient.organisation_id.as_str())
+    .bind(recipient.subject_key.to_stored())
+    .bind(counterpart.signal_id.to_string())
+    .bind(counterpart.organisation_id.as_str())
+    .bind(counterpart.region_id.as_str())
+    .bind(&counterpart.organisation_name)
+    .bind(counterpart.contact.professional_id())
+    .bind(counterpart.contact.name())
+    .bind(counterpart.contact.email())
+    .bind(counterpart.contact.phone())
+    .bind(counterpart.state.as_str())
+    .bind(notice.match_type.as_str())
+    .bind(notice.kind.as_str())
+    .bind(notice.found_at.as_microsecond())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn load_signal(

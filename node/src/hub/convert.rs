@@ -1,0 +1,226 @@
+//! Between `vix.federation.v1` messages and the hub's domain types. Region nodes are trusted to
+//! be vix, not to be bug-free: every field is checked, and a bad batch is refused whole.
+
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use vix_protocol::federation::v1 as pb;
+
+use crate::domain::contact::ContactInput;
+use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::{
+    FamilyKey, KeyVersion, OrganisationId, ProfessionalContact, Revision, SignalId, SignalState,
+    SubjectKey, ValidationErrors,
+};
+use crate::store::hub::{HubSignal, LoggedNotice, SignalEvent};
+
+/// Largest batch a region may submit: bounds the writer's transaction and the request size.
+pub(crate) const BATCH_EVENTS_MAX: usize = 500;
+
+pub(crate) fn parse_events(
+    events: &[pb::SignalEvent],
+) -> Result<Vec<SignalEvent>, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    if events.len() > BATCH_EVENTS_MAX {
+        errors.add(
+            "events",
+            format!("at most {BATCH_EVENTS_MAX} events per batch"),
+        );
+        return Err(errors);
+    }
+    let parsed: Vec<Option<SignalEvent>> = events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| parse_event(&format!("events[{index}]"), event, &mut errors))
+        .collect();
+    errors.into_result()?;
+    parsed
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ValidationErrors::single("events", "incomplete"))
+}
+
+fn parse_event(
+    at: &str,
+    event: &pb::SignalEvent,
+    errors: &mut ValidationErrors,
+) -> Option<SignalEvent> {
+    let signal_id = errors.check(
+        &format!("{at}.signal_id"),
+        SignalId::parse(&event.signal_id),
+    );
+    let revision = Revision::new(event.revision);
+    if revision.is_none() {
+        errors.add(format!("{at}.revision"), "must be at least 1");
+    }
+    let upsert = match &event.change {
+        None => {
+            errors.add(format!("{at}.change"), "upsert or deletion is required");
+            return None;
+        }
+        Some(pb::signal_event::Change::Deletion(_)) => None,
+        Some(pb::signal_event::Change::Upsert(upsert)) => {
+            Some(parse_upsert(&format!("{at}.upsert"), upsert, errors)?)
+        }
+    };
+    Some(SignalEvent {
+        signal_id: signal_id?,
+        revision: revision?,
+        upsert,
+    })
+}
+
+fn parse_upsert(
+    at: &str,
+    upsert: &pb::SignalUpsert,
+    errors: &mut ValidationErrors,
+) -> Option<HubSignal> {
+    let field = |name: &str| format!("{at}.{name}");
+    let subject_key = pseudonym(upsert.subject_key.as_ref(), &field("subject_key"), errors)
+        .map(|(version, digest)| SubjectKey::new(version, digest));
+    if upsert.family_keys.len() > 2 {
+        errors.add(field("family_keys"), "at most two (one per BRP parent)");
+    }
+    let family_keys: Option<Vec<FamilyKey>> = upsert
+        .family_keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            pseudonym(Some(key), &field(&format!("family_keys[{i}]")), errors)
+                .map(|(version, digest)| FamilyKey::new(version, digest))
+        })
+        .collect();
+    let organisation_id = errors.check(
+        &field("organisation_id"),
+        OrganisationId::parse(&upsert.organisation_id),
+    );
+    let organisation_name = upsert.organisation_name.trim();
+    if organisation_name.is_empty() || organisation_name.chars().count() > 200 {
+        errors.add(
+            field("organisation_name"),
+            "is required, at most 200 characters",
+        );
+    }
+    let contact = match &upsert.professional {
+        None => {
+            errors.add(field("professional"), "is required");
+            None
+        }
+        Some(contact) => ProfessionalContact::parse(
+            ContactInput {
+                professional_id: &contact.professional_id,
+                name: &contact.name,
+                email: &contact.email,
+                phone: &contact.phone,
+            },
+            &field("professional"),
+            errors,
+        ),
+    };
+    let registered_at = errors.check(
+        &field("registered_at"),
+        Timestamp::from_str(&upsert.registered_at).map_err(|_| "must be an RFC 3339 instant"),
+    );
+    let planned_removal_date = errors.check(
+        &field("planned_removal_date"),
+        date(&upsert.planned_removal_date),
+    );
+    let state = match pb::SignalState::try_from(upsert.state) {
+        Ok(pb::SignalState::Active) => Some(SignalState::Active),
+        Ok(pb::SignalState::Inactive) => Some(SignalState::Inactive),
+        _ => {
+            errors.add(field("state"), "must be ACTIVE or INACTIVE");
+            None
+        }
+    };
+    let inactive_since = match (state, upsert.inactive_since.as_str()) {
+        (Some(SignalState::Active), "") | (None, _) => Some(None),
+        (Some(SignalState::Active), _) => {
+            errors.add(field("inactive_since"), "must be empty while active");
+            None
+        }
+        (Some(SignalState::Inactive), since) => errors
+            .check(&field("inactive_since"), date(since))
+            .map(Some),
+    };
+    Some(HubSignal {
+        organisation_id: organisation_id?,
+        organisation_name: organisation_name.to_owned(),
+        contact: contact?,
+        subject_key: subject_key?,
+        family_keys: family_keys?,
+        registered_at: registered_at?,
+        planned_removal_date: planned_removal_date?,
+        state: state?,
+        inactive_since: inactive_since?,
+    })
+}
+
+fn pseudonym(
+    key: Option<&pb::Pseudonym>,
+    at: &str,
+    errors: &mut ValidationErrors,
+) -> Option<(KeyVersion, [u8; 32])> {
+    let Some(key) = key else {
+        errors.add(at, "is required");
+        return None;
+    };
+    let version = errors.check(at, KeyVersion::new(key.key_version));
+    let digest = errors.check(
+        at,
+        <[u8; 32]>::try_from(key.digest.as_slice()).map_err(|_| "digest must be 32 bytes"),
+    );
+    version.zip(digest)
+}
+
+fn date(input: &str) -> Result<Date, &'static str> {
+    if input.len() != 10 {
+        return Err("must be a date as YYYY-MM-DD");
+    }
+    Date::from_str(input).map_err(|_| "must be a date as YYYY-MM-DD")
+}
+
+fn state_to_pb(state: SignalState) -> pb::SignalState {
+    match state {
+        SignalState::Active => pb::SignalState::Active,
+        SignalState::Inactive => pb::SignalState::Inactive,
+    }
+}
+
+pub(crate) fn contact_to_pb(contact: &ProfessionalContact) -> pb::ProfessionalContact {
+    pb::ProfessionalContact {
+        professional_id: contact.professional_id().to_owned(),
+        name: contact.name().to_owned(),
+        email: contact.email().to_owned(),
+        phone: contact.phone().unwrap_or_default().to_owned(),
+    }
+}
+
+pub(crate) fn notice_to_pb(notice: &LoggedNotice) -> pb::Notice {
+    pb::Notice {
+        cursor: notice.cursor,
+        notice_id: notice.notice_id.clone(),
+        match_type: match notice.match_type {
+            MatchType::Youth => pb::MatchType::Youth,
+            MatchType::Family => pb::MatchType::Family,
+        }
+        .into(),
+        kind: match notice.kind {
+            NoticeKind::Match => pb::NoticeKind::Match,
+            NoticeKind::History => pb::NoticeKind::History,
+        }
+        .into(),
+        recipient_signal_id: notice.recipient_signal_id.to_string(),
+        recipient_organisation_id: notice.recipient_organisation_id.to_string(),
+        found_at: notice.found_at.to_string(),
+        counterpart: Some(pb::Counterpart {
+            organisation_id: notice.counterpart.organisation_id.to_string(),
+            organisation_name: notice.counterpart.organisation_name.clone(),
+            professional: Some(contact_to_pb(&notice.counterpart.contact)),
+            signal_id: notice.counterpart.signal_id.to_string(),
+            state: state_to_pb(notice.counterpart.state).into(),
+            region_id: notice.counterpart.region_id.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,66 @@
+//! The one mapping from hub-service errors to gRPC statuses; causes are logged here, once.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::ValidationErrors;
+use crate::store::StoreError;
+use crate::store::hub::HubStoreError;
+use crate::telemetry::error_chain;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("invalid request: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ValidationErrors> for HubError {
+    fn from(errors: ValidationErrors) -> Self {
+        Self::Invalid(errors)
+    }
+}
+
+impl From<HubStoreError> for HubError {
+    fn from(error: HubStoreError) -> Self {
+        match error {
+            HubStoreError::NotOwner { index } => Self::PermissionDenied(format!(
+                "events[{index}] names a signal of another region; nothing was applied"
+            )),
+            HubStoreError::Store(error) => Self::Store(error),
+        }
+    }
+}
+
+impl From<HubError> for Status {
+    fn from(error: HubError) -> Self {
+        match error {
+            HubError::PermissionDenied(message) => Status::permission_denied(message),
+            HubError::Invalid(errors) => {
+                let violations: Vec<_> = errors
+                    .violations()
+                    .iter()
+                    .map(|v| {
+                        tonic_types::FieldViolation::new(v.field.clone(), v.description.clone())
+                    })
+                    .collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    errors.to_string(),
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            HubError::Store(error @ StoreError::Busy(_)) => {
+                tracing::warn!(error = %error_chain(&error), "hub store busy");
+                Status::unavailable("the hub is busy; retry")
+            }
+            HubError::Store(error) => {
+                tracing::error!(error = %error_chain(&error), "request failed");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The hub role: `vix.federation.v1.FederationService` for the region nodes, with health and
+//! reflection on the same mutual-TLS port. A region is known only by its certificate.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use vix_protocol::federation::v1 as pb;
+use vix_protocol::federation::v1::federation_service_server::{
+    FederationService, FederationServiceServer,
+};
+
+use crate::domain::RegionId;
+use crate::domain::clock::Clock;
+use crate::store::hub::HubStore;
+use crate::tls::{self, PeerIdentity, PeerInfo};
+
+mod convert;
+mod error;
+
+pub use error::HubError;
+
+/// Notices sent per read of a region's log; also the stream's buffer towards the region.
+const STREAM_PAGE_LEN: u32 = 256;
+
+/// Everything the hub's requests need, built once at start-up.
+pub struct HubContext<S> {
+    pub store: S,
+    pub clock: Arc<dyn Clock>,
+    /// The regions of the federation. A certificate naming another region is refused.
+    pub regions: HashSet<RegionId>,
+    /// Bumped after every batch that logged notices, to wake the open notice streams.
+    pub notices_logged: watch::Sender<u64>,
+    /// Turns true when the hub shuts down, so that notice streams end and shutdown can finish.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// Serves the federation API on `listener` until `shutdown` completes. `api` is normally
+/// [`HubApi`]; tests may wrap it to observe what the hub receives.
+pub async fn run<T: FederationService>(
+    listener: TcpListener,
+    tls_config: Arc<ServerConfig>,
+    api: T,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<FederationServiceServer<T>>()
+        .await;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_optional_service(crate::reflection::v1())
+        .add_optional_service(crate::reflection::v1alpha())
+        .add_service(FederationServiceServer::new(api))
+        .serve_with_incoming_shutdown(tls::incoming(listener, tls_config), shutdown)
+        .await
+}
+
+pub struct HubApi<S> {
+    context: Arc<HubContext<S>>,
+}
+
+impl<S> HubApi<S> {
+    pub fn new(context: Arc<HubContext<S>>) -> Self {
+        Self { context }
+    }
+}
+
+/// The calling region, from its certificate; a `region_id` in the body must be the same.
+fn caller<S, T>(
+    context: &HubContext<S>,
+    request: &Request<T>,
+    claimed: &str,
+) -> Result<RegionId, HubError> {
+    let identity = request
+        .extensions()
+        .get::<PeerInfo>()
+        .map(|info| info.identity.clone())
+        .ok_or_else(|| HubError::PermissionDenied("no client certificate".into()))?
+        .map_err(|error| HubError::PermissionDenied(error.to_string()))?;
+    let PeerIdentity::Region(region_id) = identity else {
+        return Err(HubError::PermissionDenied(
+            "only region certificates may use the federation API".into(),
+        ));
+    };
+    if !context.regions.contains(&region_id) {
+        return Err(HubError::PermissionDenied(
+            "this region is not part of the federation".into(),
+        ));
+    }
+    if !claimed.is_empty() && claimed != region_id.as_str() {
+        tracing::warn!(%region_id, "a region claimed to be another region");
+        return Err(HubError::PermissionDenied(
+            "region_id does not match the client certificate".into(),
+        ));
+    }
+    Ok(region_id)
+}
+
+impl<S: HubStore> HubApi<S> {
+    async fn submit(
+        &self,
+        request: Request<pb::SubmitSignalsRequest>,
+    ) -> Result<pb::SubmitSignalsResponse, HubError> {
+        let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
+        let events = convert::parse_events(&request.get_ref().events)?;
+        let count = events.len();
+        let outcome = self
+            .context
+            .store
+            .submit(&region_id, events, self.context.clock.now())
+            .await?;
+        if outcome.notices > 0 {
+            self.context.notices_logged.send_modify(|n| *n += 1);
+        }
+        tracing::info!(
+            %region_id,
+            events = count,
+            applied = outcome.applied,
+            ignored = outcome.ignored,
+            notices = outcome.notices,
+            "signals submitted"
+        );
+        Ok(pb::SubmitSignalsResponse {
+            applied: outcome.applied,
+            ignored: outcome.ignored,
+            notices: outcome.notices,
+        })
+    }
+
+    async fn ack(&self, request: Request<pb::AckNoticesRequest>) -> Result<(), HubError> {
+        let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
+        self.context
+            .store
+            .ack(&region_id, request.get_ref().cursor)
+            .await?;
+        Ok(())
+    }
+}
+
+type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::Notice, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: HubStore> FederationService for HubApi<S> {
+    async fn submit_signals(
+        &self,
+        request: Request<pb::SubmitSignalsRequest>,
+    ) -> Result<Response<pb::SubmitSignalsResponse>, Status> {
+        Ok(Response::new(self.submit(request).await?))
+    }
+
+    type StreamNoticesStream = NoticeStream;
+
+    async fn stream_notices(
+        &self,
+        request: Request<pb::StreamNoticesRequest>,
+    ) -> Result<Response<Self::StreamNoticesStream>, Status> {
+        let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
+        let after = request.get_ref().after_cursor;
+        let (sender, receiver) = mpsc::channel(STREAM_PAGE_LEN as usize);
+        tokio::spawn(stream_log(
+            Arc::clone(&self.context),
+            region_id,
+            after,
+            sender,
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn ack_notices(
+        &self,
+        request: Request<pb::AckNoticesRequest>,
+    ) -> Result<Response<pb::AckNoticesResponse>, Status> {
+        self.ack(request).await?;
+        Ok(Response::new(pb::AckNoticesResponse {}))
+    }
+}
+
+/// Sends `region_id`'s log after `cursor`, then waits for more, until the region hangs up or
+/// the hub stops. Ending the task ends the stream.
+async fn stream_log<S: HubStore>(
+    context: Arc<HubContext<S>>,
+    region_id: RegionId,
+    mut cursor: u64,
+    sender: mpsc::Sender<Result<pb::Notice, Status>>,
+) {
+    let mut logged = context.notices_logged.subscribe();
+    let mut stopping = context.stopping.clone();
+    tracing::info!(%region_id, after = cursor, "notice stream opened");
+    loop {
+        if *stopping.borrow() {
+            break;
+        }
+        // Mark the current log as seen before reading it, so nothing logged after the read
+        // can be missed.
+        logged.borrow_and_update();
+        let page = match context
+            .store
+            .notices_after(&region_id, cursor, STREAM_PAGE_LEN)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                let _ = sender.send(Err(HubError::from(error).into())).await;
+                break;
+            }
+        };
+        let full = page.len() == STREAM_PAGE_LEN as usize;
+        for notice in &page {
+            if sender
+                .send(Ok(convert::notice_to_pb(notice)))
+                .await
+                .is_err()
+            {
+                tracing::info!(%region_id, "notice stream closed by the region");
+                return;
+            }
+            cursor = notice.cursor;
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            changed = logged.changed() => if changed.is_err() { break },
+            _ = stopping.changed() => {},
+            () = sender.closed() => break,
+        }
+    }
+    tracing::info!(%region_id, "notice stream ended");
+}

@@ -1,0 +1,443 @@
+//! The federation: a hub and three regions over mutual TLS, each a real node in this process.
+//! Cross-region notices travel node -> hub -> node through the forwarder, the hub's matcher and
+//! the notice stream.
+
+use std::time::Duration;
+
+use tonic::Code;
+use vix_protocol::federation::v1 as fed;
+use vix_protocol::region::v1 as pb;
+use vix_tests::{
+    TestRegion, eventually, spawn_hub, spawn_hub_in_at, spawn_linked_region, spawn_region_in,
+};
+
+/// Youth of the BRP fixture (born 2008); SIBLING shares both BRP parents.
+const YOUTH: &str = "999991383";
+const SIBLING: &str = "999992065";
+const PARENTS: [&str; 2] = ["999993562", "999990937"];
+/// Born 2019, parents without other children in these tests.
+const OTHER_YOUTH: &str = "999996046";
+
+fn contact(org: &str) -> pb::ProfessionalContact {
+    pb::ProfessionalContact {
+        professional_id: format!("p-{org}"),
+        name: format!("Professional of {org}"),
+        email: format!("p@{org}.example.nl"),
+        phone: String::new(),
+    }
+}
+
+async fn register(region: &TestRegion, org: &str, bsn: &str) -> pb::Signal {
+    register_as(region, org, bsn, &format!("{org}-{bsn}")).await
+}
+
+async fn register_as(region: &TestRegion, org: &str, bsn: &str, request_id: &str) -> pb::Signal {
+    region
+        .client(org)
+        .register_signal(pb::RegisterSignalRequest {
+            request_id: request_id.into(),
+            youth: Some(pb::register_signal_request::Youth::Bsn(bsn.into())),
+            professional: Some(contact(org)),
+            planned_removal_date: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signal
+        .unwrap()
+}
+
+/// Waits until `org` has exactly `count` matches, then a little longer to catch extras.
+async fn settled_matches(region: &TestRegion, org: &str, count: usize) -> Vec<pb::Match> {
+    eventually(&format!("{count} matches for {org}"), || async {
+        let matches = region.matches(org).await;
+        (matches.len() >= count).then_some(())
+    })
+    .await;
+    // Duplicates would arrive in the same stream right after; give them the chance.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let matches = region.matches(org).await;
+    assert_eq!(matches.len(), count, "{org}: {matches:#?}");
+    matches
+}
+
+#[tokio::test]
+async fn a_cross_region_youth_match_gives_exactly_one_notice_at_each_side() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    let jgz = register(&north, "jgz-north", YOUTH).await;
+    let vt = register(&south, "vt-south", YOUTH).await;
+
+    let at_north = settled_matches(&north, "jgz-north", 1).await;
+    let seen = &at_north[0];
+    assert_eq!(seen.signal_id, jgz.signal_id);
+    assert_eq!(seen.match_type, pb::MatchType::Youth as i32);
+    assert_eq!(seen.kind, pb::NoticeKind::Match as i32);
+    let counterpart = seen.counterpart.as_ref().unwrap();
+    assert_eq!(counterpart.signal_id, vt.signal_id);
+    assert_eq!(counterpart.region_id, "south");
+    assert_eq!(counterpart.organisation_name, "Veilig Thuis Zuid");
+    assert_eq!(
+        counterpart.professional.as_ref().unwrap(),
+        &contact("vt-south")
+    );
+    assert_eq!(counterpart.state, pb::SignalState::Active as i32);
+
+    let at_south = settled_matches(&south, "vt-south", 1).await;
+    assert_eq!(
+        at_south[0].counterpart.as_ref().unwrap().signal_id,
+        jgz.signal_id
+    );
+    assert_eq!(at_south[0].counterpart.as_ref().unwrap().region_id, "north");
+    // Each node owes its professional one e-mail.
+    assert_eq!(north.row_counts().await["email_jobs"], 1);
+    assert_eq!(south.row_counts().await["email_jobs"], 1);
+}
+
+#[tokio::test]
+async fn siblings_in_two_regions_make_one_family_match() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    register(&north, "jgz-north", YOUTH).await;
+    register(&south, "vt-south", SIBLING).await;
+    register(&south, "vt-south", OTHER_YOUTH).await;
+    let at_north = settled_matches(&north, "jgz-north", 1).await;
+    assert_eq!(at_north[0].match_type, pb::MatchType::Family as i32);
+    let at_south = settled_matches(&south, "vt-south", 1).await;
+    assert_eq!(at_south[0].match_type, pb::MatchType::Family as i32);
+}
+
+#[tokio::test]
+async fn three_parties_in_three_regions_tell_each_pair_once() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    let east = spawn_linked_region("east", &hub).await;
+    register(&north, "jgz-north", YOUTH).await;
+    register(&south, "vt-south", YOUTH).await;
+    register(&east, "wijkteam-east", YOUTH).await;
+    // A second signal of a party that was already told re-notifies nobody.
+    register_as(&north, "jgz-north", YOUTH, "again").await;
+    let north_seen = settled_matches(&north, "jgz-north", 2).await;
+    let south_seen = settled_matches(&south, "vt-south", 2).await;
+    let east_seen = settled_matches(&east, "wijkteam-east", 2).await;
+    let regions = |seen: &[pb::Match]| {
+        let mut regions: Vec<String> = seen
+            .iter()
+            .map(|m| m.counterpart.as_ref().unwrap().region_id.clone())
+            .collect();
+        regions.sort();
+        regions
+    };
+    assert_eq!(regions(&north_seen), ["east", "south"]);
+    assert_eq!(regions(&south_seen), ["east", "north"]);
+    assert_eq!(regions(&east_seen), ["north", "south"]);
+}
+
+#[tokio::test]
+async fn a_youth_who_moves_is_matched_by_the_hub() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    // JGZ knew the youth in the north; after a move, Veilig Thuis registers in the south.
+    register(&north, "jgz-north", OTHER_YOUTH).await;
+    eventually("the north signal at the hub", || async {
+        (north.row_counts().await["outbox"] == 0).then_some(())
+    })
+    .await;
+    register(&south, "gp-south", OTHER_YOUTH).await;
+    settled_matches(&north, "jgz-north", 1).await;
+    settled_matches(&south, "gp-south", 1).await;
+}
+
+#[tokio::test]
+async fn a_region_offline_while_its_match_is_made_gets_the_notice_after_reconnecting() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    register(&south, "vt-south", YOUTH).await;
+    eventually("the south signal at the hub", || async {
+        (south.row_counts().await["outbox"] == 0).then_some(())
+    })
+    .await;
+    let south_dir = south.stop().await;
+
+    register(&north, "jgz-north", YOUTH).await;
+    settled_matches(&north, "jgz-north", 1).await;
+
+    let south = spawn_region_in("south", south_dir, Some(hub.addr)).await;
+    let at_south = settled_matches(&south, "vt-south", 1).await;
+    assert_eq!(at_south[0].counterpart.as_ref().unwrap().region_id, "north");
+}
+
+#[tokio::test]
+async fn a_restarted_hub_resumes_streams_without_losing_or_repeating_notices() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    register(&north, "jgz-north", YOUTH).await;
+    register(&south, "vt-south", YOUTH).await;
+    settled_matches(&north, "jgz-north", 1).await;
+    settled_matches(&south, "vt-south", 1).await;
+
+    let addr = hub.addr;
+    let hub_dir = hub.stop().await;
+    // While the hub is down the regions keep working; their events wait in the outbox.
+    register(&north, "school-north", SIBLING).await;
+    register(&south, "gp-south", SIBLING).await;
+
+    // The restarted hub takes the port the regions know.
+    let hub = spawn_hub_in_at(hub_dir, addr).await;
+    // school-north <-> gp-south (youth); school-north <-> vt-south and gp-south <-> jgz-north
+    // (family). Nodes found school-north <-> jgz-north and gp-south <-> vt-south themselves.
+    settled_matches(&north, "school-north", 3).await;
+    settled_matches(&south, "gp-south", 3).await;
+    settled_matches(&north, "jgz-north", 3).await;
+    settled_matches(&south, "vt-south", 3).await;
+    drop(hub);
+}
+
+#[tokio::test]
+async fn the_hub_never_receives_a_bsn() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    register(&north, "jgz-north", YOUTH).await;
+    register(&south, "vt-south", SIBLING).await;
+    register(&south, "gp-south", YOUTH).await;
+    settled_matches(&north, "jgz-north", 2).await;
+    let received = hub.received.lock().unwrap().clone();
+    assert!(
+        received.len() >= 3,
+        "the hub received the regions' messages"
+    );
+    let bsns = [YOUTH, SIBLING, PARENTS[0], PARENTS[1]];
+    for message in &received {
+        for bsn in bsns {
+            assert!(
+                !message.windows(bsn.len()).any(|w| w == bsn.as_bytes()),
+                "a message to the hub contains BSN {bsn}"
+            );
+        }
+        // Nor a birth date of the youths (2008-01-26, 2007-01-25).
+        for birth_date in ["2008-01-26", "2007-01-25"] {
+            assert!(!message.windows(10).any(|w| w == birth_date.as_bytes()));
+        }
+    }
+}
+
+fn upsert(org: &str, digest: u8, state: fed::SignalState) -> fed::signal_event::Change {
+    fed::signal_event::Change::Upsert(fed::SignalUpsert {
+        subject_key: Some(fed::Pseudonym {
+            key_version: 1,
+            digest: vec![digest; 32],
+        }),
+        family_keys: vec![],
+        organisation_id: org.into(),
+        organisation_name: org.to_uppercase(),
+        professional: Some(fed::ProfessionalContact {
+            professional_id: "p1".into(),
+            name: "P. One".into(),
+            email: format!("p1@{org}.example.nl"),
+            phone: String::new(),
+        }),
+        registered_at: "2026-11-25T10:00:00Z".into(),
+        planned_removal_date: "2028-11-25".into(),
+        state: state as i32,
+        inactive_since: if state == fed::SignalState::Inactive {
+            "2026-11-25".into()
+        } else {
+            String::new()
+        },
+    })
+}
+
+#[tokio::test]
+async fn a_batch_submitted_twice_with_revisions_out_of_order_has_one_effect() {
+    let hub = spawn_hub().await;
+    let mut north = hub.client("north");
+    let signal_id = "8b0f6a0e-3f43-4c3a-9d0e-5e7f1d2c3b4a".to_owned();
+    let event = |revision, state| fed::SignalEvent {
+        signal_id: signal_id.clone(),
+        revision,
+        change: Some(upsert("gp-north", 7, state)),
+    };
+    // Revision 2 (archived) arrives before revision 1 (active).
+    let batch = fed::SubmitSignalsRequest {
+        region_id: "north".into(),
+        events: vec![
+            event(2, fed::SignalState::Inactive),
+            event(1, fed::SignalState::Active),
+        ],
+    };
+    let first = north
+        .submit_signals(batch.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((first.applied, first.ignored), (1, 1));
+    let again = north.submit_signals(batch).await.unwrap().into_inner();
+    assert_eq!((again.applied, again.ignored), (0, 2));
+
+    // The latest revision won: a new party in the south is shown an inactive, archived party.
+    let mut south = hub.client("south");
+    let response = south
+        .submit_signals(fed::SubmitSignalsRequest {
+            region_id: String::new(),
+            events: vec![fed::SignalEvent {
+                signal_id: "0c9e2b1a-7d6f-4e5a-8b3c-2a1f0e9d8c7b".into(),
+                revision: 1,
+                change: Some(upsert("vt-south", 7, fed::SignalState::Active)),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.notices, 1,
+        "one history notice, none to the archived owner"
+    );
+}
+
+#[tokio::test]
+async fn a_region_certificate_cannot_act_as_another_region() {
+    let hub = spawn_hub().await;
+    let mut north = hub.client("north");
+    let status = north
+        .submit_signals(fed::SubmitSignalsRequest {
+            region_id: "south".into(),
+            events: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = north
+        .stream_notices(fed::StreamNoticesRequest {
+            region_id: "south".into(),
+            after_cursor: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = north
+        .ack_notices(fed::AckNoticesRequest {
+            region_id: "south".into(),
+            cursor: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // Nor overwrite another region's signal by its id.
+    let signal_id = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a".to_owned();
+    let mut south = hub.client("south");
+    south
+        .submit_signals(fed::SubmitSignalsRequest {
+            region_id: "south".into(),
+            events: vec![fed::SignalEvent {
+                signal_id: signal_id.clone(),
+                revision: 1,
+                change: Some(upsert("vt-south", 9, fed::SignalState::Active)),
+            }],
+        })
+        .await
+        .unwrap();
+    let status = north
+        .submit_signals(fed::SubmitSignalsRequest {
+            region_id: String::new(),
+            events: vec![fed::SignalEvent {
+                signal_id,
+                revision: 2,
+                change: Some(fed::signal_event::Change::Deletion(fed::SignalDeletion {})),
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn an_organisation_certificate_cannot_use_the_federation_api() {
+    let hub = spawn_hub().await;
+    let mut as_org = fed::federation_service_client::FederationServiceClient::new(
+        vix_tests::channel_with(hub.addr, "org-jgz-north.pem", "org-jgz-north.key"),
+    );
+    let status = as_org
+        .submit_signals(fed::SubmitSignalsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn rogue_expired_and_revoked_certificates_are_refused_by_the_hub_on_the_first_call() {
+    let hub = spawn_hub().await;
+    for org in [
+        vix_certs_dev::files::ROGUE_ORG,
+        vix_certs_dev::files::EXPIRED_ORG,
+        vix_certs_dev::files::REVOKED_ORG,
+    ] {
+        let (cert, key) = vix_certs_dev::files::organisation(org);
+        let mut client = fed::federation_service_client::FederationServiceClient::new(
+            vix_tests::channel_with(hub.addr, &cert, &key),
+        );
+        let status = client
+            .submit_signals(fed::SubmitSignalsRequest::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                status.code(),
+                Code::Unavailable | Code::Unknown | Code::Cancelled
+            ),
+            "{org}: {status:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_batch_is_refused_whole_naming_the_field() {
+    let hub = spawn_hub().await;
+    let mut north = hub.client("north");
+    let good = fed::SignalEvent {
+        signal_id: "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d".into(),
+        revision: 1,
+        change: Some(upsert("gp-north", 8, fed::SignalState::Active)),
+    };
+    let mut bad = upsert("gp-north", 7, fed::SignalState::Active);
+    if let fed::signal_event::Change::Upsert(upsert) = &mut bad {
+        upsert.subject_key.as_mut().unwrap().digest = vec![1; 31];
+    }
+    let status = north
+        .submit_signals(fed::SubmitSignalsRequest {
+            region_id: String::new(),
+            events: vec![
+                good.clone(),
+                fed::SignalEvent {
+                    signal_id: "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d".into(),
+                    revision: 1,
+                    change: Some(bad),
+                },
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("events[1].upsert.subject_key"),
+        "{}",
+        status.message()
+    );
+    // The good event of the refused batch was not applied: alone, it applies now.
+    let alone = north
+        .submit_signals(fed::SubmitSignalsRequest {
+            region_id: String::new(),
+            events: vec![good],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(alone.applied, 1);
+}
