@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings up the development federation on this machine: builds vix, writes the dev PKI into
-# var/dev/pki on first run, and starts the region nodes north (127.0.0.1:50051) and south
-# (127.0.0.1:50052) on SQLite under var/dev/. Ctrl-C stops them.
+# var/dev/pki on first run, and starts the hub (127.0.0.1:50050) and the region nodes north
+# (127.0.0.1:50051) and south (127.0.0.1:50052) on SQLite under var/dev/. Ctrl-C stops them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,6 +21,9 @@ stop() {
 }
 trap stop EXIT INT TERM
 
+./target/debug/vix-node hub --config deploy/dev/hub.toml 2> >(sed -u "s/^/[hub] /" >&2) &
+pids+=("$!")
+
 for region in north south; do
   ./target/debug/vix-node region --config "deploy/dev/region-$region.toml" \
     2> >(sed -u "s/^/[$region] /" >&2) &
@@ -29,21 +32,24 @@ done
 
 cat <<'TEXT'
 
-vix dev federation: region north on 127.0.0.1:50051, region south on 127.0.0.1:50052.
-Register a signal at north as JGZ Noord (needs grpcurl; the servers offer reflection):
+vix dev federation: hub on 127.0.0.1:50050, region north on 127.0.0.1:50051, region south on
+127.0.0.1:50052. A cross-region match by hand (needs grpcurl; the servers offer reflection):
 
-  grpcurl -cacert var/dev/pki/ca.pem -cert var/dev/pki/org-jgz-north.pem -key var/dev/pki/org-jgz-north.key \
+  P=var/dev/pki
+  # JGZ Noord (region north) registers youth 999991383 ...
+  grpcurl -cacert $P/ca.pem -cert $P/org-jgz-north.pem -key $P/org-jgz-north.key \
     -d '{"request_id":"demo-1","bsn":"999991383","professional":{"professional_id":"p1","name":"A. de Jong","email":"a.dejong@jgz-noord.example.nl"}}' \
     127.0.0.1:50051 vix.region.v1.RegionService/RegisterSignal
-
-The same youth by a second organisation of north, then the matches of both:
-
-  grpcurl -cacert var/dev/pki/ca.pem -cert var/dev/pki/org-school-north.pem -key var/dev/pki/org-school-north.key \
-    -d '{"request_id":"demo-2","bsn":"999991383","professional":{"professional_id":"m7","name":"B. Bakker","email":"b.bakker@noorderpoort.example.nl"}}' \
-    127.0.0.1:50051 vix.region.v1.RegionService/RegisterSignal
-  grpcurl -cacert var/dev/pki/ca.pem -cert var/dev/pki/org-jgz-north.pem -key var/dev/pki/org-jgz-north.key \
+  # ... Veilig Thuis Zuid (region south) registers the same youth ...
+  grpcurl -cacert $P/ca.pem -cert $P/org-vt-south.pem -key $P/org-vt-south.key \
+    -d '{"request_id":"demo-2","bsn":"999991383","professional":{"professional_id":"v9","name":"C. Visser","email":"c.visser@veiligthuis-zuid.example.nl"}}' \
+    127.0.0.1:50052 vix.region.v1.RegionService/RegisterSignal
+  # ... and each sees the other, found by the hub:
+  grpcurl -cacert $P/ca.pem -cert $P/org-jgz-north.pem -key $P/org-jgz-north.key \
     127.0.0.1:50051 vix.region.v1.RegionService/ListMatches
+  grpcurl -cacert $P/ca.pem -cert $P/org-vt-south.pem -key $P/org-vt-south.key \
+    127.0.0.1:50052 vix.region.v1.RegionService/ListMatches
 
-Ctrl-C stops the nodes.
+Ctrl-C stops the federation.
 TEXT
 wait
