@@ -1,9 +1,8 @@
-//! Invariant 5: whatever was acknowledged survives `kill -9`. Starts the real `vix-node`
+//! The real `vix-node` processes: invariant 5 (whatever was acknowledged survives `kill -9`) for
+//! a region node alone and for the federation (hub and regions killed mid-stream and
+//! mid-forward), graceful shutdown on SIGTERM, and refusal of a bad configuration at start-up.
 // Test code: a failed unwrap is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! binary, registers concurrently over mutual TLS, kills it with SIGKILL mid-load, restarts it
-//! on the same database and checks every acknowledged signal, and that no registration is
-//! half-written.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -42,42 +41,111 @@ const LOAD_TIME_MAX: Duration = Duration::from_secs(30);
 const START_TIME_MAX: Duration = Duration::from_secs(30);
 
 fn write_config(dir: &Path, pki: &Path) -> PathBuf {
+    region_config(dir, pki, "north", "127.0.0.1:0", None)
+}
+
+fn organisations(region: &str) -> &'static str {
+    match region {
+        "north" => r#"["jgz-north", "school-north"]"#,
+        "south" => r#"["vt-south", "gp-south"]"#,
+        _ => r#"["wijkteam-east", "school-east"]"#,
+    }
+}
+
+/// Writes `<region>.toml` in `dir` for a region node on `listen`, linked to `hub` if given.
+fn region_config(
+    dir: &Path,
+    pki: &Path,
+    region: &str,
+    listen: &str,
+    hub: Option<SocketAddr>,
+) -> PathBuf {
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/brp-test-persons.json");
-    let config = format!(
+    let mut config = format!(
         r#"
 [log]
 format = "text"
 filter = "info"
 
 [region]
-region_id = "north"
-listen = "127.0.0.1:0"
+region_id = "{region}"
+listen = "{listen}"
 database = "{db}"
 federation_key_file = "{pki}/federation.key"
 federation_key_version = 1
 person_registry_file = "{fixture}"
-organisations = ["jgz-north", "school-north"]
+organisations = {orgs}
 
 [region.tls]
 ca = "{pki}/ca.pem"
-cert = "{pki}/region-north-server.pem"
-key = "{pki}/region-north-server.key"
+cert = "{pki}/region-{region}-server.pem"
+key = "{pki}/region-{region}-server.key"
 crls = ["{pki}/crl.pem"]
 "#,
-        db = dir.join("north.sqlite").display(),
+        db = dir.join(format!("{region}.sqlite")).display(),
         pki = pki.display(),
         fixture = fixture.display(),
+        orgs = organisations(region),
     );
-    let path = dir.join("north.toml");
+    if let Some(hub) = hub {
+        config.push_str(&format!(
+            r#"
+[region.hub]
+address = "{hub}"
+server_name = "localhost"
+
+[region.hub.tls]
+ca = "{pki}/ca.pem"
+cert = "{pki}/region-{region}-client.pem"
+key = "{pki}/region-{region}-client.key"
+"#,
+            pki = pki.display(),
+        ));
+    }
+    let path = dir.join(format!("{region}.toml"));
     std::fs::write(&path, config).unwrap();
     path
 }
 
-/// Starts `vix-node region` and waits for the address it logs once it listens.
+fn hub_config(dir: &Path, pki: &Path, listen: SocketAddr) -> PathBuf {
+    let config = format!(
+        r#"
+[hub]
+listen = "{listen}"
+database = "{db}"
+regions = ["north", "south", "east"]
+
+[hub.tls]
+ca = "{pki}/ca.pem"
+cert = "{pki}/hub.pem"
+key = "{pki}/hub.key"
+crls = ["{pki}/crl.pem"]
+"#,
+        db = dir.join("hub.sqlite").display(),
+        pki = pki.display(),
+    );
+    let path = dir.join("hub.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// A port that was free a moment ago: processes restarted after `kill -9` must come back on
+/// the address their peers know.
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Starts the region node of `config`.
 async fn start_node(config: &Path) -> (Child, SocketAddr) {
+    start_role("region", config).await
+}
+
+/// Starts `vix-node <role>` and waits for the address it logs once it listens.
+async fn start_role(role: &str, config: &Path) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vix-node"))
-        .arg("region")
+        .arg(role)
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", "info")
@@ -90,7 +158,7 @@ async fn start_node(config: &Path) -> (Child, SocketAddr) {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = tokio::time::timeout(START_TIME_MAX, async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("region node listening") {
+            if line.contains(" listening ") {
                 let addr = line
                     .split_whitespace()
                     .find_map(|word| word.strip_prefix("addr="))
@@ -98,7 +166,7 @@ async fn start_node(config: &Path) -> (Child, SocketAddr) {
                 return addr.parse::<SocketAddr>().unwrap();
             }
         }
-        panic!("vix-node exited before listening");
+        panic!("vix-node {role} exited before listening");
     })
     .await
     .expect("vix-node did not start in time");
@@ -385,4 +453,153 @@ async fn a_bad_configuration_stops_the_node_with_a_clear_error() {
         !dir.path().join("north.sqlite").exists(),
         "nothing was created"
     );
+}
+
+/// Youths without a BSN, so the test controls exactly which pairs match: each is registered
+/// once in the north and once in the south, which makes exactly one cross-region youth match.
+fn alt_youth_request(org: &str, n: usize) -> pb::RegisterSignalRequest {
+    pb::RegisterSignalRequest {
+        request_id: format!("{org}-{n}"),
+        youth: Some(pb::register_signal_request::Youth::AltYouthId(
+            pb::AltYouthId {
+                issuer: "kill9".into(),
+                number: format!("Y{n}"),
+                birth_date: "2015-06-01".into(),
+            },
+        )),
+        professional: Some(pb::ProfessionalContact {
+            professional_id: "p1".into(),
+            name: format!("Professional of {org}"),
+            email: format!("p1@{org}.example.nl"),
+            phone: String::new(),
+        }),
+        planned_removal_date: String::new(),
+    }
+}
+
+/// Registers until acknowledged, resending the same request_id after a failure (the node may be
+/// down): idempotency makes the retry safe. Bounded in attempts.
+async fn register_until_acknowledged(
+    client: &mut RegionServiceClient<Channel>,
+    request: pb::RegisterSignalRequest,
+) {
+    for _ in 0..600 {
+        if client.register_signal(request.clone()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} was never acknowledged", request.request_id);
+}
+
+async fn match_counterparts(client: &mut RegionServiceClient<Channel>) -> Option<Vec<String>> {
+    let matches = client
+        .list_matches(pb::ListMatchesRequest::default())
+        .await
+        .ok()?
+        .into_inner()
+        .matches;
+    Some(
+        matches
+            .into_iter()
+            .map(|m| m.counterpart.unwrap().signal_id)
+            .collect(),
+    )
+}
+
+/// Waits (bounded) until `client` sees at least `count` matches.
+async fn wait_for_matches(client: &mut RegionServiceClient<Channel>, count: usize) {
+    let deadline = tokio::time::Instant::now() + FEDERATION_WAIT_MAX;
+    loop {
+        if match_counterparts(client)
+            .await
+            .is_some_and(|seen| seen.len() >= count)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {count} matches in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Youths registered in both regions in the federation test.
+const FEDERATION_YOUTHS: usize = 60;
+const FEDERATION_WAIT_MAX: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn kill_9_of_the_hub_mid_stream_and_of_a_region_mid_forward_loses_and_repeats_nothing() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hub_addr = free_port();
+    let south_addr = free_port();
+    let hub_toml = hub_config(dir.path(), pki.path(), hub_addr);
+    let north_toml = region_config(
+        dir.path(),
+        pki.path(),
+        "north",
+        "127.0.0.1:0",
+        Some(hub_addr),
+    );
+    let south_toml = region_config(
+        dir.path(),
+        pki.path(),
+        "south",
+        &south_addr.to_string(),
+        Some(hub_addr),
+    );
+
+    let (hub, _) = start_role("hub", &hub_toml).await;
+    let (_north, north_addr) = start_node(&north_toml).await;
+    let (south, _) = start_node(&south_toml).await;
+    let mut jgz = client(north_addr, pki.path(), "jgz-north");
+    let mut vt = client(south_addr, pki.path(), "vt-south");
+
+    // Load: each youth in the north, then in the south, from two concurrent clients.
+    let load = {
+        let (mut jgz, mut vt) = (jgz.clone(), vt.clone());
+        tokio::spawn(async move {
+            for n in 0..FEDERATION_YOUTHS {
+                register_until_acknowledged(&mut jgz, alt_youth_request("jgz-north", n)).await;
+                register_until_acknowledged(&mut vt, alt_youth_request("vt-south", n)).await;
+            }
+        })
+    };
+
+    // Chaos: kill -9 the hub once notices flow, bring it back; then the south region.
+    wait_for_matches(&mut jgz, 5).await;
+    let mut hub = hub;
+    hub.start_kill().unwrap();
+    hub.wait().await.unwrap();
+    let (hub, _) = start_role("hub", &hub_toml).await;
+
+    wait_for_matches(&mut jgz, 20).await;
+    let mut south = south;
+    south.start_kill().unwrap();
+    south.wait().await.unwrap();
+    let (south, _) = start_node(&south_toml).await;
+
+    load.await.unwrap();
+
+    // Every youth gives exactly one notice at each side: none lost, none twice.
+    wait_for_matches(&mut jgz, FEDERATION_YOUTHS).await;
+    wait_for_matches(&mut vt, FEDERATION_YOUTHS).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // room for any duplicate to land
+    for (org, client) in [("jgz-north", &mut jgz), ("vt-south", &mut vt)] {
+        let mut seen = match_counterparts(client).await.unwrap();
+        assert_eq!(seen.len(), FEDERATION_YOUTHS, "{org}");
+        seen.sort();
+        seen.dedup();
+        assert_eq!(
+            seen.len(),
+            FEDERATION_YOUTHS,
+            "{org} was told twice about one signal"
+        );
+    }
+    eprintln!("federation kill -9: {FEDERATION_YOUTHS} youths, one notice each side");
+    stop_gracefully(south).await;
+    stop_gracefully(hub).await;
 }
