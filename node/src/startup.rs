@@ -62,7 +62,7 @@ impl RegionNode {
         let hub = match &settings.hub {
             None => None,
             Some(link) => {
-                let client = tls::client_config(&link.tls).context("region.hub.tls")?;
+                let client = tls::hub_client_config(&link.tls).context("region.hub.tls")?;
                 Some(
                     tls::channel(link.address, &link.server_name, client)
                         .context("region.hub.server_name")?,

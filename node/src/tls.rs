@@ -14,10 +14,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -54,6 +60,8 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("invalid server name {0}")]
     ServerName(String),
+    #[error("cannot build the server certificate verifier: {0}")]
+    ServerVerifier(String),
 }
 
 /// Where an endpoint's PKI material lives.
@@ -106,11 +114,9 @@ fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// A server that requires a client certificate from the CA, not revoked by any of the CRLs.
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
-    let roots = read_roots(&files.ca)?;
-    let mut crls: Vec<CertificateRevocationListDer<'static>> = Vec::new();
-    for path in &files.crls {
+fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for path in paths {
         let more = CertificateRevocationListDer::pem_file_iter(path)
             .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
             .map_err(|source| TlsError::Read {
@@ -119,8 +125,14 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
             })?;
         crls.extend(more);
     }
+    Ok(crls)
+}
+
+/// A server that requires a client certificate from the CA, not revoked by any of the CRLs.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let roots = read_roots(&files.ca)?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), ring())
-        .with_crls(crls)
+        .with_crls(read_crls(&files.crls)?)
         .build()?;
     let mut config = ServerConfig::builder_with_provider(ring())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -140,6 +152,78 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// A region's client for the hub: trusts only the federation CA, checks its CRLs, and accepts
+/// only a server certificate that names the hub (`urn:vix:hub`). Any other certificate of the
+/// CA valid for the host name (a region's server certificate, say) cannot pose as the hub and
+/// receive the region's signals.
+pub fn hub_client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
+    let verifier =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(read_roots(&files.ca)?), ring())
+            .with_crls(read_crls(&files.crls)?)
+            .build()
+            .map_err(|error| TlsError::ServerVerifier(error.to_string()))?;
+    let mut config = ClientConfig::builder_with_provider(ring())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(HubVerifier { webpki: verifier }))
+        .with_client_auth_cert(read_certs(&files.cert)?, read_key(&files.key)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The CA's usual checks, then: the certificate must name the hub.
+#[derive(Debug)]
+struct HubVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for HubVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        match identify(end_entity) {
+            Ok(PeerIdentity::Hub) => Ok(verified),
+            _ => Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
 /// Who is calling, as its certificate says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerIdentity {
@@ -147,6 +231,8 @@ pub enum PeerIdentity {
     Organisation { id: OrganisationId, name: String },
     /// A region node calling the hub: `urn:vix:region:<id>`.
     Region(RegionId),
+    /// The national hub: `urn:vix:hub`. Only ever a server.
+    Hub,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,7 +247,10 @@ pub enum IdentityError {
     Malformed,
 }
 
+/// Longest organisation name (the certificate's CN) that vix shows and sends to the hub.
+pub const ORGANISATION_NAME_MAX_LEN: usize = 200;
 const ORG_URN: &str = "urn:vix:org:";
+const HUB_URN: &str = "urn:vix:hub";
 const REGION_URN: &str = "urn:vix:region:";
 
 /// Reads the vix identity from a certificate's URI SANs. Exactly one `urn:vix:org:` or
@@ -187,14 +276,27 @@ pub fn identify(cert: &CertificateDer<'_>) -> Result<PeerIdentity, IdentityError
     }
     if let Some(id) = uri.strip_prefix(ORG_URN) {
         let id = OrganisationId::parse(id).map_err(|_| IdentityError::Malformed)?;
+        // The name travels to the hub and into notices: same rule as every shown name.
         let name = parsed
             .subject()
             .iter_common_name()
             .next()
             .and_then(|cn| cn.as_str().ok())
-            .map(str::to_owned)
-            .unwrap_or_else(|| id.to_string());
-        return Ok(PeerIdentity::Organisation { id, name });
+            .map(str::trim)
+            .unwrap_or_default();
+        if name.is_empty()
+            || name.chars().count() > ORGANISATION_NAME_MAX_LEN
+            || name.chars().any(char::is_control)
+        {
+            return Err(IdentityError::Malformed);
+        }
+        return Ok(PeerIdentity::Organisation {
+            id,
+            name: name.to_owned(),
+        });
+    }
+    if uri == HUB_URN {
+        return Ok(PeerIdentity::Hub);
     }
     if let Some(id) = uri.strip_prefix(REGION_URN) {
         return RegionId::parse(id)
@@ -388,6 +490,61 @@ mod tests {
         assert_eq!(
             identify(&first_cert(&dir.path().join("region-south-server.pem"))),
             Err(IdentityError::Missing)
+        );
+    }
+
+    #[test]
+    fn the_hub_certificate_names_the_hub() {
+        let dir = pki();
+        assert_eq!(
+            identify(&first_cert(&dir.path().join("hub.pem"))),
+            Ok(PeerIdentity::Hub)
+        );
+    }
+
+    /// Serves one TLS handshake on loopback with `cert`/`key` of the dev PKI and reports
+    /// whether a region's hub client accepted it.
+    async fn hub_client_accepts(dir: &Path, cert: &str, key: &str) -> bool {
+        let server = server_config(&TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join(cert),
+            key: dir.join(key),
+            crls: vec![],
+        })
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let _ = tokio_rustls::TlsAcceptor::from(server).accept(tcp).await;
+        });
+        let client = hub_client_config(&TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("region-north-client.pem"),
+            key: dir.join("region-north-client.key"),
+            crls: vec![dir.join("crl.pem")],
+        })
+        .unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        tokio_rustls::TlsConnector::from(client)
+            .connect(name, tcp)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_region_trusts_only_the_hub_certificate_as_its_hub() {
+        let dir = pki();
+        assert!(hub_client_accepts(dir.path(), "hub.pem", "hub.key").await);
+        // Valid for localhost and issued by the same CA, but not the hub.
+        assert!(
+            !hub_client_accepts(
+                dir.path(),
+                "region-south-server.pem",
+                "region-south-server.key"
+            )
+            .await
         );
     }
 

@@ -99,6 +99,7 @@ server_name = "localhost"
 ca = "{pki}/ca.pem"
 cert = "{pki}/region-{region}-client.pem"
 key = "{pki}/region-{region}-client.key"
+crls = ["{pki}/crl.pem"]
 "#,
             pki = pki.display(),
         ));

@@ -17,11 +17,13 @@ use vix_tests::{TestRegion, eventually, spawn_hub, spawn_linked_region};
 fn request(org: &str, youth: &str) -> pb::RegisterSignalRequest {
     pb::RegisterSignalRequest {
         request_id: format!("{org}-{youth}"),
-        youth: Some(pb::register_signal_request::Youth::AltYouthId(pb::AltYouthId {
-            issuer: "bench".into(),
-            number: youth.into(),
-            birth_date: "2015-06-01".into(),
-        })),
+        youth: Some(pb::register_signal_request::Youth::AltYouthId(
+            pb::AltYouthId {
+                issuer: "bench".into(),
+                number: youth.into(),
+                birth_date: "2015-06-01".into(),
+            },
+        )),
         professional: Some(pb::ProfessionalContact {
             professional_id: "p1".into(),
             name: format!("Professional of {org}"),
@@ -113,7 +115,9 @@ async fn main() {
     let local = summarise(local);
     let cross = summarise(cross);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("federation_latency: {matches} matches, hub + 2 regions in one process, loopback mTLS, SQLite synchronous=FULL");
+    println!(
+        "federation_latency: {matches} matches, hub + 2 regions in one process, loopback mTLS, SQLite synchronous=FULL"
+    );
     println!(
         "  local match (baseline)   p50 {:7.2} ms  p99 {:7.2} ms  mean {:7.2} ms",
         ms(local.p50),

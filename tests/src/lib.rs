@@ -103,10 +103,12 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
         },
         hub: hub.map(|address| {
             let (cert, key) = vix_certs_dev::files::region_client(region);
+            let mut tls = client_files(&cert, &key);
+            tls.crls = vec![pki.join(vix_certs_dev::files::CRL)];
             HubLink {
                 address,
                 server_name: "localhost".into(),
-                tls: client_files(&cert, &key),
+                tls,
             }
         }),
     }

@@ -88,8 +88,8 @@ fn caller<S, T>(
         PeerIdentity::Organisation { .. } => Err(RegionError::PermissionDenied(
             "this organisation is not served by this region".into(),
         )),
-        PeerIdentity::Region(_) => Err(RegionError::PermissionDenied(
-            "region certificates may not use the region API".into(),
+        PeerIdentity::Region(_) | PeerIdentity::Hub => Err(RegionError::PermissionDenied(
+            "only organisation certificates may use the region API".into(),
         )),
     }
 }

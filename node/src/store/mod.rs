@@ -130,9 +130,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         let busy = match &error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-            sqlx::Error::Database(db) => db
-                .code()
-                .is_some_and(|code| code == "5" || code == "6" || code.starts_with("5|")),
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| is_sqlite_busy(&code)),
             _ => false,
         };
         if busy {
@@ -141,6 +139,13 @@ impl From<sqlx::Error> for StoreError {
             Self::Database(error)
         }
     }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), also as extended codes (`SQLITE_BUSY_SNAPSHOT` is
+/// 517): sqlx reports the extended code, whose low byte is the primary one.
+fn is_sqlite_busy(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// What a region node stores.
@@ -224,4 +229,19 @@ pub enum NoticeDelivery {
     Duplicate,
     /// The recipient signal is gone (deleted here), so the notice is dropped.
     Dropped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sqlite_busy;
+
+    #[test]
+    fn busy_and_locked_are_recognised_in_primary_and_extended_form() {
+        for code in ["5", "6", "261", "517", "773", "262"] {
+            assert!(is_sqlite_busy(code), "{code}");
+        }
+        for code in ["1", "19", "2067", "23505", "not a code"] {
+            assert!(!is_sqlite_busy(code), "{code}");
+        }
+    }
 }
