@@ -356,6 +356,20 @@ async fn a_region_certificate_cannot_act_as_another_region() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
+
+    // Nor speak for an organisation of another region.
+    let status = north
+        .submit_signals(fed::SubmitSignalsRequest {
+            region_id: String::new(),
+            events: vec![fed::SignalEvent {
+                signal_id: "7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9".into(),
+                revision: 1,
+                change: Some(upsert("vt-south", 9, fed::SignalState::Active)),
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use tonic::Code;
 use tonic_types::StatusExt;
+use vix_node::store::SignalStore;
 use vix_protocol::region::v1 as pb;
 use vix_tests::{TestRegion, spawn_region};
 
@@ -577,13 +578,23 @@ async fn withdrawing_as_unjustified_deletes_the_signal_and_the_notices_naming_it
     let status = north
         .client("jgz-north")
         .get_signal(pb::GetSignalRequest {
-            signal_id: jgz.signal_id,
+            signal_id: jgz.signal_id.clone(),
         })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    // The hub is owed exactly one event about the deleted signal: its deletion.
-    assert_eq!(north.row_counts().await["outbox"], 2);
+    // The hub is owed exactly one event about the deleted signal: its deletion. The upsert
+    // that still waited (it holds the contact) is gone.
+    let events = north.context.store.outbox_batch(10).await.unwrap();
+    let about_jgz: Vec<_> = events
+        .iter()
+        .filter(|entry| entry.event.signal_id() == jgz.signal_id)
+        .collect();
+    assert_eq!(about_jgz.len(), 1);
+    assert!(matches!(
+        about_jgz[0].event,
+        vix_node::store::outbox::OutboxEvent::Delete { revision: 2, .. }
+    ));
 }
 
 #[tokio::test]

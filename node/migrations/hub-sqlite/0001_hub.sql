@@ -65,6 +65,13 @@ CREATE INDEX notices_by_region ON notices (recipient_region_id, cursor);
 CREATE INDEX notices_by_recipient ON notices (recipient_organisation_id, recipient_subject_key);
 CREATE INDEX notices_by_counterpart ON notices (counterpart_organisation_id, counterpart_subject_key);
 
+-- Each organisation belongs to one region (DOMAIN.md glossary): bound on its first signal, so no
+-- region can later submit signals in another region's organisation's name.
+CREATE TABLE organisations (
+    organisation_id TEXT PRIMARY KEY NOT NULL,
+    region_id       TEXT NOT NULL
+) STRICT;
+
 -- How far each region has acknowledged its notice log.
 CREATE TABLE region_cursors (
     region_id    TEXT PRIMARY KEY NOT NULL,

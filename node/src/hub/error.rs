@@ -30,6 +30,9 @@ impl From<HubStoreError> for HubError {
             HubStoreError::NotOwner { index } => Self::PermissionDenied(format!(
                 "events[{index}] names a signal of another region; nothing was applied"
             )),
+            HubStoreError::ForeignOrganisation { index } => Self::PermissionDenied(format!(
+                "events[{index}] names an organisation of another region; nothing was applied"
+            )),
             HubStoreError::Store(error) => Self::Store(error),
         }
     }

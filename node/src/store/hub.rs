@@ -65,6 +65,9 @@ pub enum HubStoreError {
     /// The batch names a signal that another region owns; nothing of it was applied.
     #[error("event {index} names a signal of another region")]
     NotOwner { index: usize },
+    /// The batch speaks for an organisation of another region; nothing of it was applied.
+    #[error("event {index} names an organisation of another region")]
+    ForeignOrganisation { index: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

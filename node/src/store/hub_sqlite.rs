@@ -103,6 +103,11 @@ impl HubStore for HubSqliteStore {
                 outcome.ignored += 1;
                 continue;
             }
+            if let Some(signal) = &event.upsert {
+                if !bind_organisation(&mut tx, &signal.organisation_id, region_id).await? {
+                    return Err(HubStoreError::ForeignOrganisation { index });
+                }
+            }
             match event.upsert {
                 None => {
                     delete_signal(&mut tx, region_id, event.signal_id, event.revision).await?;
@@ -176,6 +181,28 @@ impl HubStore for HubSqliteStore {
         .await?;
         u64::try_from(count).map_err(|_| StoreError::Corrupt("notices"))
     }
+}
+
+/// Binds `organisation_id` to `region_id` on first sight; `false` if it belongs to another.
+async fn bind_organisation(
+    tx: &mut Transaction<'static, Sqlite>,
+    organisation_id: &crate::domain::OrganisationId,
+    region_id: &RegionId,
+) -> Result<bool, StoreError> {
+    sqlx::query(
+        "INSERT INTO organisations (organisation_id, region_id) VALUES (?, ?) \
+         ON CONFLICT (organisation_id) DO NOTHING",
+    )
+    .bind(organisation_id.as_str())
+    .bind(region_id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    let owner: String =
+        sqlx::query_scalar("SELECT region_id FROM organisations WHERE organisation_id = ?")
+            .bind(organisation_id.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(owner == region_id.as_str())
 }
 
 async fn insert_signal(
@@ -253,6 +280,12 @@ async fn delete_signal(
     revision: Revision,
 ) -> Result<(), StoreError> {
     let id = signal_id.to_string();
+    // The notices naming it hold its contact; they go with it (invariant 6). Notices that
+    // regions already stored are retracted from them separately.
+    sqlx::query("DELETE FROM notices WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM signals WHERE signal_id = ?")
         .bind(&id)
         .execute(&mut **tx)
@@ -740,6 +773,81 @@ mod tests {
             .await
             .unwrap();
         assert!(store.notices_after(&south, 0, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_organisation_belongs_to_the_region_that_first_submitted_it() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        store
+            .submit(
+                &north,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("gp", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        let error = store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("gp", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            HubStoreError::ForeignOrganisation { index: 0 }
+        ));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_signal_removes_the_notices_that_name_it() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        let a = SignalId::generate();
+        store
+            .submit(
+                &north,
+                vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+        store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("school", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.notices_after(&south, 0, 10).await.unwrap().len(), 1);
+        let delete = SignalEvent {
+            signal_id: a,
+            revision: Revision::new(2).unwrap(),
+            upsert: None,
+        };
+        store.submit(&north, vec![delete], now()).await.unwrap();
+        assert!(store.notices_after(&south, 0, 10).await.unwrap().is_empty());
+        assert!(store.notices_after(&north, 0, 10).await.unwrap().is_empty());
+        let counted: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notices")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(counted, 0);
     }
 
     #[tokio::test]
