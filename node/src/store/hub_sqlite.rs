@@ -103,10 +103,10 @@ impl HubStore for HubSqliteStore {
                 outcome.ignored += 1;
                 continue;
             }
-            if let Some(signal) = &event.upsert {
-                if !bind_organisation(&mut tx, &signal.organisation_id, region_id).await? {
-                    return Err(HubStoreError::ForeignOrganisation { index });
-                }
+            if let Some(signal) = &event.upsert
+                && !bind_organisation(&mut tx, &signal.organisation_id, region_id).await?
+            {
+                return Err(HubStoreError::ForeignOrganisation { index });
             }
             match event.upsert {
                 None => {
