@@ -8,11 +8,14 @@ use std::path::Path;
 
 use ring::hmac;
 
-use crate::domain::{AltYouthId, Bsn, FamilyKey, KeyVersion, Pseudonymiser, SubjectKey};
+use crate::domain::{
+    AltYouthId, Bsn, FamilyKey, KeyVersion, OrganisationId, Pseudonymiser, RequestId, SubjectKey,
+};
 
 const SUBJECT_LABEL: &[u8] = b"vix/subject/v1";
 const ALT_SUBJECT_LABEL: &[u8] = b"vix/alt-subject/v1";
 const FAMILY_LABEL: &[u8] = b"vix/family/v1";
+const REQUEST_LABEL: &[u8] = b"vix/request/v1";
 /// A shorter key would weaken the pseudonyms below the 128-bit level.
 const FEDERATION_KEY_LEN_MIN: usize = 32;
 
@@ -93,6 +96,16 @@ impl Pseudonymiser for HmacPseudonymiser {
         FamilyKey::new(
             self.version,
             self.digest(FAMILY_LABEL, &[&parent.expose_digits()]),
+        )
+    }
+
+    fn request_key(&self, organisation: &OrganisationId, request: &RequestId) -> [u8; 32] {
+        self.digest(
+            REQUEST_LABEL,
+            &[
+                organisation.as_str().as_bytes(),
+                request.as_str().as_bytes(),
+            ],
         )
     }
 }

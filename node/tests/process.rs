@@ -16,6 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
+use vix_node::domain::{KeyVersion, OrganisationId, Pseudonymiser, RequestId};
+use vix_node::pseudonym::HmacPseudonymiser;
 use vix_node::tls::{self, TlsFiles};
 use vix_protocol::region::v1 as pb;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
@@ -315,7 +317,7 @@ async fn acknowledged_signals_survive_kill_9_and_nothing_is_half_written() {
         .unwrap();
     assert_eq!(integrity, "ok");
     let rows = sqlx::query(
-        "SELECT s.signal_id, s.request_id, \
+        "SELECT s.signal_id, s.request_key, s.organisation_id, \
                 (SELECT COUNT(*) FROM signal_family_keys f WHERE f.signal_id = s.signal_id) AS keys, \
                 (SELECT COUNT(*) FROM outbox o WHERE o.signal_id = s.signal_id) AS events \
          FROM signals s",
@@ -323,10 +325,35 @@ async fn acknowledged_signals_survive_kill_9_and_nothing_is_half_written() {
     .fetch_all(&db)
     .await
     .unwrap();
-    let stored: HashMap<String, String> = rows
+    // The node keeps only a keyed hash of each request_id; recompute it to find the requests.
+    let keys = HmacPseudonymiser::from_file(
+        &pki.path().join("federation.key"),
+        KeyVersion::new(1).unwrap(),
+    )
+    .unwrap();
+    let request_key = |org: &str, request_id: &str| {
+        hex::encode(keys.request_key(
+            &OrganisationId::parse(org).unwrap(),
+            &RequestId::parse(request_id).unwrap(),
+        ))
+    };
+    let by_key: HashMap<String, String> = rows
         .iter()
-        .map(|row| (row.get("request_id"), row.get("signal_id")))
+        .map(|row| (row.get("request_key"), row.get("signal_id")))
         .collect();
+    let stored: HashMap<String, String> = sent
+        .iter()
+        .filter_map(|(request_id, client_index, _)| {
+            by_key
+                .get(&request_key(org_of(*client_index), request_id))
+                .map(|signal_id| (request_id.clone(), signal_id.clone()))
+        })
+        .collect();
+    assert_eq!(
+        stored.len(),
+        rows.len(),
+        "every stored signal answers a sent request"
+    );
     for row in &rows {
         let events: i64 = row.get("events");
         let keys: i64 = row.get("keys");

@@ -18,11 +18,12 @@ CREATE TABLE signals (
     planned_removal_date TEXT NOT NULL,
     state                TEXT NOT NULL CHECK (state IN ('active', 'inactive')),
     inactive_since       TEXT,
-    -- Idempotency of RegisterSignal: a retry with the same request_id returns this signal.
-    request_id           TEXT NOT NULL,
+    -- Idempotency of RegisterSignal: a retry with the same request_id returns this signal. The
+    -- caller chooses request ids freely (one could hold a BSN), so only an HMAC of it is kept.
+    request_key          TEXT NOT NULL,
     -- SHA-256 of what the request asked for, to refuse a request_id reused for another request.
     request_fingerprint  TEXT NOT NULL,
-    UNIQUE (organisation_id, request_id),
+    UNIQUE (organisation_id, request_key),
     CHECK ((state = 'active') = (inactive_since IS NULL))
 ) STRICT;
 

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{AltYouthId, Bsn};
+use super::{AltYouthId, Bsn, OrganisationId, RequestId};
 
 /// Which federation key produced a pseudonym. Carried on every key so keys can rotate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -105,6 +105,9 @@ pub trait Pseudonymiser: Send + Sync + 'static {
     fn subject_key(&self, youth: &Bsn) -> SubjectKey;
     fn alt_subject_key(&self, youth: &AltYouthId) -> SubjectKey;
     fn family_key(&self, parent: &Bsn) -> FamilyKey;
+    /// A keyed hash of a caller's idempotency key. Callers choose request ids freely, and one
+    /// could hold a BSN; the node stores only this.
+    fn request_key(&self, organisation: &OrganisationId, request: &RequestId) -> [u8; 32];
 }
 
 #[cfg(test)]

@@ -162,7 +162,9 @@ impl<S: SignalStore> RegionApi<S> {
         let new = NewSignal {
             signal_id: SignalId::generate(),
             request_fingerprint: request_fingerprint(&input, &subject_key),
-            request_id: input.request_id,
+            request_key: hex::encode(
+                pseudonymiser.request_key(&organisation_id, &input.request_id),
+            ),
             organisation_id,
             organisation_name,
             contact: input.contact,

@@ -12,8 +12,8 @@ use jiff::civil::Date;
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::signal::LifecycleError;
 use crate::domain::{
-    FamilyKey, OrganisationId, ProfessionalContact, RegionId, RequestId, Revision, SignalId,
-    SignalState, SubjectKey, WithdrawReason,
+    FamilyKey, OrganisationId, ProfessionalContact, RegionId, Revision, SignalId, SignalState,
+    SubjectKey, WithdrawReason,
 };
 use hub::LoggedNotice;
 
@@ -27,7 +27,8 @@ pub mod sqlite;
 #[derive(Debug, Clone)]
 pub struct NewSignal {
     pub signal_id: SignalId,
-    pub request_id: RequestId,
+    /// Keyed hash (hex) of the caller's request_id, unique per organisation.
+    pub request_key: String,
     /// Hash of what the request asked for; a reused request_id must carry the same one.
     pub request_fingerprint: String,
     pub organisation_id: OrganisationId,

@@ -103,10 +103,10 @@ impl SignalStore for SqliteStore {
 
         let earlier = sqlx::query(
             "SELECT signal_id, request_fingerprint FROM signals \
-             WHERE organisation_id = ? AND request_id = ?",
+             WHERE organisation_id = ? AND request_key = ?",
         )
         .bind(new.organisation_id.as_str())
-        .bind(new.request_id.as_str())
+        .bind(&new.request_key)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = earlier {
@@ -144,7 +144,7 @@ impl SignalStore for SqliteStore {
         let notices = plan_notices(&new_match, &candidates, &told, MatchScope::WithinRegion);
 
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO signals ({SIGNAL_COLUMNS}, request_id, request_fingerprint) \
+            "INSERT INTO signals ({SIGNAL_COLUMNS}, request_key, request_fingerprint) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
         .bind(signal.signal_id.to_string())
@@ -161,7 +161,7 @@ impl SignalStore for SqliteStore {
         .bind(signal.planned_removal_date.to_string())
         .bind(signal.state.as_str())
         .bind(signal.inactive_since.map(|d| d.to_string()))
-        .bind(new.request_id.as_str())
+        .bind(&new.request_key)
         .bind(&new.request_fingerprint)
         .execute(&mut *tx)
         .await?;
