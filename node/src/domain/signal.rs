@@ -98,6 +98,8 @@ pub enum RemovalDateError {
     BeyondTwoYears,
     #[error("may only move earlier")]
     Later,
+    #[error("must be after today; to end a signal now, withdraw it")]
+    NotAfterToday,
 }
 
 /// The latest allowed planned removal date for a signal registered on `registered_on`.
@@ -137,7 +139,7 @@ pub fn moved_removal_date(
         return Err(RemovalDateError::Later);
     }
     if requested <= today {
-        return Err(RemovalDateError::NotAfterRegistration);
+        return Err(RemovalDateError::NotAfterToday);
     }
     Ok(requested)
 }
@@ -285,7 +287,7 @@ mod tests {
         );
         assert_eq!(
             moved_removal_date(current, today, today),
-            Err(RemovalDateError::NotAfterRegistration)
+            Err(RemovalDateError::NotAfterToday)
         );
     }
 }
