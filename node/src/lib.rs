@@ -10,5 +10,6 @@ mod reflection;
 pub mod region;
 pub mod startup;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 pub mod tls;

@@ -90,6 +90,7 @@ impl RegionNode {
                 organisations,
                 outbox_ready: Arc::default(),
                 notices_stored: watch::Sender::new(0),
+                daily_sweep: Default::default(),
             }),
             tls,
             hub,
@@ -109,7 +110,9 @@ impl RegionNode {
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let (stop, stopping) = watch::channel(false);
-        let mut workers = Vec::new();
+        let mut workers = vec![tokio::spawn(
+            Arc::clone(&self.context).run_sweeper(stopping.clone()),
+        )];
         if let Some(hub) = &self.hub {
             let forwarder = Forwarder::new(Arc::clone(&self.context), hub.clone());
             workers.push(tokio::spawn(forwarder.run(stopping.clone())));
@@ -160,6 +163,7 @@ impl HubNode {
                 regions,
                 notices_logged: watch::Sender::new(0),
                 stopping,
+                daily_sweep: Default::default(),
             }),
             tls,
             stop,
@@ -194,7 +198,9 @@ impl HubNode {
             let _ = stop.send(true);
         };
         let api = wrap(HubApi::new(Arc::clone(&self.context)));
+        let sweeper = tokio::spawn(Arc::clone(&self.context).run_sweeper());
         let served = hub::run(listener, self.tls, api, shutdown).await;
+        let _ = sweeper.await;
         self.context.store.close().await;
         served?;
         tracing::info!("hub stopped");

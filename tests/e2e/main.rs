@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod federation;
+mod lifecycle;
 mod region_api;
 mod tls_refusals;

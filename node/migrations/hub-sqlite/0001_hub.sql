@@ -21,6 +21,9 @@ CREATE TABLE signals (
 ) STRICT;
 
 CREATE INDEX signals_by_subject ON signals (subject_key);
+-- The lifecycle sweep: expiry by R, end of archive.
+CREATE INDEX signals_by_removal ON signals (state, planned_removal_date);
+CREATE INDEX signals_by_inactive_since ON signals (inactive_since);
 
 CREATE TABLE signal_family_keys (
     signal_id  TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,
@@ -37,11 +40,10 @@ CREATE TABLE tombstones (
     revision  INTEGER NOT NULL
 ) STRICT;
 
--- Every region's notice log. `cursor` orders it; a region streams its own rows after the cursor
--- it last stored. Recipient and counterpart subject keys make "nobody is told twice" checkable.
+-- The notices the hub found. Recipient and counterpart subject keys make "nobody is told twice"
+-- checkable. A notice goes when either of its signals is deleted.
 CREATE TABLE notices (
-    cursor                          INTEGER PRIMARY KEY AUTOINCREMENT,
-    notice_id                       TEXT NOT NULL UNIQUE,
+    notice_id                       TEXT PRIMARY KEY NOT NULL,
     recipient_region_id             TEXT NOT NULL,
     recipient_signal_id             TEXT NOT NULL,
     recipient_organisation_id       TEXT NOT NULL,
@@ -61,7 +63,20 @@ CREATE TABLE notices (
     found_at                        INTEGER NOT NULL
 ) STRICT;
 
-CREATE INDEX notices_by_region ON notices (recipient_region_id, cursor);
+CREATE INDEX notices_by_recipient_signal ON notices (recipient_signal_id);
+CREATE INDEX notices_by_counterpart_signal ON notices (counterpart_signal_id);
+
+-- Every region's notice log: `cursor` orders it, a region streams its own entries after the
+-- cursor it last stored. Entries hold ids only: a notice entry whose notice was deleted before
+-- delivery is skipped, and a retraction tells the region to delete a notice it holds.
+CREATE TABLE region_log (
+    cursor    INTEGER PRIMARY KEY AUTOINCREMENT,
+    region_id TEXT NOT NULL,
+    notice_id TEXT NOT NULL,
+    entry     TEXT NOT NULL CHECK (entry IN ('notice', 'retraction'))
+) STRICT;
+
+CREATE INDEX region_log_by_region ON region_log (region_id, cursor);
 CREATE INDEX notices_by_recipient ON notices (recipient_organisation_id, recipient_subject_key);
 CREATE INDEX notices_by_counterpart ON notices (counterpart_organisation_id, counterpart_subject_key);
 

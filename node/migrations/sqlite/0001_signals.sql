@@ -29,6 +29,10 @@ CREATE TABLE signals (
 
 CREATE INDEX signals_by_subject ON signals (subject_key);
 CREATE INDEX signals_by_organisation ON signals (organisation_id);
+-- The lifecycle sweep: expiry by R, end of archive, 23rd birthday.
+CREATE INDEX signals_by_removal ON signals (state, planned_removal_date);
+CREATE INDEX signals_by_inactive_since ON signals (inactive_since);
+CREATE INDEX signals_by_birth_date ON signals (birth_date);
 
 CREATE TABLE signal_family_keys (
     signal_id  TEXT NOT NULL REFERENCES signals (signal_id) ON DELETE CASCADE,

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod contact;
 pub mod ids;
 pub mod keys;
+pub mod lifecycle;
 pub mod matching;
 pub mod registry;
 pub mod signal;

@@ -13,7 +13,7 @@ use crate::domain::{
     FamilyKey, KeyVersion, OrganisationId, ProfessionalContact, Revision, SignalId, SignalState,
     SubjectKey, ValidationErrors,
 };
-use crate::store::hub::{HubSignal, LoggedNotice, SignalEvent};
+use crate::store::hub::{HubSignal, LogEntry, LoggedNotice, SignalEvent};
 
 /// Largest batch a region may submit: bounds the writer's transaction and the request size.
 pub(crate) const BATCH_EVENTS_MAX: usize = 500;
@@ -197,9 +197,23 @@ pub(crate) fn contact_to_pb(contact: &ProfessionalContact) -> pb::ProfessionalCo
     }
 }
 
-pub(crate) fn notice_to_pb(notice: &LoggedNotice) -> pb::Notice {
+pub(crate) fn entry_to_pb(entry: &LogEntry) -> pb::NoticeLogEntry {
+    let body = match entry {
+        LogEntry::Notice(notice) => pb::notice_log_entry::Entry::Notice(notice_to_pb(notice)),
+        LogEntry::Retraction { notice_id, .. } => {
+            pb::notice_log_entry::Entry::Retraction(pb::Retraction {
+                notice_id: notice_id.clone(),
+            })
+        }
+    };
+    pb::NoticeLogEntry {
+        cursor: entry.cursor(),
+        entry: Some(body),
+    }
+}
+
+fn notice_to_pb(notice: &LoggedNotice) -> pb::Notice {
     pb::Notice {
-        cursor: notice.cursor,
         notice_id: notice.notice_id.clone(),
         match_type: match notice.match_type {
             MatchType::Youth => pb::MatchType::Youth,

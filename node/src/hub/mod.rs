@@ -40,6 +40,41 @@ pub struct HubContext<S> {
     pub notices_logged: watch::Sender<u64>,
     /// Turns true when the hub shuts down, so that notice streams end and shutdown can finish.
     pub stopping: watch::Receiver<bool>,
+    /// The hub's own lifecycle (expiry, end of archive), swept once a day before batches.
+    pub daily_sweep: crate::sweeper::DailySweep,
+}
+
+impl<S: HubStore> HubContext<S> {
+    /// Applies today's lifecycle if that has not happened yet.
+    pub async fn ensure_swept(
+        &self,
+    ) -> Result<crate::store::SweepReport, crate::store::StoreError> {
+        let report = self
+            .daily_sweep
+            .ensure(self.clock.today(), |today, limit| {
+                self.store.sweep(today, limit)
+            })
+            .await?;
+        if report.deleted > 0 {
+            // Deletions retract notices: wake the streams.
+            self.notices_logged.send_modify(|n| *n += 1);
+        }
+        Ok(report)
+    }
+
+    /// Sweeps at every tick until `stopping` turns true.
+    pub async fn run_sweeper(self: Arc<Self>) {
+        let mut stopping = self.stopping.clone();
+        while !*stopping.borrow() {
+            if let Err(error) = self.ensure_swept().await {
+                tracing::warn!(error = %crate::telemetry::error_chain(&error), "lifecycle sweep failed; will retry");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(crate::sweeper::SWEEP_TICK) => {},
+                _ = stopping.changed() => {},
+            }
+        }
+    }
 }
 
 /// Serves the federation API on `listener` until `shutdown` completes. `api` is normally
@@ -111,13 +146,15 @@ impl<S: HubStore> HubApi<S> {
     ) -> Result<pb::SubmitSignalsResponse, HubError> {
         let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
         let events = convert::parse_events(&request.get_ref().events)?;
+        self.context.ensure_swept().await?;
         let count = events.len();
         let outcome = self
             .context
             .store
             .submit(&region_id, events, self.context.clock.now())
             .await?;
-        if outcome.notices > 0 {
+        if outcome.notices > 0 || outcome.applied > 0 {
+            // New notices, or retractions of deleted signals' notices.
             self.context.notices_logged.send_modify(|n| *n += 1);
         }
         tracing::info!(
@@ -145,7 +182,7 @@ impl<S: HubStore> HubApi<S> {
     }
 }
 
-type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::Notice, Status>> + Send>>;
+type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::NoticeLogEntry, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl<S: HubStore> FederationService for HubApi<S> {
@@ -189,7 +226,7 @@ async fn stream_log<S: HubStore>(
     context: Arc<HubContext<S>>,
     region_id: RegionId,
     mut cursor: u64,
-    sender: mpsc::Sender<Result<pb::Notice, Status>>,
+    sender: mpsc::Sender<Result<pb::NoticeLogEntry, Status>>,
 ) {
     let mut logged = context.notices_logged.subscribe();
     let mut stopping = context.stopping.clone();
@@ -203,7 +240,7 @@ async fn stream_log<S: HubStore>(
         logged.borrow_and_update();
         let page = match context
             .store
-            .notices_after(&region_id, cursor, STREAM_PAGE_LEN)
+            .log_after(&region_id, cursor, STREAM_PAGE_LEN)
             .await
         {
             Ok(page) => page,
@@ -212,19 +249,16 @@ async fn stream_log<S: HubStore>(
                 break;
             }
         };
-        let full = page.len() == STREAM_PAGE_LEN as usize;
-        for notice in &page {
-            if sender
-                .send(Ok(convert::notice_to_pb(notice)))
-                .await
-                .is_err()
-            {
+        for entry in &page.entries {
+            if sender.send(Ok(convert::entry_to_pb(entry))).await.is_err() {
                 tracing::info!(%region_id, "notice stream closed by the region");
                 return;
             }
-            cursor = notice.cursor;
         }
-        if full {
+        if let Some(read_through) = page.read_through {
+            cursor = read_through;
+        }
+        if page.full {
             continue;
         }
         tokio::select! {

@@ -16,7 +16,7 @@ use crate::domain::clock::Clock;
 use crate::domain::registry::PersonRegistry;
 use crate::domain::signal::check_youth;
 use crate::domain::{OrganisationId, Pseudonymiser, RegionId, SignalId};
-use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, Withdrawn};
+use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, SweepReport, Withdrawn};
 use crate::tls::{self, PeerIdentity, PeerInfo};
 
 mod convert;
@@ -43,6 +43,37 @@ pub struct RegionContext<S> {
     pub outbox_ready: Arc<tokio::sync::Notify>,
     /// Bumped after every hub notice stored; lets tests and operators wait for delivery.
     pub notices_stored: tokio::sync::watch::Sender<u64>,
+    /// The lifecycle, swept once a day before anything is served.
+    pub daily_sweep: crate::sweeper::DailySweep,
+}
+
+impl<S: SignalStore> RegionContext<S> {
+    /// Applies today's lifecycle if that has not happened yet; the changes go to the hub.
+    pub async fn ensure_swept(&self) -> Result<SweepReport, crate::store::StoreError> {
+        let report = self
+            .daily_sweep
+            .ensure(self.clock.today(), |today, limit| {
+                self.store.sweep(today, limit)
+            })
+            .await?;
+        if !report.is_empty() {
+            self.outbox_ready.notify_one();
+        }
+        Ok(report)
+    }
+
+    /// Sweeps at every tick until `stopping` turns true.
+    pub async fn run_sweeper(self: Arc<Self>, mut stopping: tokio::sync::watch::Receiver<bool>) {
+        while !*stopping.borrow() {
+            if let Err(error) = self.ensure_swept().await {
+                tracing::warn!(error = %crate::telemetry::error_chain(&error), "lifecycle sweep failed; will retry");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(crate::sweeper::SWEEP_TICK) => {},
+                _ = stopping.changed() => {},
+            }
+        }
+    }
 }
 
 /// Serves the region API on `listener` until `shutdown` completes, then drains open requests.
@@ -123,6 +154,7 @@ impl<S: SignalStore> RegionApi<S> {
     ) -> Result<pb::RegisterSignalResponse, RegionError> {
         let context = &self.context;
         let (organisation_id, organisation_name) = caller(context, &request)?;
+        context.ensure_swept().await?;
         let now = context.clock.now();
         let today = crate::domain::clock::local_date(now);
         let input = convert::parse_register(request.get_ref(), today)?;
@@ -196,6 +228,7 @@ impl<S: SignalStore> RegionApi<S> {
         request: Request<pb::GetSignalRequest>,
     ) -> Result<pb::GetSignalResponse, RegionError> {
         let (organisation_id, _) = caller(&self.context, &request)?;
+        self.context.ensure_swept().await?;
         let signal_id = convert::parse_signal_id(&request.get_ref().signal_id)?;
         let signal = self
             .context
@@ -216,6 +249,7 @@ impl<S: SignalStore> RegionApi<S> {
         request: Request<pb::ListMatchesRequest>,
     ) -> Result<pb::ListMatchesResponse, RegionError> {
         let (organisation_id, _) = caller(&self.context, &request)?;
+        self.context.ensure_swept().await?;
         let signal_id = match request.get_ref().signal_id.as_str() {
             "" => None,
             id => Some(convert::parse_signal_id(id)?),
@@ -236,6 +270,7 @@ impl<S: SignalStore> RegionApi<S> {
         request: Request<pb::WithdrawSignalRequest>,
     ) -> Result<pb::WithdrawSignalResponse, RegionError> {
         let (organisation_id, _) = caller(&self.context, &request)?;
+        self.context.ensure_swept().await?;
         let (signal_id, reason) = convert::parse_withdraw(request.get_ref())?;
         let now = self.context.clock.now();
         let outcome = self
@@ -262,6 +297,7 @@ impl<S: SignalStore> RegionApi<S> {
         request: Request<pb::UpdateSignalRequest>,
     ) -> Result<pb::UpdateSignalResponse, RegionError> {
         let (organisation_id, _) = caller(&self.context, &request)?;
+        self.context.ensure_swept().await?;
         let input = convert::parse_update(request.get_ref())?;
         let now = self.context.clock.now();
         let update = SignalUpdate {

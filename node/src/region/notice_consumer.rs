@@ -21,7 +21,7 @@ use crate::domain::{
     OrganisationId, ProfessionalContact, RegionId, SignalId, SignalState, ValidationErrors,
 };
 use crate::store::hub::LoggedNotice;
-use crate::store::{CounterpartView, NoticeDelivery, SignalStore, StoreError};
+use crate::store::{CounterpartView, SignalStore, StoreError};
 use crate::telemetry::error_chain;
 
 const RETRY_DELAY_MIN: Duration = Duration::from_millis(100);
@@ -79,18 +79,34 @@ impl<S: SignalStore> NoticeConsumer<S> {
                 return Ok(handled); // the hub closed the stream, e.g. on shutdown
             };
             let cursor = message.cursor;
-            let notice = notice_from_pb(message)
-                .map_err(|errors| ConsumeError::Malformed { cursor, errors })?;
-            let notice_id = notice.notice_id.clone();
-            let delivery = self
-                .context
-                .store
-                .store_hub_notice(notice, self.context.clock.now())
-                .await?;
-            tracing::info!(%notice_id, cursor, ?delivery, "hub notice handled");
-            if let NoticeDelivery::Stored { .. } = delivery {
-                self.context.notices_stored.send_modify(|n| *n += 1);
+            match message.entry {
+                Some(pb::notice_log_entry::Entry::Notice(notice)) => {
+                    let notice = notice_from_pb(notice, cursor)
+                        .map_err(|errors| ConsumeError::Malformed { cursor, errors })?;
+                    let notice_id = notice.notice_id.clone();
+                    let delivery = self
+                        .context
+                        .store
+                        .store_hub_notice(notice, self.context.clock.now())
+                        .await?;
+                    tracing::info!(%notice_id, cursor, ?delivery, "hub notice handled");
+                }
+                Some(pb::notice_log_entry::Entry::Retraction(retraction)) => {
+                    let held = self
+                        .context
+                        .store
+                        .retract_hub_notice(&retraction.notice_id, cursor)
+                        .await?;
+                    tracing::info!(notice_id = %retraction.notice_id, cursor, held, "hub notice retracted");
+                }
+                None => {
+                    return Err(ConsumeError::Malformed {
+                        cursor,
+                        errors: ValidationErrors::single("entry", "is required"),
+                    });
+                }
             }
+            self.context.notices_stored.send_modify(|n| *n += 1);
             self.hub
                 .ack_notices(pb::AckNoticesRequest {
                     region_id: self.context.region_id.to_string(),
@@ -135,7 +151,7 @@ impl<S: SignalStore> NoticeConsumer<S> {
     }
 }
 
-fn notice_from_pb(notice: pb::Notice) -> Result<LoggedNotice, ValidationErrors> {
+fn notice_from_pb(notice: pb::Notice, cursor: u64) -> Result<LoggedNotice, ValidationErrors> {
     let mut errors = ValidationErrors::new();
     let match_type = match pb::MatchType::try_from(notice.match_type) {
         Ok(pb::MatchType::Youth) => Some(MatchType::Youth),
@@ -192,7 +208,7 @@ fn notice_from_pb(notice: pb::Notice) -> Result<LoggedNotice, ValidationErrors> 
             Some(found_at),
             Some(counterpart),
         ) => Ok(LoggedNotice {
-            cursor: notice.cursor,
+            cursor,
             notice_id: notice.notice_id,
             match_type,
             kind,

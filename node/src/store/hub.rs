@@ -7,7 +7,7 @@ use std::future::Future;
 use jiff::Timestamp;
 use jiff::civil::Date;
 
-use super::{CounterpartView, StoreError};
+use super::{CounterpartView, StoreError, SweepReport};
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::{
     FamilyKey, OrganisationId, ProfessionalContact, RegionId, Revision, SignalId, SignalState,
@@ -47,7 +47,7 @@ pub struct BatchOutcome {
     pub notices: u32,
 }
 
-/// One entry of a region's notice log.
+/// A notice as a region receives it, with its place in the region's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedNotice {
     pub cursor: u64,
@@ -58,6 +58,37 @@ pub struct LoggedNotice {
     pub recipient_organisation_id: OrganisationId,
     pub found_at: Timestamp,
     pub counterpart: CounterpartView,
+}
+
+/// One entry of a region's notice log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEntry {
+    Notice(Box<LoggedNotice>),
+    /// The notice names a signal that was deleted; the region deletes it.
+    Retraction {
+        cursor: u64,
+        notice_id: String,
+    },
+}
+
+impl LogEntry {
+    pub fn cursor(&self) -> u64 {
+        match self {
+            Self::Notice(notice) => notice.cursor,
+            Self::Retraction { cursor, .. } => *cursor,
+        }
+    }
+}
+
+/// A page of a region's log. Entries of notices deleted before delivery are left out, so the
+/// page also says how far it read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPage {
+    pub entries: Vec<LogEntry>,
+    /// The last cursor read, delivered or skipped; `None` if the page is empty.
+    pub read_through: Option<u64>,
+    /// The page hit its limit: more may follow at once.
+    pub full: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,12 +120,12 @@ pub trait HubStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<BatchOutcome, HubStoreError>> + Send;
 
     /// Up to `limit` entries of `region_id`'s log after `after_cursor`, oldest first.
-    fn notices_after(
+    fn log_after(
         &self,
         region_id: &RegionId,
         after_cursor: u64,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<LoggedNotice>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<LogPage, StoreError>> + Send;
 
     /// Records that `region_id` stored its log up to `cursor`; never moves backwards.
     fn ack(
@@ -103,7 +134,15 @@ pub trait HubStore: Send + Sync + 'static {
         cursor: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Notices in `region_id`'s log after its acknowledged cursor: that region's lag.
+    /// Expires signals past their planned removal date and deletes those five years inactive
+    /// (the hub runs both itself, DOMAIN.md section 4), at most `limit` per call.
+    fn sweep(
+        &self,
+        today: Date,
+        limit: u32,
+    ) -> impl Future<Output = Result<SweepReport, StoreError>> + Send;
+
+    /// Entries in `region_id`'s log after its acknowledged cursor: that region's lag.
     fn unacked(&self, region_id: &RegionId)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

@@ -5,16 +5,21 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::hub::{BatchOutcome, HubSignal, HubStore, HubStoreError, LoggedNotice, SignalEvent};
+use super::SweepReport;
+use super::hub::{
+    BatchOutcome, HubSignal, HubStore, HubStoreError, LogEntry, LogPage, LoggedNotice, SignalEvent,
+};
 use super::row::{
     contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
     parse_subject, revision_to_db,
 };
 use super::sqlite::open_pools;
 use super::{CounterpartView, StoreError};
+use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
     MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
 };
@@ -131,31 +136,112 @@ impl HubStore for HubSqliteStore {
         Ok(outcome)
     }
 
-    async fn notices_after(
+    async fn log_after(
         &self,
         region_id: &RegionId,
         after_cursor: u64,
         limit: u32,
-    ) -> Result<Vec<LoggedNotice>, StoreError> {
+    ) -> Result<LogPage, StoreError> {
         let rows = sqlx::query(
-            "SELECT cursor, notice_id, match_type, kind, recipient_signal_id, \
-                    recipient_organisation_id, found_at, counterpart_signal_id, \
-                    counterpart_region_id, counterpart_organisation_id, \
-                    counterpart_organisation_name AS organisation_name, \
-                    counterpart_professional_id AS professional_id, \
-                    counterpart_professional_name AS professional_name, \
-                    counterpart_professional_email AS professional_email, \
-                    counterpart_professional_phone AS professional_phone, \
-                    counterpart_state \
-             FROM notices WHERE recipient_region_id = ? AND cursor > ? \
-             ORDER BY cursor LIMIT ?",
+            "SELECT l.cursor, l.entry, l.notice_id AS log_notice_id, n.notice_id, n.match_type, \
+                    n.kind, n.recipient_signal_id, n.recipient_organisation_id, n.found_at, \
+                    n.counterpart_signal_id, n.counterpart_region_id, \
+                    n.counterpart_organisation_id, \
+                    n.counterpart_organisation_name AS organisation_name, \
+                    n.counterpart_professional_id AS professional_id, \
+                    n.counterpart_professional_name AS professional_name, \
+                    n.counterpart_professional_email AS professional_email, \
+                    n.counterpart_professional_phone AS professional_phone, \
+                    n.counterpart_state \
+             FROM region_log l \
+             LEFT JOIN notices n ON l.entry = 'notice' AND n.notice_id = l.notice_id \
+             WHERE l.region_id = ? AND l.cursor > ? \
+             ORDER BY l.cursor LIMIT ?",
         )
         .bind(region_id.as_str())
         .bind(i64::try_from(after_cursor).unwrap_or(i64::MAX))
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(logged_notice).collect()
+        let mut page = LogPage {
+            full: rows.len() == limit as usize,
+            ..LogPage::default()
+        };
+        for row in &rows {
+            let cursor: i64 = row.try_get("cursor")?;
+            let cursor = u64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
+            page.read_through = Some(cursor);
+            let entry: &str = row.try_get("entry")?;
+            if entry == "retraction" {
+                page.entries.push(LogEntry::Retraction {
+                    cursor,
+                    notice_id: row.try_get("log_notice_id")?,
+                });
+            } else if row.try_get::<Option<String>, _>("notice_id")?.is_some() {
+                page.entries
+                    .push(LogEntry::Notice(Box::new(logged_notice(row, cursor)?)));
+            }
+            // else: the notice was deleted before delivery; nothing to send.
+        }
+        Ok(page)
+    }
+
+    async fn sweep(&self, today: Date, limit: u32) -> Result<SweepReport, StoreError> {
+        let (archive_cutoff, _) = lifecycle::sweep_cutoffs(today);
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query(
+            "SELECT signal_id, region_id, revision, state, planned_removal_date, inactive_since \
+             FROM signals \
+             WHERE (state = 'active' AND planned_removal_date <= ?1) \
+                OR (state = 'inactive' AND inactive_since <= ?2) \
+             LIMIT ?3",
+        )
+        .bind(today.to_string())
+        .bind(archive_cutoff.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut report = SweepReport::default();
+        for row in &rows {
+            let signal_id = parse_signal_id(row.try_get("signal_id")?)?;
+            let dates = LifecycleDates {
+                state: parse_state(row.try_get("state")?)?,
+                planned_removal_date: parse_date(row.try_get("planned_removal_date")?)?,
+                inactive_since: row
+                    .try_get::<Option<String>, _>("inactive_since")?
+                    .as_deref()
+                    .map(parse_date)
+                    .transpose()?,
+                birth_date: None,
+            };
+            match lifecycle::due(dates, today) {
+                Due::Nothing => {}
+                Due::Expire { inactive_since } => {
+                    // The hub's own expiry: no new revision, the region's will follow.
+                    sqlx::query(
+                        "UPDATE signals SET state = 'inactive', inactive_since = ? \
+                         WHERE signal_id = ?",
+                    )
+                    .bind(inactive_since.to_string())
+                    .bind(signal_id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    report.expired += 1;
+                }
+                Due::Delete(_) => {
+                    let region_id = parse_region(row.try_get("region_id")?)?;
+                    let revision: i64 = row.try_get("revision")?;
+                    let revision = u64::try_from(revision)
+                        .ok()
+                        .and_then(Revision::new)
+                        .ok_or(StoreError::Corrupt("revision"))?;
+                    delete_signal(&mut tx, &region_id, signal_id, revision).await?;
+                    report.deleted += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
     }
 
     async fn ack(&self, region_id: &RegionId, cursor: u64) -> Result<(), StoreError> {
@@ -173,7 +259,7 @@ impl HubStore for HubSqliteStore {
 
     async fn unacked(&self, region_id: &RegionId) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM notices WHERE recipient_region_id = ?1 AND cursor > \
+            "SELECT COUNT(*) FROM region_log WHERE region_id = ?1 AND cursor > \
              COALESCE((SELECT acked_cursor FROM region_cursors WHERE region_id = ?1), 0)",
         )
         .bind(region_id.as_str())
@@ -280,8 +366,16 @@ async fn delete_signal(
     revision: Revision,
 ) -> Result<(), StoreError> {
     let id = signal_id.to_string();
-    // The notices naming it hold its contact; they go with it (invariant 6). Notices that
-    // regions already stored are retracted from them separately.
+    // The notices naming it hold its contact; they go with it (invariant 6), and each
+    // recipient region is told to delete its copy (DOMAIN.md section 4).
+    sqlx::query(
+        "INSERT INTO region_log (region_id, notice_id, entry) \
+         SELECT recipient_region_id, notice_id, 'retraction' FROM notices \
+         WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1 ORDER BY found_at",
+    )
+    .bind(&id)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query("DELETE FROM notices WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1")
         .bind(&id)
         .execute(&mut **tx)
@@ -436,6 +530,7 @@ async fn insert_notice(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let shown = &counterpart.signal;
+    let notice_id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO notices (notice_id, recipient_region_id, recipient_signal_id, \
              recipient_organisation_id, recipient_subject_key, counterpart_signal_id, \
@@ -445,7 +540,7 @@ async fn insert_notice(
              counterpart_professional_phone, counterpart_state, match_type, kind, found_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&notice_id)
     .bind(recipient.region_id.as_str())
     .bind(notice.recipient_signal_id.to_string())
     .bind(notice.recipient_organisation_id.as_str())
@@ -465,13 +560,17 @@ async fn insert_notice(
     .bind(now.as_microsecond())
     .execute(&mut **tx)
     .await?;
+    sqlx::query("INSERT INTO region_log (region_id, notice_id, entry) VALUES (?, ?, 'notice')")
+        .bind(recipient.region_id.as_str())
+        .bind(&notice_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
-fn logged_notice(row: &SqliteRow) -> Result<LoggedNotice, StoreError> {
-    let cursor: i64 = row.try_get("cursor")?;
+fn logged_notice(row: &SqliteRow, cursor: u64) -> Result<LoggedNotice, StoreError> {
     Ok(LoggedNotice {
-        cursor: u64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?,
+        cursor,
         notice_id: row.try_get("notice_id")?,
         match_type: MatchType::parse(row.try_get("match_type")?)
             .ok_or(StoreError::Corrupt("match_type"))?,
@@ -545,6 +644,25 @@ mod tests {
         }
     }
 
+    /// The notices (not retractions) in `region`'s log after `after`.
+    async fn notices_after(
+        store: &HubSqliteStore,
+        region: &RegionId,
+        after: u64,
+    ) -> Vec<LoggedNotice> {
+        store
+            .log_after(region, after, 100)
+            .await
+            .unwrap()
+            .entries
+            .into_iter()
+            .filter_map(|entry| match entry {
+                LogEntry::Notice(notice) => Some(*notice),
+                LogEntry::Retraction { .. } => None,
+            })
+            .collect()
+    }
+
     async fn store() -> (tempfile::TempDir, HubSqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = HubSqliteStore::open(&dir.path().join("hub.sqlite"))
@@ -587,7 +705,7 @@ mod tests {
                 notices: 2
             }
         );
-        let to_north = store.notices_after(&north, 0, 100).await.unwrap();
+        let to_north = notices_after(&store, &north, 0).await;
         assert_eq!(to_north.len(), 1);
         assert_eq!(to_north[0].recipient_signal_id, a);
         assert_eq!(to_north[0].counterpart.signal_id, b);
@@ -596,15 +714,13 @@ mod tests {
             to_north[0].counterpart.contact.email(),
             "p1@school.example.nl"
         );
-        let to_south = store.notices_after(&south, 0, 100).await.unwrap();
+        let to_south = notices_after(&store, &south, 0).await;
         assert_eq!(to_south.len(), 1);
         assert_eq!(to_south[0].counterpart.signal_id, a);
         // Cursors only move forward.
         assert!(
-            store
-                .notices_after(&north, to_north[0].cursor, 100)
+            notices_after(&store, &north, to_north[0].cursor)
                 .await
-                .unwrap()
                 .is_empty()
         );
     }
@@ -691,11 +807,11 @@ mod tests {
             )
             .await
             .unwrap();
-        let to_south = store.notices_after(&south, 0, 10).await.unwrap();
+        let to_south = notices_after(&store, &south, 0).await;
         assert_eq!(to_south.len(), 1);
         assert_eq!(to_south[0].kind, NoticeKind::History);
         assert_eq!(to_south[0].counterpart.state, SignalState::Inactive);
-        assert!(store.notices_after(&north, 0, 10).await.unwrap().is_empty());
+        assert!(notices_after(&store, &north, 0).await.is_empty());
     }
 
     #[tokio::test]
@@ -725,7 +841,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, HubStoreError::NotOwner { index: 1 }));
         assert!(
-            store.notices_after(&north, 0, 10).await.unwrap().is_empty(),
+            notices_after(&store, &north, 0).await.is_empty(),
             "b was rolled back"
         );
     }
@@ -772,7 +888,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(store.notices_after(&south, 0, 10).await.unwrap().is_empty());
+        assert!(notices_after(&store, &south, 0).await.is_empty());
     }
 
     #[tokio::test]
@@ -834,20 +950,109 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(store.notices_after(&south, 0, 10).await.unwrap().len(), 1);
+        let delivered = notices_after(&store, &south, 0).await;
+        assert_eq!(delivered.len(), 1);
         let delete = SignalEvent {
             signal_id: a,
             revision: Revision::new(2).unwrap(),
             upsert: None,
         };
         store.submit(&north, vec![delete], now()).await.unwrap();
-        assert!(store.notices_after(&south, 0, 10).await.unwrap().is_empty());
-        assert!(store.notices_after(&north, 0, 10).await.unwrap().is_empty());
+        assert!(notices_after(&store, &south, 0).await.is_empty());
+        assert!(notices_after(&store, &north, 0).await.is_empty());
+        // South, which may hold the notice already, is told to delete it.
+        let after_delivery = store
+            .log_after(&south, delivered[0].cursor, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            after_delivery.entries,
+            [LogEntry::Retraction {
+                cursor: after_delivery.read_through.unwrap(),
+                notice_id: delivered[0].notice_id.clone(),
+            }]
+        );
         let counted: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notices")
             .fetch_one(&store.reader)
             .await
             .unwrap();
         assert_eq!(counted, 0);
+    }
+
+    #[tokio::test]
+    async fn the_hub_expires_at_r_and_deletes_five_years_later_with_retractions() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        let mut active = signal("gp", 1, &[], SignalState::Active);
+        active.planned_removal_date = jiff::civil::date(2027, 6, 1);
+        let a = SignalId::generate();
+        store
+            .submit(&north, vec![upsert(a, 1, active)], now())
+            .await
+            .unwrap();
+        store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("school", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        let delivered = notices_after(&store, &south, 0).await;
+        assert_eq!(delivered.len(), 1);
+
+        let day = jiff::civil::date;
+        assert_eq!(
+            store.sweep(day(2027, 5, 31), 100).await.unwrap(),
+            SweepReport::default()
+        );
+        assert_eq!(
+            store.sweep(day(2027, 6, 1), 100).await.unwrap(),
+            SweepReport {
+                expired: 1,
+                deleted: 0
+            }
+        );
+        assert_eq!(
+            store.sweep(day(2027, 6, 1), 100).await.unwrap(),
+            SweepReport::default()
+        );
+        // Meanwhile the school's signal (R = 2028-11-25) expired; the GP's archive still runs.
+        assert_eq!(
+            store.sweep(day(2032, 5, 31), 100).await.unwrap(),
+            SweepReport {
+                expired: 1,
+                deleted: 0
+            }
+        );
+        assert_eq!(
+            store.sweep(day(2032, 6, 1), 100).await.unwrap(),
+            SweepReport {
+                expired: 0,
+                deleted: 1
+            }
+        );
+        let after = store
+            .log_after(&south, delivered[0].cursor, 10)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&after.entries[..], [LogEntry::Retraction { notice_id, .. }] if *notice_id == delivered[0].notice_id)
+        );
+        // The tombstone keeps a late region event from reviving it.
+        let replay = store
+            .submit(
+                &north,
+                vec![upsert(a, 2, signal("gp", 1, &[], SignalState::Inactive))],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(replay.ignored, 1);
     }
 
     #[tokio::test]
@@ -880,7 +1085,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let log = store.notices_after(&north, 0, 10).await.unwrap();
+        let log = notices_after(&store, &north, 0).await;
         assert_eq!(log.len(), 2);
         assert_eq!(store.unacked(&north).await.unwrap(), 2);
         store.ack(&north, log[1].cursor).await.unwrap();

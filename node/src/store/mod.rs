@@ -212,6 +212,36 @@ pub trait SignalStore: Send + Sync + 'static {
         notice: LoggedNotice,
         now: Timestamp,
     ) -> impl Future<Output = Result<NoticeDelivery, StoreError>> + Send;
+
+    /// Applies the lifecycle due on `today` (expiry, end of archive, 23rd birthday) to at most
+    /// `limit` signals, each change with its outbox event, in one transaction.
+    fn sweep(
+        &self,
+        today: Date,
+        limit: u32,
+    ) -> impl Future<Output = Result<SweepReport, StoreError>> + Send;
+
+    /// Deletes a hub notice whose signal was deleted elsewhere (with its e-mail job, if not yet
+    /// sent) and moves the hub cursor to `cursor`, in one transaction. Returns whether there
+    /// was such a notice.
+    fn retract_hub_notice(
+        &self,
+        notice_id: &str,
+        cursor: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// What a lifecycle sweep changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub expired: u32,
+    pub deleted: u32,
+}
+
+impl SweepReport {
+    pub fn is_empty(&self) -> bool {
+        self.expired == 0 && self.deleted == 0
+    }
 }
 
 /// One event in the outbox, with its place in the queue.

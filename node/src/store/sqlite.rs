@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -24,8 +25,9 @@ use super::row::{
 };
 use super::{
     CounterpartView, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered, SignalStore,
-    SignalUpdate, StoreError, StoredSignal, Withdrawn,
+    SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn,
 };
+use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
     MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
 };
@@ -363,6 +365,76 @@ impl SignalStore for SqliteStore {
         };
         tx.commit().await?;
         Ok(delivery)
+    }
+
+    async fn sweep(&self, today: Date, limit: u32) -> Result<SweepReport, StoreError> {
+        let (archive_cutoff, birth_cutoff) = lifecycle::sweep_cutoffs(today);
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT signal_id FROM signals \
+             WHERE (state = 'active' AND planned_removal_date <= ?1) \
+                OR (state = 'inactive' AND inactive_since <= ?2) \
+                OR birth_date <= ?3 \
+             ORDER BY signal_id LIMIT ?4",
+        )
+        .bind(today.to_string())
+        .bind(archive_cutoff.to_string())
+        .bind(birth_cutoff.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        // Events carry the instant of the change: the start of `today`, when it became due.
+        let now = today
+            .to_zoned_datetime(crate::domain::clock::rules_time_zone())
+            .map(|zoned| zoned.timestamp())
+            .map_err(|_| StoreError::Corrupt("date"))?;
+        let mut report = SweepReport::default();
+        for id in ids {
+            let signal = load_signal(&mut tx, parse_signal_id(&id)?)
+                .await?
+                .ok_or(StoreError::Corrupt("signals"))?;
+            let dates = LifecycleDates {
+                state: signal.state,
+                planned_removal_date: signal.planned_removal_date,
+                inactive_since: signal.inactive_since,
+                birth_date: Some(signal.birth_date),
+            };
+            match lifecycle::due(dates, today) {
+                Due::Nothing => {}
+                Due::Expire { inactive_since } => {
+                    let previous = signal.revision;
+                    let expired = StoredSignal {
+                        revision: previous.next(),
+                        state: SignalState::Inactive,
+                        inactive_since: Some(inactive_since),
+                        ..signal
+                    };
+                    save_revision(&mut tx, previous, &expired, now).await?;
+                    report.expired += 1;
+                }
+                Due::Delete(_) => {
+                    delete_signal(&mut tx, &signal, now).await?;
+                    report.deleted += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn retract_hub_notice(&self, notice_id: &str, cursor: u64) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let cursor = i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
+        sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
+            .bind(cursor)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM notices WHERE notice_id = ? AND source = 'hub'")
+            .bind(notice_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
     }
 }
 

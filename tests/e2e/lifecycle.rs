@@ -1,0 +1,254 @@
+//! The lifecycle of DOMAIN.md section 4 on real nodes, driven by their clocks: years pass in
+//! milliseconds, and no request ever sees a signal past its date.
+
+use jiff::civil::{Date, date};
+use tonic::Code;
+use vix_node::domain::Clock;
+use vix_node::store::SignalStore;
+use vix_protocol::region::v1 as pb;
+use vix_tests::{TestRegion, eventually, spawn_hub, spawn_linked_region, spawn_region};
+
+const YOUTH: &str = "999991383";
+/// Born 2018: a youth through every year of these tests.
+const YOUNG: &str = "999995807";
+/// Born 2003-12-02: 23 a week after the test day.
+const ALMOST_23: &str = "999997853";
+
+fn contact(org: &str) -> pb::ProfessionalContact {
+    pb::ProfessionalContact {
+        professional_id: format!("p-{org}"),
+        name: format!("Professional of {org}"),
+        email: format!("p@{org}.example.nl"),
+        phone: String::new(),
+    }
+}
+
+async fn register(region: &TestRegion, org: &str, bsn: &str, removal: &str) -> pb::Signal {
+    region
+        .client(org)
+        .register_signal(pb::RegisterSignalRequest {
+            request_id: format!("{org}-{bsn}-{}", region.clock.today()),
+            youth: Some(pb::register_signal_request::Youth::Bsn(bsn.into())),
+            professional: Some(contact(org)),
+            planned_removal_date: removal.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signal
+        .unwrap()
+}
+
+async fn get(
+    region: &TestRegion,
+    org: &str,
+    signal: &pb::Signal,
+) -> Result<pb::Signal, tonic::Status> {
+    region
+        .client(org)
+        .get_signal(pb::GetSignalRequest {
+            signal_id: signal.signal_id.clone(),
+        })
+        .await
+        .map(|response| response.into_inner().signal.unwrap())
+}
+
+fn set_day(region: &TestRegion, day: Date) {
+    region
+        .clock
+        .set(vix_node::domain::ManualClock::at_noon(day).now());
+}
+
+#[tokio::test]
+async fn a_signal_runs_through_seven_years_of_lifecycle() {
+    let started = std::time::Instant::now();
+    let north = spawn_region("north").await;
+    let jgz = register(&north, "jgz-north", YOUNG, "2027-06-01").await;
+    register(&north, "school-north", YOUNG, "").await;
+    assert_eq!(north.matches("jgz-north").await.len(), 1);
+
+    // The day before R: still active.
+    set_day(&north, date(2027, 5, 31));
+    assert_eq!(
+        get(&north, "jgz-north", &jgz).await.unwrap().state,
+        pb::SignalState::Active as i32
+    );
+
+    // On R: inactive since R, a new revision owed to the hub, and the counterpart sees it so.
+    set_day(&north, date(2027, 6, 1));
+    let archived = get(&north, "jgz-north", &jgz).await.unwrap();
+    assert_eq!(archived.state, pb::SignalState::Inactive as i32);
+    assert_eq!(archived.inactive_since, "2027-06-01");
+    assert_eq!(archived.revision, 2);
+    let seen = north.matches("school-north").await;
+    assert_eq!(
+        seen[0].counterpart.as_ref().unwrap().state,
+        pb::SignalState::Inactive as i32
+    );
+
+    // An archived signal is shown to a new party as history; its owner is told nothing.
+    set_day(&north, date(2028, 3, 1));
+    let care = north
+        .client("school-north")
+        .register_signal(pb::RegisterSignalRequest {
+            request_id: "later".into(),
+            youth: Some(pb::register_signal_request::Youth::Bsn(YOUNG.into())),
+            professional: Some(contact("school-north")),
+            planned_removal_date: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(!care.into_inner().replayed);
+    assert_eq!(
+        north.matches("jgz-north").await.len(),
+        1,
+        "the archived owner got nothing new"
+    );
+
+    // Five years after R: deleted, with every notice that named it.
+    set_day(&north, date(2032, 5, 31));
+    assert!(get(&north, "jgz-north", &jgz).await.is_ok());
+    set_day(&north, date(2032, 6, 1));
+    assert_eq!(
+        get(&north, "jgz-north", &jgz).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert!(north.matches("jgz-north").await.is_empty());
+    assert!(
+        north.matches("school-north").await.iter().all(|m| m
+            .counterpart
+            .as_ref()
+            .unwrap()
+            .signal_id
+            != jgz.signal_id)
+    );
+    eprintln!("seven years of lifecycle in {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn every_signal_on_a_youth_is_deleted_on_the_23rd_birthday() {
+    let north = spawn_region("north").await;
+    let jgz = register(&north, "jgz-north", ALMOST_23, "").await;
+    let school = register(&north, "school-north", ALMOST_23, "").await;
+    // An archived one goes too.
+    north
+        .client("school-north")
+        .withdraw_signal(pb::WithdrawSignalRequest {
+            signal_id: school.signal_id.clone(),
+            reason: pb::WithdrawReason::RiskGone as i32,
+        })
+        .await
+        .unwrap();
+    set_day(&north, date(2026, 12, 1));
+    assert!(get(&north, "jgz-north", &jgz).await.is_ok());
+    set_day(&north, date(2026, 12, 2));
+    assert_eq!(
+        get(&north, "jgz-north", &jgz).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        get(&north, "school-north", &school)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(north.row_counts().await["signals"], 0);
+    assert_eq!(north.row_counts().await["notices"], 0);
+    // The hub is owed the deletions, and nothing of the signals' contacts remains queued.
+    let outbox = north.context.store.outbox_batch(100).await.unwrap();
+    assert!(outbox.iter().all(|entry| matches!(
+        entry.event,
+        vix_node::store::outbox::OutboxEvent::Delete { .. }
+    )));
+}
+
+#[tokio::test]
+async fn an_unjustified_signal_is_retracted_from_the_other_region() {
+    // DOMAIN.md worked example 6.
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    let east = spawn_linked_region("east", &hub).await;
+    let wrong = register(&north, "jgz-north", YOUTH, "").await;
+    register(&south, "vt-south", YOUTH, "").await;
+    eventually("B told about A", || async {
+        (south.matches("vt-south").await.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(south.row_counts().await["email_jobs"], 1);
+
+    north
+        .client("jgz-north")
+        .withdraw_signal(pb::WithdrawSignalRequest {
+            signal_id: wrong.signal_id.clone(),
+            reason: pb::WithdrawReason::Unjustified as i32,
+        })
+        .await
+        .unwrap();
+    eventually("B's notice about A retracted", || async {
+        south.matches("vt-south").await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(south.row_counts().await["notices"], 0);
+
+    // C registers on the youth: C and B are told about each other, nobody about A.
+    register(&east, "wijkteam-east", YOUTH, "").await;
+    let at_east = eventually("C told about B", || async {
+        let seen = east.matches("wijkteam-east").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await;
+    let at_south = eventually("B told about C", || async {
+        let seen = south.matches("vt-south").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(east.matches("wijkteam-east").await.len(), 1);
+    assert_eq!(south.matches("vt-south").await.len(), 1);
+    assert_eq!(
+        at_east[0].counterpart.as_ref().unwrap().organisation_id,
+        "vt-south"
+    );
+    assert_eq!(
+        at_south[0].counterpart.as_ref().unwrap().organisation_id,
+        "wijkteam-east"
+    );
+}
+
+#[tokio::test]
+async fn the_hub_expires_signals_itself_and_shows_them_as_history() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    register(&north, "jgz-north", YOUTH, "2027-01-01").await;
+    eventually("the north signal at the hub", || async {
+        (north.row_counts().await["outbox"] == 0).then_some(())
+    })
+    .await;
+    // Only the hub's and south's days move: north says nothing about the expiry.
+    set_day_hub(&hub, date(2027, 1, 1));
+    set_day(&south, date(2027, 1, 1));
+    register(&south, "vt-south", YOUTH, "").await;
+    let at_south = eventually("south told about the archived north signal", || async {
+        let seen = south.matches("vt-south").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await;
+    assert_eq!(at_south[0].kind, pb::NoticeKind::History as i32);
+    assert_eq!(
+        at_south[0].counterpart.as_ref().unwrap().state,
+        pb::SignalState::Inactive as i32
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        north.matches("jgz-north").await.is_empty(),
+        "the archived owner is told nothing"
+    );
+}
+
+fn set_day_hub(hub: &vix_tests::TestHub, day: Date) {
+    hub.clock
+        .set(vix_node::domain::ManualClock::at_noon(day).now());
+}
