@@ -252,3 +252,81 @@ fn set_day_hub(hub: &vix_tests::TestHub, day: Date) {
     hub.clock
         .set(vix_node::domain::ManualClock::at_noon(day).now());
 }
+
+/// Whether `needle` occurs in the SQLite database `db` or its WAL and shared-memory files.
+fn database_holds(db: &std::path::Path, needle: &str) -> bool {
+    ["", "-wal", "-shm"].iter().any(|suffix| {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        std::fs::read(&path)
+            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn a_deleted_signal_leaves_no_contact_in_the_node_or_hub_database_files() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    let email = "retentie.proef@jgz-noord.example.nl";
+    let name = "Retentie Proef";
+    let signal = north
+        .client("jgz-north")
+        .register_signal(pb::RegisterSignalRequest {
+            request_id: "retention".into(),
+            youth: Some(pb::register_signal_request::Youth::Bsn(YOUTH.into())),
+            professional: Some(pb::ProfessionalContact {
+                professional_id: "p-ret".into(),
+                name: name.into(),
+                email: email.into(),
+                phone: "+31 6 1234 5678".into(),
+            }),
+            planned_removal_date: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signal
+        .unwrap();
+    register(&north, "school-north", YOUTH, "").await;
+    register(&south, "vt-south", YOUTH, "").await;
+    // South is told about both northern parties.
+    eventually("south told about the signal", || async {
+        (south.matches("vt-south").await.len() == 2).then_some(())
+    })
+    .await;
+    let north_db = north.dir.path().join("region-north.sqlite");
+    let hub_db = hub.dir.path().join("hub.sqlite");
+    let south_db = south.dir.path().join("region-south.sqlite");
+    // The scan finds the contact while it is there.
+    for db in [&north_db, &hub_db, &south_db] {
+        assert!(
+            database_holds(db, email),
+            "{} holds the contact",
+            db.display()
+        );
+    }
+
+    north
+        .client("jgz-north")
+        .withdraw_signal(pb::WithdrawSignalRequest {
+            signal_id: signal.signal_id.clone(),
+            reason: pb::WithdrawReason::Unjustified as i32,
+        })
+        .await
+        .unwrap();
+    eventually("the deletion retracted at south", || async {
+        (south.matches("vt-south").await.len() == 1).then_some(())
+    })
+    .await;
+    for db in [&north_db, &hub_db, &south_db] {
+        for needle in [email, name, "+31 6 1234 5678"] {
+            assert!(
+                !database_holds(db, needle),
+                "{} still holds {needle}",
+                db.display()
+            );
+        }
+    }
+}

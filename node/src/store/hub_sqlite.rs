@@ -17,7 +17,7 @@ use super::row::{
     contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
     parse_subject, revision_to_db,
 };
-use super::sqlite::open_pools;
+use super::sqlite::{open_pools, purge_wal};
 use super::{CounterpartView, StoreError};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
@@ -72,6 +72,7 @@ impl HubStore for HubSqliteStore {
     ) -> Result<BatchOutcome, HubStoreError> {
         let mut tx = self.writer.begin().await?;
         let mut outcome = BatchOutcome::default();
+        let mut deleted_any = false;
         for (index, event) in events.into_iter().enumerate() {
             let id = event.signal_id.to_string();
             let tombstone: Option<String> =
@@ -116,6 +117,7 @@ impl HubStore for HubSqliteStore {
             match event.upsert {
                 None => {
                     delete_signal(&mut tx, region_id, event.signal_id, event.revision).await?;
+                    deleted_any = true;
                 }
                 Some(signal) if current_revision.is_some() => {
                     update_signal(&mut tx, event.signal_id, event.revision, &signal).await?;
@@ -133,6 +135,9 @@ impl HubStore for HubSqliteStore {
             outcome.applied += 1;
         }
         tx.commit().await?;
+        if deleted_any {
+            purge_wal(&self.writer).await;
+        }
         Ok(outcome)
     }
 
@@ -241,6 +246,9 @@ impl HubStore for HubSqliteStore {
             }
         }
         tx.commit().await?;
+        if report.deleted > 0 {
+            purge_wal(&self.writer).await;
+        }
         Ok(report)
     }
 

@@ -95,6 +95,25 @@ pub(super) async fn open_pools(
     Ok((writer, reader))
 }
 
+/// After deleting personal data: copy the WAL into the database file and truncate it. The
+/// deleted rows' old page images would otherwise stay in the WAL until the next automatic
+/// checkpoint; `secure_delete` has already zeroed them in the pages themselves (invariant 6).
+pub(super) async fn purge_wal(writer: &SqlitePool) {
+    let result: Result<(i64, i64, i64), sqlx::Error> =
+        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(writer)
+            .await;
+    match result {
+        Ok((0, _, _)) => {}
+        // A reader still holds an old snapshot; the next deletion or checkpoint finishes it.
+        Ok((busy, _, _)) => tracing::warn!(
+            busy,
+            "WAL not truncated after a deletion; a reader was active"
+        ),
+        Err(error) => tracing::warn!(%error, "WAL checkpoint after a deletion failed"),
+    }
+}
+
 const SIGNAL_COLUMNS: &str = "signal_id, revision, organisation_id, organisation_name, \
      professional_id, professional_name, professional_email, professional_phone, subject_key, \
      birth_date, registered_at, planned_removal_date, state, inactive_since";
@@ -251,6 +270,9 @@ impl SignalStore for SqliteStore {
             }
         };
         tx.commit().await?;
+        if outcome == Withdrawn::Deleted {
+            purge_wal(&self.writer).await;
+        }
         Ok(outcome)
     }
 
@@ -419,6 +441,9 @@ impl SignalStore for SqliteStore {
             }
         }
         tx.commit().await?;
+        if report.deleted > 0 {
+            purge_wal(&self.writer).await;
+        }
         Ok(report)
     }
 
@@ -434,7 +459,11 @@ impl SignalStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(deleted.rows_affected() > 0)
+        let held = deleted.rows_affected() > 0;
+        if held {
+            purge_wal(&self.writer).await;
+        }
+        Ok(held)
     }
 }
 
