@@ -150,6 +150,56 @@ async fn siblings_with_shared_brp_parents_make_one_family_match() {
 }
 
 #[tokio::test]
+async fn re_registration_while_active_returns_the_signal_and_notifies_nobody() {
+    let north = spawn_region("north").await;
+    let first = register(
+        &north,
+        "jgz-north",
+        register_bsn("r1", YOUTH, jgz_contact()),
+    )
+    .await;
+    register(
+        &north,
+        "school-north",
+        register_bsn("r1", YOUTH, school_contact()),
+    )
+    .await;
+    let before = north.row_counts().await;
+    let again = north
+        .client("jgz-north")
+        .register_signal(register_bsn("r2", YOUTH, jgz_contact()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.already_registered);
+    assert!(!again.replayed);
+    assert_eq!(again.signal.unwrap(), first);
+    assert_eq!(
+        north.row_counts().await,
+        before,
+        "nothing new: no signal, notice or e-mail"
+    );
+
+    // Once archived, the organisation registers anew: a new signal.
+    north
+        .client("jgz-north")
+        .withdraw_signal(pb::WithdrawSignalRequest {
+            signal_id: first.signal_id.clone(),
+            reason: pb::WithdrawReason::RiskGone as i32,
+        })
+        .await
+        .unwrap();
+    let anew = north
+        .client("jgz-north")
+        .register_signal(register_bsn("r3", YOUTH, jgz_contact()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!anew.already_registered);
+    assert_ne!(anew.signal.unwrap().signal_id, first.signal_id);
+}
+
+#[tokio::test]
 async fn the_same_organisation_twice_is_no_match() {
     let north = spawn_region("north").await;
     register(
@@ -765,10 +815,15 @@ async fn concurrent_registrations_on_one_youth_notify_each_pair_once() {
                 .unwrap()
         }));
     }
+    let mut again = 0;
     for call in calls {
-        call.await.unwrap();
+        if call.await.unwrap().into_inner().already_registered {
+            again += 1;
+        }
     }
-    assert_eq!(north.row_counts().await["signals"], 10);
+    // One signal per organisation; the rest were re-registrations of an active signal.
+    assert_eq!(north.row_counts().await["signals"], 2);
+    assert_eq!(again, 8);
     assert_eq!(matches(&north, "jgz-north").await.len(), 1);
     assert_eq!(matches(&north, "school-north").await.len(), 1);
 }

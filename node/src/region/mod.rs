@@ -206,20 +206,25 @@ impl<S: SignalStore> RegionApi<S> {
             registered_at: now,
             planned_removal_date: input.planned_removal_date,
         };
-        let (signal, replayed) = match context.store.register(new).await? {
+        let (signal, replayed, already_registered) = match context.store.register(new).await? {
             Registered::Created { signal, notices } => {
                 context.outbox_ready.notify_one();
                 tracing::info!(signal_id = %signal.signal_id, notices, "signal registered");
-                (signal, false)
+                (signal, false, false)
             }
             Registered::Replayed(signal) => {
                 tracing::info!(signal_id = %signal.signal_id, "registration replayed");
-                (signal, true)
+                (signal, true, false)
+            }
+            Registered::AlreadyActive(signal) => {
+                tracing::info!(signal_id = %signal.signal_id, "already registered and active");
+                (signal, false, true)
             }
         };
         Ok(pb::RegisterSignalResponse {
             signal: Some(convert::signal_to_pb(&signal)),
             replayed,
+            already_registered,
         })
     }
 

@@ -67,6 +67,8 @@ pub enum Registered {
     },
     /// The request_id was seen before: the signal made then.
     Replayed(StoredSignal),
+    /// The organisation already has an active signal on this youth: that one, unchanged.
+    AlreadyActive(StoredSignal),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -142,6 +142,24 @@ impl SignalStore for SqliteStore {
             return Ok(Registered::Replayed(signal));
         }
 
+        // Re-registration while the organisation's signal on this youth is active: that signal
+        // stands, and nobody is told again (DOMAIN.md section 5).
+        let active: Option<String> = sqlx::query_scalar(
+            "SELECT signal_id FROM signals \
+             WHERE organisation_id = ? AND subject_key = ? AND state = 'active' \
+             ORDER BY registered_at DESC, signal_id DESC LIMIT 1",
+        )
+        .bind(new.organisation_id.as_str())
+        .bind(new.subject_key.to_stored())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(active) = active {
+            let signal = load_signal(&mut tx, parse_signal_id(&active)?)
+                .await?
+                .ok_or(StoreError::Corrupt("signals"))?;
+            return Ok(Registered::AlreadyActive(signal));
+        }
+
         let signal = StoredSignal {
             signal_id: new.signal_id,
             revision: Revision::FIRST,
