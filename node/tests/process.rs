@@ -284,6 +284,7 @@ async fn acknowledged_signals_survive_kill_9_and_nothing_is_half_written() {
         let signal = clients[*client_index]
             .clone()
             .get_signal(pb::GetSignalRequest {
+                acting_professional_id: "p-acting".into(),
                 signal_id: signal_id.clone(),
             })
             .await
@@ -533,7 +534,10 @@ async fn register_until_acknowledged(
 
 async fn match_counterparts(client: &mut RegionServiceClient<Channel>) -> Option<Vec<String>> {
     let matches = client
-        .list_matches(pb::ListMatchesRequest::default())
+        .list_matches(pb::ListMatchesRequest {
+            acting_professional_id: "p-acting".into(),
+            ..Default::default()
+        })
         .await
         .ok()?
         .into_inner()
@@ -641,4 +645,101 @@ async fn kill_9_of_the_hub_mid_stream_and_of_a_region_mid_forward_loses_and_repe
     eprintln!("federation kill -9: {FEDERATION_YOUTHS} youths, one notice each side");
     stop_gracefully(south).await;
     stop_gracefully(hub).await;
+}
+
+/// Runs `vix-node verify-audit` on `config` (with `env` overrides): (success, stdout, stderr).
+async fn verify_audit(config: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
+        .arg("verify-audit")
+        .arg("--config")
+        .arg(config)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(START_TIME_MAX, output)
+        .await
+        .expect("verify-audit did not finish")
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Changes the database behind the node's back, as an attacker with file access could.
+async fn tamper(db: &Path, statements: &[&str]) {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(db))
+        .await
+        .unwrap();
+    for statement in statements {
+        sqlx::query(sqlx::AssertSqlSafe(*statement))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn verify_audit_finds_an_edited_and_a_removed_entry() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), pki.path());
+    let (node, addr) = start_node(&config).await;
+    let mut jgz = client(addr, pki.path(), "jgz-north");
+    for n in 0..3 {
+        jgz.register_signal(request(&format!("a{n}"), &format!("A{n}"), 0))
+            .await
+            .unwrap();
+    }
+    stop_gracefully(node).await;
+
+    let db = dir.path().join("north.sqlite");
+    let (intact, stdout, _) = verify_audit(&config, &[]).await;
+    assert!(intact);
+    assert!(stdout.contains("intact: 3 entries"), "{stdout}");
+
+    // The triggers refuse a change through SQL...
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let refused = sqlx::query("UPDATE audit_log SET professional_id = 'x' WHERE seq = 2")
+        .execute(&pool)
+        .await;
+    assert!(refused.is_err(), "the audit log accepted an update");
+    pool.close().await;
+
+    // ...so an attacker drops them first. A copy gets the other attack.
+    let copy = dir.path().join("copy.sqlite");
+    std::fs::copy(&db, &copy).unwrap();
+    tamper(
+        &db,
+        &[
+            "DROP TRIGGER audit_log_no_update",
+            "UPDATE audit_log SET professional_id = 'someone-else' WHERE seq = 2",
+        ],
+    )
+    .await;
+    let (intact, _, stderr) = verify_audit(&config, &[]).await;
+    assert!(!intact);
+    assert!(stderr.contains("entry 2 was changed"), "{stderr}");
+
+    tamper(
+        &copy,
+        &[
+            "DROP TRIGGER audit_log_no_delete",
+            "DELETE FROM audit_log WHERE seq = 2",
+        ],
+    )
+    .await;
+    let (intact, _, stderr) =
+        verify_audit(&config, &[("VIX_REGION__DATABASE", copy.to_str().unwrap())]).await;
+    assert!(!intact);
+    assert!(stderr.contains("removed"), "{stderr}");
 }

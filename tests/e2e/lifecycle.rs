@@ -47,6 +47,7 @@ async fn get(
     region
         .client(org)
         .get_signal(pb::GetSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: signal.signal_id.clone(),
         })
         .await
@@ -134,6 +135,7 @@ async fn every_signal_on_a_youth_is_deleted_on_the_23rd_birthday() {
     north
         .client("school-north")
         .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: school.signal_id.clone(),
             reason: pb::WithdrawReason::RiskGone as i32,
         })
@@ -181,6 +183,7 @@ async fn an_unjustified_signal_is_retracted_from_the_other_region() {
     north
         .client("jgz-north")
         .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: wrong.signal_id.clone(),
             reason: pb::WithdrawReason::Unjustified as i32,
         })
@@ -311,6 +314,7 @@ async fn a_deleted_signal_leaves_no_contact_in_the_node_or_hub_database_files() 
     north
         .client("jgz-north")
         .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: signal.signal_id.clone(),
             reason: pb::WithdrawReason::Unjustified as i32,
         })

@@ -2,6 +2,7 @@
 // Test code: a failed unwrap is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod federation;
 mod lifecycle;
 mod region_api;

@@ -68,7 +68,10 @@ async fn register(
 async fn matches(region: &TestRegion, org: &str) -> Vec<pb::Match> {
     region
         .client(org)
-        .list_matches(pb::ListMatchesRequest::default())
+        .list_matches(pb::ListMatchesRequest {
+            acting_professional_id: "p-acting".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -184,6 +187,7 @@ async fn re_registration_while_active_returns_the_signal_and_notifies_nobody() {
     north
         .client("jgz-north")
         .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: first.signal_id.clone(),
             reason: pb::WithdrawReason::RiskGone as i32,
         })
@@ -523,6 +527,7 @@ async fn an_organisation_cannot_read_change_or_withdraw_another_organisations_si
 
     let status = school
         .get_signal(pb::GetSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: signal.signal_id.clone(),
         })
         .await
@@ -533,6 +538,7 @@ async fn an_organisation_cannot_read_change_or_withdraw_another_organisations_si
     let before = north.row_counts().await;
     let status = school
         .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: signal.signal_id.clone(),
             reason: pb::WithdrawReason::Unjustified as i32,
         })
@@ -541,6 +547,7 @@ async fn an_organisation_cannot_read_change_or_withdraw_another_organisations_si
     assert_eq!(status.code(), Code::PermissionDenied);
     let status = school
         .update_signal(pb::UpdateSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: signal.signal_id.clone(),
             professional: Some(school_contact()),
             planned_removal_date: String::new(),
@@ -555,6 +562,7 @@ async fn an_organisation_cannot_read_change_or_withdraw_another_organisations_si
     let mine = north
         .client("jgz-north")
         .get_signal(pb::GetSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: signal.signal_id.clone(),
         })
         .await
@@ -564,6 +572,7 @@ async fn an_organisation_cannot_read_change_or_withdraw_another_organisations_si
 
     let status = school
         .get_signal(pb::GetSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: uuid_like(),
         })
         .await
@@ -589,7 +598,10 @@ async fn organisations_of_other_regions_and_region_certificates_are_refused() {
         vix_tests::channel_with(north.addr, &cert, &key),
     );
     let status = as_region
-        .list_matches(pb::ListMatchesRequest::default())
+        .list_matches(pb::ListMatchesRequest {
+            acting_professional_id: "p-acting".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
@@ -616,6 +628,7 @@ async fn withdrawing_as_unjustified_deletes_the_signal_and_the_notices_naming_it
     let withdrawn = north
         .client("jgz-north")
         .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: jgz.signal_id.clone(),
             reason: pb::WithdrawReason::Unjustified as i32,
         })
@@ -628,6 +641,7 @@ async fn withdrawing_as_unjustified_deletes_the_signal_and_the_notices_naming_it
     let status = north
         .client("jgz-north")
         .get_signal(pb::GetSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: jgz.signal_id.clone(),
         })
         .await
@@ -659,6 +673,7 @@ async fn withdrawing_as_risk_gone_archives_and_the_archive_is_shown_as_history()
     let mut client = north.client("jgz-north");
     let withdrawn = client
         .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: jgz.signal_id.clone(),
             reason: pb::WithdrawReason::RiskGone as i32,
         })
@@ -673,6 +688,7 @@ async fn withdrawing_as_risk_gone_archives_and_the_archive_is_shown_as_history()
     // Archived once is archived: a second RISK_GONE is refused, and so is an update.
     let status = client
         .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: jgz.signal_id.clone(),
             reason: pb::WithdrawReason::RiskGone as i32,
         })
@@ -712,6 +728,7 @@ async fn an_update_changes_the_contact_and_only_moves_the_removal_date_earlier()
     let new_contact = contact("p-18", "C. Visser", "c.visser@jgz-noord.example.nl");
     let updated = client
         .update_signal(pb::UpdateSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: jgz.signal_id.clone(),
             professional: Some(new_contact.clone()),
             planned_removal_date: "2027-06-01".into(),
@@ -728,6 +745,7 @@ async fn an_update_changes_the_contact_and_only_moves_the_removal_date_earlier()
     let before = north.row_counts().await;
     let status = client
         .update_signal(pb::UpdateSignalRequest {
+            acting_professional_id: "p-acting".into(),
             signal_id: jgz.signal_id.clone(),
             professional: None,
             planned_removal_date: "2027-06-02".into(),

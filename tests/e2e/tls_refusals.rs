@@ -11,7 +11,10 @@ async fn list_matches_as(org: &str) -> Result<usize, tonic::Status> {
     let north = spawn_region("north").await;
     let result = north
         .client(org)
-        .list_matches(pb::ListMatchesRequest::default())
+        .list_matches(pb::ListMatchesRequest {
+            acting_professional_id: "p-acting".into(),
+            ..Default::default()
+        })
         .await
         .map(|response| response.into_inner().matches.len());
     north.stop().await;

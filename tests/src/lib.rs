@@ -204,7 +204,10 @@ impl TestRegion {
     /// The calling organisation's matches.
     pub async fn matches(&self, org: &str) -> Vec<vix_protocol::region::v1::Match> {
         self.client(org)
-            .list_matches(vix_protocol::region::v1::ListMatchesRequest::default())
+            .list_matches(vix_protocol::region::v1::ListMatchesRequest {
+                acting_professional_id: "p-acting".into(),
+                ..Default::default()
+            })
             .await
             .expect("ListMatches")
             .into_inner()

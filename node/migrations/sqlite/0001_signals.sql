@@ -100,3 +100,29 @@ CREATE TABLE outbox (
     created_at INTEGER NOT NULL,
     UNIQUE (signal_id, revision)
 ) STRICT;
+
+-- The audit log (DOMAIN.md section 9): who did what to which signals, when. Codes and ids
+-- only. Append-only (the triggers refuse changes) and hash-chained (each hash covers the
+-- previous one and the entry), so `vix-node audit verify` finds an entry changed or removed
+-- behind the triggers' back. Deleting a signal leaves its entries.
+CREATE TABLE audit_log (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at              INTEGER NOT NULL,
+    action          TEXT NOT NULL,
+    actor_kind      TEXT NOT NULL CHECK (actor_kind IN ('professional', 'system')),
+    organisation_id TEXT NOT NULL,
+    professional_id TEXT NOT NULL,
+    signal_ids      TEXT NOT NULL,
+    detail          TEXT NOT NULL,
+    hash            TEXT NOT NULL
+) STRICT;
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;

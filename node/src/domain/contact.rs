@@ -99,6 +99,11 @@ impl ProfessionalContact {
     }
 }
 
+/// A professional's id on its own, as a request names the professional acting.
+pub fn parse_professional_id(input: &str) -> Result<String, ContactFieldError> {
+    text(input, ProfessionalContact::PROFESSIONAL_ID_MAX_LEN)
+}
+
 fn text(input: &str, max_len: usize) -> Result<String, ContactFieldError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {

@@ -5,6 +5,7 @@
 //! value from a [`clock::Clock`], so years of lifecycle are tested in milliseconds, and the same
 //! rules serve the region node and the hub.
 
+pub mod audit;
 pub mod bsn;
 pub mod clock;
 pub mod contact;

@@ -13,7 +13,7 @@ use crate::domain::{
     AltYouthId, Bsn, ProfessionalContact, RequestId, SignalId, SignalState, ValidationErrors,
     WithdrawReason,
 };
-use crate::store::{MatchView, StoredSignal};
+use crate::store::{Acting, MatchView, StoredSignal};
 
 /// The youth a registration is about.
 #[derive(Debug)]
@@ -128,15 +128,34 @@ pub(crate) fn parse_register(
     }
 }
 
-pub(crate) fn parse_signal_id(input: &str) -> Result<SignalId, ValidationErrors> {
-    SignalId::parse(input).map_err(|error| ValidationErrors::single("signal_id", error.to_string()))
+/// The professional acting, whom the audit log records.
+pub(crate) fn parse_acting(
+    organisation_id: &crate::domain::OrganisationId,
+    professional_id: &str,
+    errors: &mut ValidationErrors,
+) -> Option<Acting> {
+    errors
+        .check(
+            "acting_professional_id",
+            crate::domain::contact::parse_professional_id(professional_id),
+        )
+        .map(|professional_id| Acting {
+            organisation_id: organisation_id.clone(),
+            professional_id,
+        })
 }
 
 pub(crate) fn parse_withdraw(
     request: &pb::WithdrawSignalRequest,
-) -> Result<(SignalId, WithdrawReason), ValidationErrors> {
+    organisation_id: &crate::domain::OrganisationId,
+) -> Result<(Acting, SignalId, WithdrawReason), ValidationErrors> {
     let mut errors = ValidationErrors::new();
     let signal_id = errors.check("signal_id", SignalId::parse(&request.signal_id));
+    let acting = parse_acting(
+        organisation_id,
+        &request.acting_professional_id,
+        &mut errors,
+    );
     let reason = match pb::WithdrawReason::try_from(request.reason) {
         Ok(pb::WithdrawReason::Unjustified) => Some(WithdrawReason::Unjustified),
         Ok(pb::WithdrawReason::RiskGone) => Some(WithdrawReason::RiskGone),
@@ -146,12 +165,14 @@ pub(crate) fn parse_withdraw(
         }
     };
     errors.into_result()?;
-    signal_id
-        .zip(reason)
-        .ok_or_else(|| ValidationErrors::single("request", "is incomplete"))
+    match (acting, signal_id, reason) {
+        (Some(acting), Some(signal_id), Some(reason)) => Ok((acting, signal_id, reason)),
+        _ => Err(ValidationErrors::single("request", "is incomplete")),
+    }
 }
 
 pub(crate) struct UpdateInput {
+    pub(crate) acting: Acting,
     pub(crate) signal_id: SignalId,
     pub(crate) contact: Option<ProfessionalContact>,
     pub(crate) planned_removal_date: Option<Date>,
@@ -159,9 +180,15 @@ pub(crate) struct UpdateInput {
 
 pub(crate) fn parse_update(
     request: &pb::UpdateSignalRequest,
+    organisation_id: &crate::domain::OrganisationId,
 ) -> Result<UpdateInput, ValidationErrors> {
     let mut errors = ValidationErrors::new();
     let signal_id = errors.check("signal_id", SignalId::parse(&request.signal_id));
+    let acting = parse_acting(
+        organisation_id,
+        &request.acting_professional_id,
+        &mut errors,
+    );
     let contact = request
         .professional
         .as_ref()
@@ -177,8 +204,9 @@ pub(crate) fn parse_update(
         );
     }
     errors.into_result()?;
-    match (signal_id, planned) {
-        (Some(signal_id), Some(planned_removal_date)) => Ok(UpdateInput {
+    match (acting, signal_id, planned) {
+        (Some(acting), Some(signal_id), Some(planned_removal_date)) => Ok(UpdateInput {
+            acting,
             signal_id,
             contact,
             planned_removal_date,

@@ -15,7 +15,7 @@ use vix_protocol::region::v1::region_service_server::{RegionService, RegionServi
 use crate::domain::clock::Clock;
 use crate::domain::registry::PersonRegistry;
 use crate::domain::signal::check_youth;
-use crate::domain::{OrganisationId, Pseudonymiser, RegionId, SignalId};
+use crate::domain::{OrganisationId, Pseudonymiser, RegionId, SignalId, ValidationErrors};
 use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, SweepReport, Withdrawn};
 use crate::tls::{self, PeerIdentity, PeerInfo};
 
@@ -234,7 +234,17 @@ impl<S: SignalStore> RegionApi<S> {
     ) -> Result<pb::GetSignalResponse, RegionError> {
         let (organisation_id, _) = caller(&self.context, &request)?;
         self.context.ensure_swept().await?;
-        let signal_id = convert::parse_signal_id(&request.get_ref().signal_id)?;
+        let mut errors = ValidationErrors::new();
+        let signal_id = errors.check("signal_id", SignalId::parse(&request.get_ref().signal_id));
+        let acting = convert::parse_acting(
+            &organisation_id,
+            &request.get_ref().acting_professional_id,
+            &mut errors,
+        );
+        errors.into_result()?;
+        let (Some(signal_id), Some(acting)) = (signal_id, acting) else {
+            return Err(ValidationErrors::single("request", "is incomplete").into());
+        };
         let signal = self
             .context
             .store
@@ -244,6 +254,11 @@ impl<S: SignalStore> RegionApi<S> {
         if signal.organisation_id != organisation_id {
             return Err(crate::store::StoreError::NotOwner.into());
         }
+        // The answer holds contact details: logged before it is given.
+        self.context
+            .store
+            .record_lookup(&acting, vec![signal_id], self.context.clock.now())
+            .await?;
         Ok(pb::GetSignalResponse {
             signal: Some(convert::signal_to_pb(&signal)),
         })
@@ -255,15 +270,33 @@ impl<S: SignalStore> RegionApi<S> {
     ) -> Result<pb::ListMatchesResponse, RegionError> {
         let (organisation_id, _) = caller(&self.context, &request)?;
         self.context.ensure_swept().await?;
+        let mut errors = ValidationErrors::new();
         let signal_id = match request.get_ref().signal_id.as_str() {
             "" => None,
-            id => Some(convert::parse_signal_id(id)?),
+            id => errors.check("signal_id", SignalId::parse(id)),
+        };
+        let acting = convert::parse_acting(
+            &organisation_id,
+            &request.get_ref().acting_professional_id,
+            &mut errors,
+        );
+        errors.into_result()?;
+        let Some(acting) = acting else {
+            return Err(ValidationErrors::single("request", "is incomplete").into());
         };
         let matches = self
             .context
             .store
             .matches(&organisation_id, signal_id)
             .await?;
+        if !matches.is_empty() {
+            // The other parties' contacts are about to be shown: logged before they are.
+            let shown = matches.iter().map(|m| m.counterpart.signal_id).collect();
+            self.context
+                .store
+                .record_lookup(&acting, shown, self.context.clock.now())
+                .await?;
+        }
         tracing::info!(organisation_id = %organisation_id, count = matches.len(), "matches read");
         Ok(pb::ListMatchesResponse {
             matches: matches.iter().map(convert::match_to_pb).collect(),
@@ -276,12 +309,13 @@ impl<S: SignalStore> RegionApi<S> {
     ) -> Result<pb::WithdrawSignalResponse, RegionError> {
         let (organisation_id, _) = caller(&self.context, &request)?;
         self.context.ensure_swept().await?;
-        let (signal_id, reason) = convert::parse_withdraw(request.get_ref())?;
+        let (acting, signal_id, reason) =
+            convert::parse_withdraw(request.get_ref(), &organisation_id)?;
         let now = self.context.clock.now();
         let outcome = self
             .context
             .store
-            .withdraw(&organisation_id, signal_id, reason, now)
+            .withdraw(&acting, signal_id, reason, now)
             .await?;
         self.context.outbox_ready.notify_one();
         tracing::info!(%signal_id, ?reason, "signal withdrawn");
@@ -303,7 +337,7 @@ impl<S: SignalStore> RegionApi<S> {
     ) -> Result<pb::UpdateSignalResponse, RegionError> {
         let (organisation_id, _) = caller(&self.context, &request)?;
         self.context.ensure_swept().await?;
-        let input = convert::parse_update(request.get_ref())?;
+        let input = convert::parse_update(request.get_ref(), &organisation_id)?;
         let now = self.context.clock.now();
         let update = SignalUpdate {
             contact: input.contact,
@@ -312,7 +346,7 @@ impl<S: SignalStore> RegionApi<S> {
         let signal = self
             .context
             .store
-            .update(&organisation_id, input.signal_id, update, now)
+            .update(&input.acting, input.signal_id, update, now)
             .await?;
         self.context.outbox_ready.notify_one();
         tracing::info!(signal_id = %signal.signal_id, revision = signal.revision.get(), "signal updated");

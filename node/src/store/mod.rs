@@ -17,6 +17,7 @@ use crate::domain::{
 };
 use hub::LoggedNotice;
 
+pub mod audit;
 pub mod hub;
 pub mod hub_sqlite;
 pub mod outbox;
@@ -75,6 +76,22 @@ pub enum Registered {
 pub enum Withdrawn {
     Deleted,
     Archived(Box<StoredSignal>),
+}
+
+/// The professional acting for an organisation, as the audit log records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acting {
+    pub organisation_id: OrganisationId,
+    pub professional_id: String,
+}
+
+impl Acting {
+    pub fn actor(&self) -> crate::domain::audit::Actor {
+        crate::domain::audit::Actor::Professional {
+            organisation_id: self.organisation_id.clone(),
+            professional_id: self.professional_id.clone(),
+        }
+    }
 }
 
 /// A change to an active signal's contact and/or planned removal date.
@@ -175,7 +192,7 @@ pub trait SignalStore: Send + Sync + 'static {
 
     fn withdraw(
         &self,
-        organisation_id: &OrganisationId,
+        acting: &Acting,
         signal_id: SignalId,
         reason: WithdrawReason,
         now: Timestamp,
@@ -183,11 +200,22 @@ pub trait SignalStore: Send + Sync + 'static {
 
     fn update(
         &self,
-        organisation_id: &OrganisationId,
+        acting: &Acting,
         signal_id: SignalId,
         update: SignalUpdate,
         now: Timestamp,
     ) -> impl Future<Output = Result<StoredSignal, StoreError>> + Send;
+
+    /// Records in the audit log that `acting` read the contact details of `signal_ids`.
+    fn record_lookup(
+        &self,
+        acting: &Acting,
+        signal_ids: Vec<SignalId>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Checks the audit log's hash chain; returns the number of entries.
+    fn verify_audit(&self) -> impl Future<Output = Result<u64, audit::AuditVerifyError>> + Send;
 
     /// How many events wait for the hub: the forwarder's lag.
     fn outbox_len(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;

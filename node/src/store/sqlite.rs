@@ -24,9 +24,10 @@ use super::row::{
     parse_subject, revision_to_db,
 };
 use super::{
-    CounterpartView, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered, SignalStore,
-    SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn,
+    Acting, CounterpartView, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered,
+    SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
 };
+use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
     MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
@@ -215,6 +216,17 @@ impl SignalStore for SqliteStore {
             insert_notice(&mut tx, notice, signal.registered_at).await?;
         }
         append_outbox(&mut tx, &OutboxEvent::upsert(&signal), signal.registered_at).await?;
+        let entry = AuditEntry {
+            at: signal.registered_at,
+            action: AuditAction::Register,
+            actor: Actor::Professional {
+                organisation_id: signal.organisation_id.clone(),
+                professional_id: signal.contact.professional_id().to_owned(),
+            },
+            signal_ids: vec![signal.signal_id],
+            detail: None,
+        };
+        audit::append(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(Registered::Created {
             signal,
@@ -262,13 +274,23 @@ impl SignalStore for SqliteStore {
 
     async fn withdraw(
         &self,
-        organisation_id: &OrganisationId,
+        acting: &Acting,
         signal_id: SignalId,
         reason: WithdrawReason,
         now: Timestamp,
     ) -> Result<Withdrawn, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let current = load_owned_signal(&mut tx, organisation_id, signal_id).await?;
+        let current = load_owned_signal(&mut tx, &acting.organisation_id, signal_id).await?;
+        let entry = AuditEntry {
+            at: now,
+            action: AuditAction::Withdraw,
+            actor: acting.actor(),
+            signal_ids: vec![signal_id],
+            detail: Some(match reason {
+                WithdrawReason::Unjustified => "unjustified",
+                WithdrawReason::RiskGone => "risk_gone",
+            }),
+        };
         let today = crate::domain::clock::local_date(now);
         let outcome = match signal::withdraw(current.state, reason, today)? {
             Withdrawal::Delete => {
@@ -287,6 +309,7 @@ impl SignalStore for SqliteStore {
                 Withdrawn::Archived(Box::new(archived))
             }
         };
+        audit::append(&mut tx, &entry).await?;
         tx.commit().await?;
         if outcome == Withdrawn::Deleted {
             purge_wal(&self.writer).await;
@@ -296,13 +319,13 @@ impl SignalStore for SqliteStore {
 
     async fn update(
         &self,
-        organisation_id: &OrganisationId,
+        acting: &Acting,
         signal_id: SignalId,
         update: SignalUpdate,
         now: Timestamp,
     ) -> Result<StoredSignal, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let current = load_owned_signal(&mut tx, organisation_id, signal_id).await?;
+        let current = load_owned_signal(&mut tx, &acting.organisation_id, signal_id).await?;
         signal::check_updatable(current.state)?;
         let today = crate::domain::clock::local_date(now);
         let planned_removal_date = match update.planned_removal_date {
@@ -320,8 +343,39 @@ impl SignalStore for SqliteStore {
             ..current
         };
         save_revision(&mut tx, previous, &updated, now).await?;
+        let entry = AuditEntry {
+            at: now,
+            action: AuditAction::Update,
+            actor: acting.actor(),
+            signal_ids: vec![signal_id],
+            detail: None,
+        };
+        audit::append(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(updated)
+    }
+
+    async fn record_lookup(
+        &self,
+        acting: &Acting,
+        signal_ids: Vec<SignalId>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let entry = AuditEntry {
+            at: now,
+            action: AuditAction::ContactLookup,
+            actor: acting.actor(),
+            signal_ids,
+            detail: None,
+        };
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn verify_audit(&self) -> Result<u64, audit::AuditVerifyError> {
+        audit::verify(&self.reader).await
     }
 
     async fn outbox_len(&self) -> Result<u64, StoreError> {
@@ -450,10 +504,29 @@ impl SignalStore for SqliteStore {
                         ..signal
                     };
                     save_revision(&mut tx, previous, &expired, now).await?;
+                    let entry = AuditEntry {
+                        at: now,
+                        action: AuditAction::Expire,
+                        actor: Actor::System,
+                        signal_ids: vec![expired.signal_id],
+                        detail: None,
+                    };
+                    audit::append(&mut tx, &entry).await?;
                     report.expired += 1;
                 }
-                Due::Delete(_) => {
+                Due::Delete(reason) => {
                     delete_signal(&mut tx, &signal, now).await?;
+                    let entry = AuditEntry {
+                        at: now,
+                        action: AuditAction::Purge,
+                        actor: Actor::System,
+                        signal_ids: vec![signal.signal_id],
+                        detail: Some(match reason {
+                            lifecycle::DeleteReason::ArchiveEnded => "archive_ended",
+                            lifecycle::DeleteReason::Age23 => "age23",
+                        }),
+                    };
+                    audit::append(&mut tx, &entry).await?;
                     report.deleted += 1;
                 }
             }

@@ -1,0 +1,110 @@
+//! Writing and verifying the SQLite audit log. Entries are appended inside the transaction of
+//! the change they record, so a change is never committed without its entry.
+
+use std::path::Path;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+
+use super::StoreError;
+use crate::domain::audit::{
+    AuditEntry, ChainBreak, GENESIS, StoredEntry, chain_hash, verify_chain,
+};
+
+/// Appends `entry` after the last one, chaining its hash.
+pub(super) async fn append(
+    conn: &mut SqliteConnection,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (previous_seq, previous_hash) = match last {
+        Some(row) => (
+            row.try_get::<i64, _>("seq")?,
+            row.try_get::<String, _>("hash")?,
+        ),
+        None => (0, GENESIS.to_owned()),
+    };
+    let stored = entry.to_stored(previous_seq + 1);
+    let hash = chain_hash(&previous_hash, &stored);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, action, actor_kind, organisation_id, professional_id, \
+             signal_ids, detail, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(stored.seq)
+    .bind(stored.at_us)
+    .bind(&stored.action)
+    .bind(&stored.actor_kind)
+    .bind(&stored.organisation_id)
+    .bind(&stored.professional_id)
+    .bind(&stored.signal_ids)
+    .bind(&stored.detail)
+    .bind(hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditVerifyError {
+    #[error("the audit log is broken: {0}")]
+    Broken(#[from] ChainBreak),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Walks the whole chain; returns the number of intact entries.
+pub async fn verify(pool: &SqlitePool) -> Result<u64, AuditVerifyError> {
+    let rows = sqlx::query(
+        "SELECT seq, at, action, actor_kind, organisation_id, professional_id, signal_ids, \
+                detail, hash \
+         FROM audit_log ORDER BY seq",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::from)?;
+    // AUTOINCREMENT remembers the highest seq ever used, even after the last rows are deleted.
+    let highest: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::from)?;
+    let entries = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                StoredEntry {
+                    seq: row.try_get("seq")?,
+                    at_us: row.try_get("at")?,
+                    action: row.try_get("action")?,
+                    actor_kind: row.try_get("actor_kind")?,
+                    organisation_id: row.try_get("organisation_id")?,
+                    professional_id: row.try_get("professional_id")?,
+                    signal_ids: row.try_get("signal_ids")?,
+                    detail: row.try_get("detail")?,
+                },
+                row.try_get::<String, _>("hash")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)?;
+    Ok(verify_chain(entries, highest.unwrap_or(0))?)
+}
+
+/// Verifies the audit log of the database file at `path`, opened read-only so a running node
+/// is not disturbed.
+pub async fn verify_file(path: &Path) -> Result<u64, AuditVerifyError> {
+    if !path.is_file() {
+        return Err(StoreError::Corrupt("no database file at the configured path").into());
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
+        .await
+        .map_err(StoreError::from)?;
+    let verified = verify(&pool).await;
+    pool.close().await;
+    verified
+}
