@@ -195,7 +195,7 @@ fn request(request_id: &str, youth: &str, client_index: usize) -> pb::RegisterSi
             pb::AltYouthId {
                 issuer: "durability".into(),
                 number: youth.to_owned(),
-                birth_date: "2015-06-01".into(),
+                birth_date: "2020-06-01".into(),
             },
         )),
         professional: Some(pb::ProfessionalContact {
@@ -205,6 +205,14 @@ fn request(request_id: &str, youth: &str, client_index: usize) -> pb::RegisterSi
             phone: String::new(),
         }),
         planned_removal_date: String::new(),
+        // Under 12: the parents were told.
+        informing: Some(pb::InformingRecord {
+            record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                parents: true,
+                youth: false,
+                informed_on: "2026-11-01".into(),
+            })),
+        }),
     }
 }
 
@@ -504,7 +512,7 @@ fn alt_youth_request(org: &str, n: usize) -> pb::RegisterSignalRequest {
             pb::AltYouthId {
                 issuer: "kill9".into(),
                 number: format!("Y{n}"),
-                birth_date: "2015-06-01".into(),
+                birth_date: "2020-06-01".into(),
             },
         )),
         professional: Some(pb::ProfessionalContact {
@@ -514,6 +522,14 @@ fn alt_youth_request(org: &str, n: usize) -> pb::RegisterSignalRequest {
             phone: String::new(),
         }),
         planned_removal_date: String::new(),
+        // Under 12: the parents were told.
+        informing: Some(pb::InformingRecord {
+            record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                parents: true,
+                youth: false,
+                informed_on: "2026-11-01".into(),
+            })),
+        }),
     }
 }
 

@@ -21,7 +21,7 @@ fn request(org: &str, youth: &str) -> pb::RegisterSignalRequest {
             pb::AltYouthId {
                 issuer: "bench".into(),
                 number: youth.into(),
-                birth_date: "2015-06-01".into(),
+                birth_date: "2020-06-01".into(),
             },
         )),
         professional: Some(pb::ProfessionalContact {
@@ -31,6 +31,14 @@ fn request(org: &str, youth: &str) -> pb::RegisterSignalRequest {
             phone: String::new(),
         }),
         planned_removal_date: String::new(),
+        // Under 12: the parents were told.
+        informing: Some(pb::InformingRecord {
+            record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                parents: true,
+                youth: false,
+                informed_on: "2026-11-01".into(),
+            })),
+        }),
     }
 }
 

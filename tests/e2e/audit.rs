@@ -25,6 +25,7 @@ fn register_request(
             phone: String::new(),
         }),
         planned_removal_date: String::new(),
+        informing: Some(vix_tests::informing_for(YOUTH, vix_tests::test_day())),
     }
 }
 

@@ -39,6 +39,7 @@ async fn register_as(region: &TestRegion, org: &str, bsn: &str, request_id: &str
             youth: Some(pb::register_signal_request::Youth::Bsn(bsn.into())),
             professional: Some(contact(org)),
             planned_removal_date: String::new(),
+            informing: Some(vix_tests::informing_for(bsn, vix_tests::test_day())),
         })
         .await
         .unwrap()

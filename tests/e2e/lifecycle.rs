@@ -31,6 +31,7 @@ async fn register(region: &TestRegion, org: &str, bsn: &str, removal: &str) -> p
             youth: Some(pb::register_signal_request::Youth::Bsn(bsn.into())),
             professional: Some(contact(org)),
             planned_removal_date: removal.into(),
+            informing: Some(vix_tests::informing_for(bsn, region.clock.today())),
         })
         .await
         .unwrap()
@@ -96,6 +97,7 @@ async fn a_signal_runs_through_seven_years_of_lifecycle() {
             youth: Some(pb::register_signal_request::Youth::Bsn(YOUNG.into())),
             professional: Some(contact("school-north")),
             planned_removal_date: String::new(),
+            informing: Some(vix_tests::informing_for(YOUNG, date(2028, 3, 1))),
         })
         .await
         .unwrap();
@@ -286,6 +288,7 @@ async fn a_deleted_signal_leaves_no_contact_in_the_node_or_hub_database_files() 
                 phone: "+31 6 1234 5678".into(),
             }),
             planned_removal_date: String::new(),
+            informing: Some(vix_tests::informing_for(YOUTH, vix_tests::test_day())),
         })
         .await
         .unwrap()

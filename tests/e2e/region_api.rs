@@ -47,6 +47,7 @@ fn register_bsn(
         youth: Some(pb::register_signal_request::Youth::Bsn(bsn.into())),
         professional: Some(professional),
         planned_removal_date: String::new(),
+        informing: Some(vix_tests::informing_for(bsn, vix_tests::test_day())),
     }
 }
 
@@ -358,6 +359,68 @@ fn bad_inputs() -> Vec<BadInput> {
         with("alt id born tomorrow", "alt_youth_id.birth_date", &|r| {
             r.youth = alt("coa", "V123", "2026-11-26")
         }),
+        with("no informing record", "informing", &|r| r.informing = None),
+        with("informed no one", "informing.informed", &|r| {
+            r.informing = Some(pb::InformingRecord {
+                record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                    parents: false,
+                    youth: false,
+                    informed_on: "2026-11-20".into(),
+                })),
+            })
+        }),
+        with(
+            "informing date not a date",
+            "informing.informed.informed_on",
+            &|r| {
+                r.informing = Some(pb::InformingRecord {
+                    record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                        parents: false,
+                        youth: true,
+                        informed_on: "last week".into(),
+                    })),
+                })
+            },
+        ),
+        with("informing date tomorrow", "informing", &|r| {
+            r.informing = Some(pb::InformingRecord {
+                record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                    parents: false,
+                    youth: true,
+                    informed_on: "2026-11-26".into(),
+                })),
+            })
+        }),
+        with(
+            "not informed without a reason",
+            "informing.not_informed.reason",
+            &|r| {
+                r.informing = Some(pb::InformingRecord {
+                    record: Some(pb::informing_record::Record::NotInformed(pb::NotInformed {
+                        reason: pb::NotInformedReason::Unspecified as i32,
+                    })),
+                })
+            },
+        ),
+        with("parents told about a youth of 18", "informing", &|r| {
+            r.informing = Some(pb::InformingRecord {
+                record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                    parents: true,
+                    youth: false,
+                    informed_on: "2026-11-20".into(),
+                })),
+            })
+        }),
+        with("youth alone told, aged 6 (alt id)", "informing", &|r| {
+            r.youth = alt("coa", "V123", "2020-01-01");
+            r.informing = Some(pb::InformingRecord {
+                record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                    parents: false,
+                    youth: true,
+                    informed_on: "2026-11-20".into(),
+                })),
+            })
+        }),
         with("alt id aged 23", "alt_youth_id.birth_date", &|r| {
             r.youth = alt("coa", "V123", "2003-11-25")
         }),
@@ -419,6 +482,7 @@ async fn all_bad_fields_are_reported_at_once() {
         youth: Some(pb::register_signal_request::Youth::Bsn("010008579".into())),
         professional: Some(contact("", "A", "nope")),
         planned_removal_date: "2030-01-01".into(),
+        informing: None,
     };
     let status = north
         .client("jgz-north")
@@ -439,6 +503,7 @@ async fn all_bad_fields_are_reported_at_once() {
             "bsn",
             "professional.professional_id",
             "professional.email",
+            "informing",
             "planned_removal_date"
         ]
     );
@@ -506,6 +571,10 @@ async fn an_alt_youth_id_never_matches_a_bsn() {
         )),
         professional: Some(school_contact()),
         planned_removal_date: String::new(),
+        informing: Some(vix_tests::informing_for_birth(
+            jiff::civil::date(2008, 1, 26),
+            vix_tests::test_day(),
+        )),
     };
     register(&north, "school-north", alt.clone()).await;
     assert!(matches(&north, "jgz-north").await.is_empty());
@@ -548,6 +617,7 @@ async fn an_organisation_cannot_read_change_or_withdraw_another_organisations_si
     let status = school
         .update_signal(pb::UpdateSignalRequest {
             acting_professional_id: "p-acting".into(),
+            informing: None,
             signal_id: signal.signal_id.clone(),
             professional: Some(school_contact()),
             planned_removal_date: String::new(),
@@ -729,6 +799,7 @@ async fn an_update_changes_the_contact_and_only_moves_the_removal_date_earlier()
     let updated = client
         .update_signal(pb::UpdateSignalRequest {
             acting_professional_id: "p-acting".into(),
+            informing: None,
             signal_id: jgz.signal_id.clone(),
             professional: Some(new_contact.clone()),
             planned_removal_date: "2027-06-01".into(),
@@ -746,6 +817,7 @@ async fn an_update_changes_the_contact_and_only_moves_the_removal_date_earlier()
     let status = client
         .update_signal(pb::UpdateSignalRequest {
             acting_professional_id: "p-acting".into(),
+            informing: None,
             signal_id: jgz.signal_id.clone(),
             professional: None,
             planned_removal_date: "2027-06-02".into(),
@@ -844,4 +916,70 @@ async fn concurrent_registrations_on_one_youth_notify_each_pair_once() {
     assert_eq!(again, 8);
     assert_eq!(matches(&north, "jgz-north").await.len(), 1);
     assert_eq!(matches(&north, "school-north").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_informing_record_is_kept_shown_and_corrected_against_the_age_at_registration() {
+    let north = spawn_region("north").await;
+    // 999995807 was born in 2018: at 8, the parents are told.
+    let young = "999995807";
+    let signal = register(
+        &north,
+        "jgz-north",
+        register_bsn("r1", young, jgz_contact()),
+    )
+    .await;
+    let told = |parents, youth| pb::InformingRecord {
+        record: Some(pb::informing_record::Record::Informed(pb::Informed {
+            parents,
+            youth,
+            informed_on: "2026-11-25".into(),
+        })),
+    };
+    assert_eq!(signal.informing, Some(told(true, false)));
+
+    // Correcting it to "the youth alone" does not fit an 8-year-old.
+    let mut client = north.client("jgz-north");
+    let status = client
+        .update_signal(pb::UpdateSignalRequest {
+            acting_professional_id: "p-acting".into(),
+            signal_id: signal.signal_id.clone(),
+            professional: None,
+            planned_removal_date: String::new(),
+            informing: Some(told(false, true)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("informing"),
+        "{}",
+        status.message()
+    );
+
+    // Not informing for the youth's safety is recorded with its code.
+    let safety = pb::InformingRecord {
+        record: Some(pb::informing_record::Record::NotInformed(pb::NotInformed {
+            reason: pb::NotInformedReason::YouthSafety as i32,
+        })),
+    };
+    let updated = client
+        .update_signal(pb::UpdateSignalRequest {
+            acting_professional_id: "p-acting".into(),
+            signal_id: signal.signal_id.clone(),
+            professional: None,
+            planned_removal_date: String::new(),
+            informing: Some(safety.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signal
+        .unwrap();
+    assert_eq!(updated.informing, Some(safety));
+
+    // It stays on the node: no event for the hub carries it.
+    let events = north.context.store.outbox_batch(10).await.unwrap();
+    let json = serde_json::to_string(&events.iter().map(|e| &e.event).collect::<Vec<_>>()).unwrap();
+    assert!(!json.contains("inform"), "{json}");
 }

@@ -63,6 +63,51 @@ pub fn test_day() -> Date {
     jiff::civil::date(2026, 11, 25)
 }
 
+/// Birth dates of the BRP fixture's persons, by BSN.
+fn fixture_birth_dates() -> &'static HashMap<String, Date> {
+    static BIRTH_DATES: OnceLock<HashMap<String, Date>> = OnceLock::new();
+    BIRTH_DATES.get_or_init(|| {
+        let text = std::fs::read_to_string(person_registry_file()).expect("BRP fixture");
+        let persons: Vec<serde_json::Value> = serde_json::from_str(&text).expect("fixture JSON");
+        persons
+            .iter()
+            .filter_map(|person| {
+                let bsn = person["bsn"].as_str()?;
+                let birth: Date = person["birth_date"].as_str()?.parse().ok()?;
+                Some((bsn.to_owned(), birth))
+            })
+            .collect()
+    })
+}
+
+/// The informing record the duty asks for a youth born on `birth_date`, told on `today`
+/// (DOMAIN.md section 7): parents under 12, parents and youth from 12, the youth from 16.
+pub fn informing_for_birth(
+    birth_date: Date,
+    today: Date,
+) -> vix_protocol::region::v1::InformingRecord {
+    use vix_node::domain::informing::{age_on, required_audience};
+    use vix_protocol::region::v1 as pb;
+    let (parents, youth) = required_audience(age_on(birth_date, today));
+    pb::InformingRecord {
+        record: Some(pb::informing_record::Record::Informed(pb::Informed {
+            parents,
+            youth,
+            informed_on: today.to_string(),
+        })),
+    }
+}
+
+/// The informing record the duty asks for the fixture person `bsn` on `today`; for a BSN the
+/// fixture does not hold (the request will be refused for it), the youth alone.
+pub fn informing_for(bsn: &str, today: Date) -> vix_protocol::region::v1::InformingRecord {
+    let birth = fixture_birth_dates()
+        .get(bsn)
+        .copied()
+        .unwrap_or_else(|| jiff::civil::date(2008, 1, 1));
+    informing_for_birth(birth, today)
+}
+
 /// The organisations of the dev PKI that each region serves.
 pub fn organisations_of(region: &str) -> Vec<String> {
     vix_certs_dev::DevPkiSpec::default()

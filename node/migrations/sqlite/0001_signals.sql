@@ -18,13 +18,21 @@ CREATE TABLE signals (
     planned_removal_date TEXT NOT NULL,
     state                TEXT NOT NULL CHECK (state IN ('active', 'inactive')),
     inactive_since       TEXT,
+    -- The informing record (DOMAIN.md section 7): who was told and when, or the safety code.
+    informing            TEXT NOT NULL CHECK (informing IN ('informed', 'not_informed')),
+    informed_parents     INTEGER NOT NULL CHECK (informed_parents IN (0, 1)),
+    informed_youth       INTEGER NOT NULL CHECK (informed_youth IN (0, 1)),
+    informed_on          TEXT,
+    not_informed_reason  TEXT CHECK (not_informed_reason IN ('youth_safety', 'professional_safety')),
     -- Idempotency of RegisterSignal: a retry with the same request_id returns this signal. The
     -- caller chooses request ids freely (one could hold a BSN), so only an HMAC of it is kept.
     request_key          TEXT NOT NULL,
     -- SHA-256 of what the request asked for, to refuse a request_id reused for another request.
     request_fingerprint  TEXT NOT NULL,
     UNIQUE (organisation_id, request_key),
-    CHECK ((state = 'active') = (inactive_since IS NULL))
+    CHECK ((state = 'active') = (inactive_since IS NULL)),
+    CHECK ((informing = 'informed') = (informed_on IS NOT NULL)),
+    CHECK ((informing = 'not_informed') = (not_informed_reason IS NOT NULL))
 ) STRICT;
 
 CREATE INDEX signals_by_subject ON signals (subject_key);

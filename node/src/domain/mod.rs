@@ -10,6 +10,7 @@ pub mod bsn;
 pub mod clock;
 pub mod contact;
 pub mod ids;
+pub mod informing;
 pub mod keys;
 pub mod lifecycle;
 pub mod matching;

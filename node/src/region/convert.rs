@@ -7,6 +7,7 @@ use jiff::civil::Date;
 use vix_protocol::region::v1 as pb;
 
 use crate::domain::contact::ContactInput;
+use crate::domain::informing::{self, InformingRecord, SafetyReason};
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::signal::{self, check_youth};
 use crate::domain::{
@@ -29,6 +30,8 @@ pub(crate) enum Youth {
 #[derive(Debug)]
 pub(crate) struct RegisterInput {
     pub(crate) request_id: RequestId,
+    /// Checked against the age once the birth date is known (for a BSN: from the registry).
+    pub(crate) informing: InformingRecord,
     pub(crate) youth: Youth,
     pub(crate) contact: ProfessionalContact,
     /// As the caller asked it, for the request fingerprint.
@@ -42,6 +45,84 @@ pub(crate) fn parse_date(input: &str) -> Result<Date, &'static str> {
         return Err("must be a date as YYYY-MM-DD");
     }
     Date::from_str(input).map_err(|_| "must be a date as YYYY-MM-DD")
+}
+
+/// Parses an informing record's form; whether it fits the youth's age is checked later.
+pub(crate) fn parse_informing(
+    record: Option<&pb::InformingRecord>,
+    errors: &mut ValidationErrors,
+) -> Option<InformingRecord> {
+    match record.and_then(|record| record.record.as_ref()) {
+        None => {
+            errors.add(
+                "informing",
+                "is required: informed, or not_informed with a reason",
+            );
+            None
+        }
+        Some(pb::informing_record::Record::Informed(informed)) => {
+            if !informed.parents && !informed.youth {
+                errors.add(
+                    "informing.informed",
+                    "names no one; use not_informed with a reason",
+                );
+                return None;
+            }
+            errors
+                .check(
+                    "informing.informed.informed_on",
+                    parse_date(&informed.informed_on),
+                )
+                .map(|informed_on| InformingRecord::Informed {
+                    parents: informed.parents,
+                    youth: informed.youth,
+                    informed_on,
+                })
+        }
+        Some(pb::informing_record::Record::NotInformed(not_informed)) => {
+            match pb::NotInformedReason::try_from(not_informed.reason) {
+                Ok(pb::NotInformedReason::YouthSafety) => {
+                    Some(InformingRecord::NotInformed(SafetyReason::YouthSafety))
+                }
+                Ok(pb::NotInformedReason::ProfessionalSafety) => Some(
+                    InformingRecord::NotInformed(SafetyReason::ProfessionalSafety),
+                ),
+                _ => {
+                    errors.add(
+                        "informing.not_informed.reason",
+                        "must be YOUTH_SAFETY or PROFESSIONAL_SAFETY",
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn informing_to_pb(record: &InformingRecord) -> pb::InformingRecord {
+    let record = match *record {
+        InformingRecord::Informed {
+            parents,
+            youth,
+            informed_on,
+        } => pb::informing_record::Record::Informed(pb::Informed {
+            parents,
+            youth,
+            informed_on: informed_on.to_string(),
+        }),
+        InformingRecord::NotInformed(reason) => {
+            pb::informing_record::Record::NotInformed(pb::NotInformed {
+                reason: match reason {
+                    SafetyReason::YouthSafety => pb::NotInformedReason::YouthSafety,
+                    SafetyReason::ProfessionalSafety => pb::NotInformedReason::ProfessionalSafety,
+                }
+                .into(),
+            })
+        }
+    };
+    pb::InformingRecord {
+        record: Some(record),
+    }
 }
 
 fn optional_date(input: &str) -> Result<Option<Date>, &'static str> {
@@ -102,6 +183,10 @@ pub(crate) fn parse_register(
         }
     };
     let contact = parse_contact(request.professional.as_ref(), &mut errors);
+    let informing = parse_informing(request.informing.as_ref(), &mut errors);
+    if let (Some(Youth::Alt { birth_date, .. }), Some(record)) = (&youth, informing) {
+        errors.check("informing", informing::check(record, *birth_date, today));
+    }
     let requested = errors.check(
         "planned_removal_date",
         optional_date(&request.planned_removal_date),
@@ -113,16 +198,22 @@ pub(crate) fn parse_register(
         )
     });
     errors.into_result()?;
-    match (request_id, youth, contact, requested, planned) {
-        (Some(request_id), Some(youth), Some(contact), Some(requested), Some(planned)) => {
-            Ok(RegisterInput {
-                request_id,
-                youth,
-                contact,
-                requested_removal_date: requested,
-                planned_removal_date: planned,
-            })
-        }
+    match (request_id, youth, contact, informing, requested, planned) {
+        (
+            Some(request_id),
+            Some(youth),
+            Some(contact),
+            Some(informing),
+            Some(requested),
+            Some(planned),
+        ) => Ok(RegisterInput {
+            request_id,
+            informing,
+            youth,
+            contact,
+            requested_removal_date: requested,
+            planned_removal_date: planned,
+        }),
         // Every None above recorded an error, so this is unreachable; stay total anyway.
         _ => Err(ValidationErrors::single("request", "is incomplete")),
     }
@@ -172,6 +263,7 @@ pub(crate) fn parse_withdraw(
 }
 
 pub(crate) struct UpdateInput {
+    pub(crate) informing: Option<InformingRecord>,
     pub(crate) acting: Acting,
     pub(crate) signal_id: SignalId,
     pub(crate) contact: Option<ProfessionalContact>,
@@ -197,15 +289,23 @@ pub(crate) fn parse_update(
         "planned_removal_date",
         optional_date(&request.planned_removal_date),
     );
-    if request.professional.is_none() && request.planned_removal_date.is_empty() {
+    let informing = request
+        .informing
+        .as_ref()
+        .and_then(|record| parse_informing(Some(record), &mut errors));
+    if request.professional.is_none()
+        && request.planned_removal_date.is_empty()
+        && request.informing.is_none()
+    {
         errors.add(
             "professional",
-            "nothing to update: give professional or planned_removal_date",
+            "nothing to update: give professional, planned_removal_date or informing",
         );
     }
     errors.into_result()?;
     match (acting, signal_id, planned) {
         (Some(acting), Some(signal_id), Some(planned_removal_date)) => Ok(UpdateInput {
+            informing,
             acting,
             signal_id,
             contact,
@@ -245,6 +345,7 @@ pub(crate) fn signal_to_pb(signal: &StoredSignal) -> pb::Signal {
             .inactive_since
             .map(|date| date.to_string())
             .unwrap_or_default(),
+        informing: Some(informing_to_pb(&signal.informing)),
     }
 }
 

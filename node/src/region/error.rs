@@ -48,6 +48,9 @@ impl From<RegionError> for Status {
             RegionError::Store(StoreError::Lifecycle(error)) => {
                 Status::failed_precondition(error.to_string())
             }
+            RegionError::Store(StoreError::Informing(error)) => {
+                invalid_argument(&ValidationErrors::single("informing", error.to_string()))
+            }
             RegionError::Store(StoreError::RemovalDate(error)) => invalid_argument(
                 &ValidationErrors::single("planned_removal_date", error.to_string()),
             ),

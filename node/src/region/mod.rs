@@ -177,6 +177,9 @@ impl<S: SignalStore> RegionApi<S> {
                 })?;
                 check_youth(birth_date, today)
                     .map_err(|error| RegionError::FailedPrecondition(error.to_string()))?;
+                // Whom to inform follows the age, which only the registry knew.
+                crate::domain::informing::check(input.informing, birth_date, today)
+                    .map_err(|error| ValidationErrors::single("informing", error.to_string()))?;
                 let mut family_keys: Vec<_> = person
                     .parents
                     .iter()
@@ -205,6 +208,7 @@ impl<S: SignalStore> RegionApi<S> {
             birth_date,
             registered_at: now,
             planned_removal_date: input.planned_removal_date,
+            informing: input.informing,
         };
         let (signal, replayed, already_registered) = match context.store.register(new).await? {
             Registered::Created { signal, notices } => {
@@ -342,6 +346,7 @@ impl<S: SignalStore> RegionApi<S> {
         let update = SignalUpdate {
             contact: input.contact,
             planned_removal_date: input.planned_removal_date,
+            informing: input.informing,
         };
         let signal = self
             .context

@@ -9,6 +9,7 @@ use std::future::Future;
 use jiff::Timestamp;
 use jiff::civil::Date;
 
+use crate::domain::informing::InformingRecord;
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::signal::LifecycleError;
 use crate::domain::{
@@ -40,6 +41,7 @@ pub struct NewSignal {
     pub birth_date: Date,
     pub registered_at: Timestamp,
     pub planned_removal_date: Date,
+    pub informing: InformingRecord,
 }
 
 /// A signal as stored on the node.
@@ -57,6 +59,8 @@ pub struct StoredSignal {
     pub planned_removal_date: Date,
     pub state: SignalState,
     pub inactive_since: Option<Date>,
+    /// Stays on the node: never in an outbox event.
+    pub informing: InformingRecord,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +103,7 @@ impl Acting {
 pub struct SignalUpdate {
     pub contact: Option<ProfessionalContact>,
     pub planned_removal_date: Option<Date>,
+    pub informing: Option<InformingRecord>,
 }
 
 /// A notice for the calling organisation, with the other party as it stands now.
@@ -134,6 +139,8 @@ pub enum StoreError {
     Lifecycle(#[from] LifecycleError),
     #[error("the planned removal date {0}")]
     RemovalDate(crate::domain::signal::RemovalDateError),
+    #[error("the informing record: {0}")]
+    Informing(crate::domain::informing::InformingError),
     /// The database is locked or out of connections; the caller may retry.
     #[error("the database is busy")]
     Busy(#[source] sqlx::Error),

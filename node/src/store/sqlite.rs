@@ -28,6 +28,7 @@ use super::{
     SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
+use crate::domain::informing::{InformingRecord, SafetyReason};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
     MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
@@ -117,7 +118,8 @@ pub(super) async fn purge_wal(writer: &SqlitePool) {
 
 const SIGNAL_COLUMNS: &str = "signal_id, revision, organisation_id, organisation_name, \
      professional_id, professional_name, professional_email, professional_phone, subject_key, \
-     birth_date, registered_at, planned_removal_date, state, inactive_since";
+     birth_date, registered_at, planned_removal_date, state, inactive_since, informing, \
+     informed_parents, informed_youth, informed_on, not_informed_reason";
 
 impl SignalStore for SqliteStore {
     async fn register(&self, new: NewSignal) -> Result<Registered, StoreError> {
@@ -174,6 +176,7 @@ impl SignalStore for SqliteStore {
             planned_removal_date: new.planned_removal_date,
             state: SignalState::Active,
             inactive_since: None,
+            informing: new.informing,
         };
 
         // Matching sees exactly what is committed before this transaction: the single writer
@@ -185,7 +188,7 @@ impl SignalStore for SqliteStore {
 
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO signals ({SIGNAL_COLUMNS}, request_key, request_fingerprint) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
         .bind(signal.signal_id.to_string())
         .bind(revision_to_db(signal.revision))
@@ -201,6 +204,11 @@ impl SignalStore for SqliteStore {
         .bind(signal.planned_removal_date.to_string())
         .bind(signal.state.as_str())
         .bind(signal.inactive_since.map(|d| d.to_string()))
+        .bind(InformingColumns::of(&signal.informing).kind)
+        .bind(InformingColumns::of(&signal.informing).parents)
+        .bind(InformingColumns::of(&signal.informing).youth)
+        .bind(InformingColumns::of(&signal.informing).informed_on)
+        .bind(InformingColumns::of(&signal.informing).reason)
         .bind(&new.request_key)
         .bind(&new.request_fingerprint)
         .execute(&mut *tx)
@@ -336,10 +344,20 @@ impl SignalStore for SqliteStore {
             None => current.planned_removal_date,
         };
         let previous = current.revision;
+        let informing = match update.informing {
+            Some(record) => {
+                let registered_on = crate::domain::clock::local_date(current.registered_at);
+                crate::domain::informing::check(record, current.birth_date, registered_on)
+                    .map_err(StoreError::Informing)?;
+                record
+            }
+            None => current.informing,
+        };
         let updated = StoredSignal {
             revision: previous.next(),
             contact: update.contact.unwrap_or_else(|| current.contact.clone()),
             planned_removal_date,
+            informing,
             ..current
         };
         save_revision(&mut tx, previous, &updated, now).await?;
@@ -797,7 +815,8 @@ async fn save_revision(
     let updated = sqlx::query(
         "UPDATE signals SET revision = ?, professional_id = ?, professional_name = ?, \
              professional_email = ?, professional_phone = ?, planned_removal_date = ?, \
-             state = ?, inactive_since = ? \
+             state = ?, inactive_since = ?, informing = ?, informed_parents = ?, \
+             informed_youth = ?, informed_on = ?, not_informed_reason = ? \
          WHERE signal_id = ? AND revision = ?",
     )
     .bind(revision_to_db(signal.revision))
@@ -808,6 +827,11 @@ async fn save_revision(
     .bind(signal.planned_removal_date.to_string())
     .bind(signal.state.as_str())
     .bind(signal.inactive_since.map(|d| d.to_string()))
+    .bind(InformingColumns::of(&signal.informing).kind)
+    .bind(InformingColumns::of(&signal.informing).parents)
+    .bind(InformingColumns::of(&signal.informing).youth)
+    .bind(InformingColumns::of(&signal.informing).informed_on)
+    .bind(InformingColumns::of(&signal.informing).reason)
     .bind(signal.signal_id.to_string())
     .bind(revision_to_db(previous))
     .execute(&mut **tx)
@@ -883,7 +907,62 @@ fn signal_from_row(
             .as_deref()
             .map(parse_date)
             .transpose()?,
+        informing: informing_from_row(row)?,
     })
+}
+
+/// The informing record as its five columns.
+struct InformingColumns {
+    kind: &'static str,
+    parents: bool,
+    youth: bool,
+    informed_on: Option<String>,
+    reason: Option<&'static str>,
+}
+
+impl InformingColumns {
+    fn of(record: &InformingRecord) -> Self {
+        match *record {
+            InformingRecord::Informed {
+                parents,
+                youth,
+                informed_on,
+            } => Self {
+                kind: "informed",
+                parents,
+                youth,
+                informed_on: Some(informed_on.to_string()),
+                reason: None,
+            },
+            InformingRecord::NotInformed(reason) => Self {
+                kind: "not_informed",
+                parents: false,
+                youth: false,
+                informed_on: None,
+                reason: Some(reason.as_str()),
+            },
+        }
+    }
+}
+
+fn informing_from_row(row: &SqliteRow) -> Result<InformingRecord, StoreError> {
+    let kind: &str = row.try_get("informing")?;
+    match kind {
+        "informed" => Ok(InformingRecord::Informed {
+            parents: row.try_get("informed_parents")?,
+            youth: row.try_get("informed_youth")?,
+            informed_on: parse_date(
+                row.try_get::<Option<&str>, _>("informed_on")?
+                    .ok_or(StoreError::Corrupt("informed_on"))?,
+            )?,
+        }),
+        "not_informed" => row
+            .try_get::<Option<&str>, _>("not_informed_reason")?
+            .and_then(SafetyReason::parse)
+            .map(InformingRecord::NotInformed)
+            .ok_or(StoreError::Corrupt("not_informed_reason")),
+        _ => Err(StoreError::Corrupt("informing")),
+    }
 }
 
 fn match_view(row: &SqliteRow) -> Result<MatchView, StoreError> {
