@@ -4,6 +4,7 @@
 pub mod config;
 pub mod domain;
 pub mod hub;
+pub mod mutations;
 pub mod person_registry;
 pub mod pseudonym;
 mod reflection;

@@ -25,6 +25,16 @@ enum Role {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Apply BRP mutations (deaths, changes of address) to a region node's database: a death
+    /// purges the youth's signals. The node may be running; the file is checked whole first.
+    ImportMutations {
+        /// The region node's TOML configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object per line: {"bsn": ..., "death_date": ...} or {"bsn": ..., "municipality": ...}.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Check the hash chain of a region node's audit log; exits non-zero if it is broken.
     VerifyAudit {
         /// The region node's TOML configuration (its `region.database` is checked).
@@ -55,6 +65,34 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", region.listen))?;
             node.run(listener, shutdown_signal()).await
         }
+        Role::ImportMutations { config, file } => {
+            let settings = config::load(config.as_deref(), std::env::vars())?;
+            telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());
+            let region = settings
+                .region
+                .context("the configuration has no [region] section")?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mutations = vix_node::mutations::parse(&text)
+                .with_context(|| format!("checking {}", file.display()))?;
+            let version = vix_node::domain::KeyVersion::new(region.federation_key_version)
+                .context("region.federation_key_version")?;
+            let pseudonymiser = vix_node::pseudonym::HmacPseudonymiser::from_file(
+                &region.federation_key_file,
+                version,
+            )?;
+            let region_id =
+                vix_node::domain::RegionId::parse(&region.region_id).context("region.region_id")?;
+            let store = vix_node::store::sqlite::SqliteStore::open(&region.database, region_id)
+                .await
+                .with_context(|| format!("opening {}", region.database.display()))?;
+            let now = vix_node::domain::Clock::now(&SystemClock);
+            let report =
+                vix_node::mutations::apply(&store, &pseudonymiser, &mutations, now).await?;
+            store.close().await;
+            report_import(&report);
+            Ok(())
+        }
         Role::VerifyAudit { config } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
             let region = settings
@@ -79,6 +117,14 @@ async fn main() -> anyhow::Result<()> {
             node.run(listener, shutdown_signal()).await
         }
     }
+}
+
+#[allow(clippy::print_stdout)] // the command's answer, for the operator
+fn report_import(report: &vix_node::mutations::ImportReport) {
+    println!(
+        "mutations applied: {} deaths ({} signals deleted), {} changes of address (nothing to do)",
+        report.deaths, report.signals_deleted, report.moves
+    );
 }
 
 #[allow(clippy::print_stdout)] // the command's answer, for the operator

@@ -109,6 +109,13 @@ CREATE TABLE outbox (
     UNIQUE (signal_id, revision)
 ) STRICT;
 
+-- Youths the BRP reported deceased, by pseudonym: their signals were purged and no new one is
+-- accepted (DOMAIN.md section 4).
+CREATE TABLE deceased (
+    subject_key TEXT PRIMARY KEY NOT NULL,
+    recorded_at INTEGER NOT NULL
+) STRICT;
+
 -- The audit log (DOMAIN.md section 9): who did what to which signals, when. Codes and ids
 -- only. Append-only (the triggers refuse changes) and hash-chained (each hash covers the
 -- previous one and the entry), so `vix-node audit verify` finds an entry changed or removed

@@ -42,6 +42,9 @@ impl From<RegionError> for Status {
             RegionError::Store(StoreError::NotOwner) => {
                 Status::permission_denied("the signal belongs to another organisation")
             }
+            RegionError::Store(error @ StoreError::Deceased) => {
+                Status::failed_precondition(error.to_string())
+            }
             RegionError::Store(error @ StoreError::RequestMismatch) => {
                 Status::failed_precondition(error.to_string())
             }

@@ -135,6 +135,8 @@ pub enum StoreError {
     NotOwner,
     #[error("request_id was already used for a different request")]
     RequestMismatch,
+    #[error("the person registry reported this youth deceased")]
+    Deceased,
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
     #[error("the planned removal date {0}")]
@@ -212,6 +214,14 @@ pub trait SignalStore: Send + Sync + 'static {
         update: SignalUpdate,
         now: Timestamp,
     ) -> impl Future<Output = Result<StoredSignal, StoreError>> + Send;
+
+    /// A death reported by the BRP: deletes every signal on the youth with everything naming
+    /// them, and refuses new ones from now on. Returns how many signals were deleted.
+    fn record_death(
+        &self,
+        subject_key: &SubjectKey,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
     /// Records in the audit log that `acting` read the contact details of `signal_ids`.
     fn record_lookup(

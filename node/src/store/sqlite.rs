@@ -145,6 +145,15 @@ impl SignalStore for SqliteStore {
             return Ok(Registered::Replayed(signal));
         }
 
+        let deceased: Option<String> =
+            sqlx::query_scalar("SELECT subject_key FROM deceased WHERE subject_key = ?")
+                .bind(new.subject_key.to_stored())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if deceased.is_some() {
+            return Err(StoreError::Deceased);
+        }
+
         // Re-registration while the organisation's signal on this youth is active: that signal
         // stands, and nobody is told again (DOMAIN.md section 5).
         let active: Option<String> = sqlx::query_scalar(
@@ -371,6 +380,48 @@ impl SignalStore for SqliteStore {
         audit::append(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(updated)
+    }
+
+    async fn record_death(
+        &self,
+        subject_key: &SubjectKey,
+        now: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO deceased (subject_key, recorded_at) VALUES (?, ?) \
+             ON CONFLICT (subject_key) DO NOTHING",
+        )
+        .bind(subject_key.to_stored())
+        .bind(now.as_microsecond())
+        .execute(&mut *tx)
+        .await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = ?")
+                .bind(subject_key.to_stored())
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut deleted = 0;
+        for id in ids {
+            let signal = load_signal(&mut tx, parse_signal_id(&id)?)
+                .await?
+                .ok_or(StoreError::Corrupt("signals"))?;
+            delete_signal(&mut tx, &signal, now).await?;
+            let entry = AuditEntry {
+                at: now,
+                action: AuditAction::Purge,
+                actor: Actor::System,
+                signal_ids: vec![signal.signal_id],
+                detail: Some("death"),
+            };
+            audit::append(&mut tx, &entry).await?;
+            deleted += 1;
+        }
+        tx.commit().await?;
+        if deleted > 0 {
+            purge_wal(&self.writer).await;
+        }
+        Ok(deleted)
     }
 
     async fn record_lookup(
