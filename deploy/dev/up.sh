@@ -38,17 +38,17 @@ vix dev federation: hub on 127.0.0.1:50050, region north on 127.0.0.1:50051, reg
   P=var/dev/pki
   # JGZ Noord (region north) registers youth 999991383 ...
   grpcurl -cacert $P/ca.pem -cert $P/org-jgz-north.pem -key $P/org-jgz-north.key \
-    -d '{"request_id":"demo-1","bsn":"999991383","professional":{"professional_id":"p1","name":"A. de Jong","email":"a.dejong@jgz-noord.example.nl"}}' \
+    -d '{"request_id":"demo-1","bsn":"999991383","professional":{"professional_id":"p1","name":"A. de Jong","email":"a.dejong@jgz-noord.example.nl"},"informing":{"informed":{"youth":true,"informed_on":"2026-11-20"}}}' \
     127.0.0.1:50051 vix.region.v1.RegionService/RegisterSignal
   # ... Veilig Thuis Zuid (region south) registers the same youth ...
   grpcurl -cacert $P/ca.pem -cert $P/org-vt-south.pem -key $P/org-vt-south.key \
-    -d '{"request_id":"demo-2","bsn":"999991383","professional":{"professional_id":"v9","name":"C. Visser","email":"c.visser@veiligthuis-zuid.example.nl"}}' \
+    -d '{"request_id":"demo-2","bsn":"999991383","professional":{"professional_id":"v9","name":"C. Visser","email":"c.visser@veiligthuis-zuid.example.nl"},"informing":{"informed":{"youth":true,"informed_on":"2026-11-20"}}}' \
     127.0.0.1:50052 vix.region.v1.RegionService/RegisterSignal
   # ... and each sees the other, found by the hub:
   grpcurl -cacert $P/ca.pem -cert $P/org-jgz-north.pem -key $P/org-jgz-north.key \
-    127.0.0.1:50051 vix.region.v1.RegionService/ListMatches
+    -d '{"acting_professional_id":"p1"}' 127.0.0.1:50051 vix.region.v1.RegionService/ListMatches
   grpcurl -cacert $P/ca.pem -cert $P/org-vt-south.pem -key $P/org-vt-south.key \
-    127.0.0.1:50052 vix.region.v1.RegionService/ListMatches
+    -d '{"acting_professional_id":"v9"}' 127.0.0.1:50052 vix.region.v1.RegionService/ListMatches
 
 Ctrl-C stops the federation.
 TEXT
