@@ -11,6 +11,7 @@
 //! | `region-<id>-server.pem`, `.key` | a region node's server certificate (`localhost`, `127.0.0.1`) |
 //! | `region-<id>-client.pem`, `.key` | a region node's client certificate for the hub (`urn:vix:region:<id>`) |
 //! | `org-<id>.pem`, `.key` | an organisation's client certificate (`urn:vix:org:<id>`, CN = its name) |
+//! | `municipality-<code>.pem`, `.key` | a municipality's client certificate (`urn:vix:municipality:<code>`), for the rights of youths and parents |
 //! | `org-expired.pem`, `.key` | organisation client certificate whose validity ended 30 days ago |
 //! | `org-revoked.pem`, `.key` | organisation client certificate listed in `crl.pem` |
 //! | `rogue-ca.pem` | a second CA that nobody trusts |
@@ -40,11 +41,21 @@ pub struct DevOrganisation {
     pub region: String,
 }
 
+/// One municipality of the development federation: it handles the rights of youths living there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevMunicipality {
+    /// The CBS municipality code, four digits.
+    pub code: String,
+    pub name: String,
+    pub region: String,
+}
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevPkiSpec {
     pub regions: Vec<String>,
     pub organisations: Vec<DevOrganisation>,
+    pub municipalities: Vec<DevMunicipality>,
     /// How long the good certificates stay valid.
     pub validity_days: i64,
 }
@@ -67,6 +78,23 @@ impl Default for DevPkiSpec {
                 org("gp-south", "Huisartsenpraktijk Zuid", "south"),
                 org("wijkteam-east", "Wijkteam Oost", "east"),
                 org("school-east", "Oosterlicht College", "east"),
+            ],
+            municipalities: vec![
+                DevMunicipality {
+                    code: "0014".into(),
+                    name: "Gemeente Groningen".into(),
+                    region: "north".into(),
+                },
+                DevMunicipality {
+                    code: "0363".into(),
+                    name: "Gemeente Amsterdam".into(),
+                    region: "south".into(),
+                },
+                DevMunicipality {
+                    code: "0153".into(),
+                    name: "Gemeente Enschede".into(),
+                    region: "east".into(),
+                },
             ],
             validity_days: 398,
         }
@@ -116,6 +144,13 @@ pub mod files {
 
     pub fn organisation(org: &str) -> (String, String) {
         (format!("org-{org}.pem"), format!("org-{org}.key"))
+    }
+
+    pub fn municipality(code: &str) -> (String, String) {
+        (
+            format!("municipality-{code}.pem"),
+            format!("municipality-{code}.key"),
+        )
     }
 }
 
@@ -168,6 +203,15 @@ pub fn generate(dir: &Path, spec: &DevPkiSpec) -> Result<(), DevPkiError> {
     for org in &spec.organisations {
         let (cert, key) = files::organisation(&org.id);
         let client = Leaf::client(&org.name, uri(&format!("urn:vix:org:{}", org.id))?);
+        writer.leaf(&cert, &key, &client, &ca, valid_from, valid_until)?;
+    }
+
+    for municipality in &spec.municipalities {
+        let (cert, key) = files::municipality(&municipality.code);
+        let client = Leaf::client(
+            &municipality.name,
+            uri(&format!("urn:vix:municipality:{}", municipality.code))?,
+        );
         writer.leaf(&cert, &key, &client, &ca, valid_from, valid_until)?;
     }
 

@@ -86,6 +86,10 @@ pub struct RegionSettings {
     pub person_registry_file: PathBuf,
     /// Organisation ids (from `urn:vix:org:<id>`) that this region serves.
     pub organisations: Vec<String>,
+    /// Municipality codes (from `urn:vix:municipality:<code>`) whose officers may exercise the
+    /// rights of youths and parents here: export, correction, erasure orders.
+    #[serde(default)]
+    pub municipalities: Vec<String>,
     pub tls: TlsFiles,
     /// The national hub; absent for a region that runs alone.
     pub hub: Option<HubLink>,

@@ -54,6 +54,14 @@ impl RegionNode {
         if organisations.is_empty() {
             anyhow::bail!("region.organisations is empty: the node would serve nobody");
         }
+        let municipalities = settings
+            .municipalities
+            .iter()
+            .map(|code| {
+                crate::domain::MunicipalityCode::parse(code)
+                    .with_context(|| format!("region.municipalities: {code:?}"))
+            })
+            .collect::<anyhow::Result<HashSet<_>>>()?;
         let version = KeyVersion::new(settings.federation_key_version)
             .context("region.federation_key_version")?;
         let pseudonymiser = HmacPseudonymiser::from_file(&settings.federation_key_file, version)?;
@@ -88,6 +96,7 @@ impl RegionNode {
                 pseudonymiser: Arc::new(pseudonymiser),
                 clock,
                 organisations,
+                municipalities,
                 outbox_ready: Arc::default(),
                 notices_stored: watch::Sender::new(0),
                 daily_sweep: Default::default(),

@@ -31,7 +31,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::domain::{OrganisationId, RegionId};
+use crate::domain::{MunicipalityCode, OrganisationId, RegionId};
 
 /// A client that opens a TCP connection and then says nothing must not hold a slot forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -233,13 +233,20 @@ pub enum PeerIdentity {
     Region(RegionId),
     /// The national hub: `urn:vix:hub`. Only ever a server.
     Hub,
+    /// A municipality acting on the rights of youths and parents: `urn:vix:municipality:<code>`.
+    Municipality {
+        code: MunicipalityCode,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("the certificate cannot be parsed")]
     Parse,
-    #[error("the certificate names no vix identity (urn:vix:org:<id> or urn:vix:region:<id>)")]
+    #[error(
+        "the certificate names no vix identity (urn:vix:org:, urn:vix:region:, urn:vix:municipality:)"
+    )]
     Missing,
     #[error("the certificate names more than one vix identity")]
     Ambiguous,
@@ -251,6 +258,7 @@ pub enum IdentityError {
 pub const ORGANISATION_NAME_MAX_LEN: usize = 200;
 const ORG_URN: &str = "urn:vix:org:";
 const HUB_URN: &str = "urn:vix:hub";
+const MUNICIPALITY_URN: &str = "urn:vix:municipality:";
 const REGION_URN: &str = "urn:vix:region:";
 
 /// Reads the vix identity from a certificate's URI SANs. Exactly one `urn:vix:org:` or
@@ -274,26 +282,15 @@ pub fn identify(cert: &CertificateDer<'_>) -> Result<PeerIdentity, IdentityError
     if identities.next().is_some() {
         return Err(IdentityError::Ambiguous);
     }
+    if let Some(code) = uri.strip_prefix(MUNICIPALITY_URN) {
+        let code = MunicipalityCode::parse(code).map_err(|_| IdentityError::Malformed)?;
+        let name = common_name(&parsed)?;
+        return Ok(PeerIdentity::Municipality { code, name });
+    }
     if let Some(id) = uri.strip_prefix(ORG_URN) {
         let id = OrganisationId::parse(id).map_err(|_| IdentityError::Malformed)?;
-        // The name travels to the hub and into notices: same rule as every shown name.
-        let name = parsed
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .map(str::trim)
-            .unwrap_or_default();
-        if name.is_empty()
-            || name.chars().count() > ORGANISATION_NAME_MAX_LEN
-            || name.chars().any(char::is_control)
-        {
-            return Err(IdentityError::Malformed);
-        }
-        return Ok(PeerIdentity::Organisation {
-            id,
-            name: name.to_owned(),
-        });
+        let name = common_name(&parsed)?;
+        return Ok(PeerIdentity::Organisation { id, name });
     }
     if uri == HUB_URN {
         return Ok(PeerIdentity::Hub);
@@ -304,6 +301,25 @@ pub fn identify(cert: &CertificateDer<'_>) -> Result<PeerIdentity, IdentityError
             .map_err(|_| IdentityError::Malformed);
     }
     Err(IdentityError::Missing)
+}
+
+/// The subject CN, which names the organisation or municipality. It travels to the hub and into
+/// notices: same rule as every shown name.
+fn common_name(cert: &x509_parser::prelude::X509Certificate<'_>) -> Result<String, IdentityError> {
+    let name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if name.is_empty()
+        || name.chars().count() > ORGANISATION_NAME_MAX_LEN
+        || name.chars().any(char::is_control)
+    {
+        return Err(IdentityError::Malformed);
+    }
+    Ok(name.to_owned())
 }
 
 /// What a request knows about its connection. Inserted into every request's extensions.

@@ -725,7 +725,7 @@ async fn verify_audit_finds_an_edited_and_a_removed_entry() {
         .connect_with(SqliteConnectOptions::new().filename(&db))
         .await
         .unwrap();
-    let refused = sqlx::query("UPDATE audit_log SET professional_id = 'x' WHERE seq = 2")
+    let refused = sqlx::query("UPDATE audit_log SET actor_person_id = 'x' WHERE seq = 2")
         .execute(&pool)
         .await;
     assert!(refused.is_err(), "the audit log accepted an update");
@@ -738,7 +738,7 @@ async fn verify_audit_finds_an_edited_and_a_removed_entry() {
         &db,
         &[
             "DROP TRIGGER audit_log_no_update",
-            "UPDATE audit_log SET professional_id = 'someone-else' WHERE seq = 2",
+            "UPDATE audit_log SET actor_person_id = 'someone-else' WHERE seq = 2",
         ],
     )
     .await;

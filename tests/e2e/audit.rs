@@ -40,7 +40,7 @@ async fn audit_rows(region: &TestRegion) -> Vec<(String, String, String, String,
         .await
         .unwrap();
     let rows = sqlx::query(
-        "SELECT action, actor_kind, organisation_id, professional_id, detail FROM audit_log \
+        "SELECT action, actor_kind, actor_id, actor_person_id, detail FROM audit_log \
          ORDER BY seq",
     )
     .fetch_all(&pool)
@@ -51,8 +51,8 @@ async fn audit_rows(region: &TestRegion) -> Vec<(String, String, String, String,
             (
                 row.get("action"),
                 row.get("actor_kind"),
-                row.get("organisation_id"),
-                row.get("professional_id"),
+                row.get("actor_id"),
+                row.get("actor_person_id"),
                 row.get("detail"),
             )
         })
@@ -139,7 +139,7 @@ async fn the_audit_log_holds_no_personal_data() {
         .await
         .unwrap();
     let dump: Vec<String> = sqlx::query_scalar(
-        "SELECT action || organisation_id || professional_id || signal_ids || detail || hash \
+        "SELECT action || actor_id || actor_person_id || signal_ids || detail || hash \
          FROM audit_log",
     )
     .fetch_all(&pool)

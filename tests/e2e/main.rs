@@ -7,4 +7,5 @@ mod examples;
 mod federation;
 mod lifecycle;
 mod region_api;
+mod rights;
 mod tls_refusals;

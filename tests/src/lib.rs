@@ -140,6 +140,12 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
         federation_key_version: 1,
         person_registry_file: person_registry_file(),
         organisations: organisations_of(region),
+        municipalities: vix_certs_dev::DevPkiSpec::default()
+            .municipalities
+            .into_iter()
+            .filter(|m| m.region == region)
+            .map(|m| m.code)
+            .collect(),
         tls: TlsFiles {
             ca: pki.join(vix_certs_dev::files::CA_CERT),
             cert: pki.join(cert),
@@ -244,6 +250,17 @@ impl TestRegion {
             task.await.expect("node task").expect("node stops cleanly");
         }
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// A rights client authenticated as the municipality with CBS code `code`.
+    pub fn rights(
+        &self,
+        code: &str,
+    ) -> vix_protocol::region::v1::rights_service_client::RightsServiceClient<Channel> {
+        let (cert, key) = vix_certs_dev::files::municipality(code);
+        vix_protocol::region::v1::rights_service_client::RightsServiceClient::new(channel_with(
+            self.addr, &cert, &key,
+        ))
     }
 
     /// The calling organisation's matches.

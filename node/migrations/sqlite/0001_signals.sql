@@ -124,9 +124,11 @@ CREATE TABLE audit_log (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     at              INTEGER NOT NULL,
     action          TEXT NOT NULL,
-    actor_kind      TEXT NOT NULL CHECK (actor_kind IN ('professional', 'system')),
-    organisation_id TEXT NOT NULL,
-    professional_id TEXT NOT NULL,
+    -- Who: a professional (actor_id: organisation, actor_person_id: professional), a
+    -- municipality (its code, and the officer), or the node itself.
+    actor_kind      TEXT NOT NULL CHECK (actor_kind IN ('professional', 'municipality', 'system')),
+    actor_id        TEXT NOT NULL,
+    actor_person_id TEXT NOT NULL,
     signal_ids      TEXT NOT NULL,
     detail          TEXT NOT NULL,
     hash            TEXT NOT NULL

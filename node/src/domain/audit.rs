@@ -8,7 +8,7 @@ use std::fmt;
 use jiff::Timestamp;
 use ring::digest;
 
-use super::{OrganisationId, SignalId};
+use super::{MunicipalityCode, OrganisationId, SignalId};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -23,6 +23,12 @@ pub enum AuditAction {
     Purge,
     /// A professional read other parties' contact details (a match list, a history notice).
     ContactLookup,
+    /// A municipality exported a youth's signals (access and copy).
+    Export,
+    /// A municipality corrected a signal.
+    Correct,
+    /// A municipality ordered signals erased (objection upheld); `detail` holds its reference.
+    ErasureOrder,
 }
 
 impl AuditAction {
@@ -34,6 +40,9 @@ impl AuditAction {
             Self::Expire => "expire",
             Self::Purge => "purge",
             Self::ContactLookup => "contact_lookup",
+            Self::Export => "export",
+            Self::Correct => "correct",
+            Self::ErasureOrder => "erasure_order",
         }
     }
 }
@@ -46,6 +55,11 @@ pub enum Actor {
         organisation_id: OrganisationId,
         professional_id: String,
     },
+    /// An officer of a municipality, acting on the rights of youths and parents.
+    Municipality {
+        code: MunicipalityCode,
+        officer_id: String,
+    },
     /// The node itself: the lifecycle.
     System,
 }
@@ -57,8 +71,9 @@ pub struct AuditEntry {
     pub action: AuditAction,
     pub actor: Actor,
     pub signal_ids: Vec<SignalId>,
-    /// A code qualifying the action (`unjustified`, `age23`, ...), never free text.
-    pub detail: Option<&'static str>,
+    /// A code qualifying the action (`unjustified`, `age23`, ...) or a municipality's order
+    /// reference (checked to hold only letters, digits and `-_./`); never free text.
+    pub detail: Option<String>,
 }
 
 /// An entry as stored, in the columns the hash covers.
@@ -68,8 +83,8 @@ pub struct StoredEntry {
     pub at_us: i64,
     pub action: String,
     pub actor_kind: String,
-    pub organisation_id: String,
-    pub professional_id: String,
+    pub actor_id: String,
+    pub actor_person_id: String,
     pub signal_ids: String,
     pub detail: String,
 }
@@ -77,7 +92,7 @@ pub struct StoredEntry {
 impl AuditEntry {
     /// The stored columns of this entry at position `seq`.
     pub fn to_stored(&self, seq: i64) -> StoredEntry {
-        let (actor_kind, organisation_id, professional_id) = match &self.actor {
+        let (actor_kind, actor_id, actor_person_id) = match &self.actor {
             Actor::Professional {
                 organisation_id,
                 professional_id,
@@ -86,6 +101,9 @@ impl AuditEntry {
                 organisation_id.to_string(),
                 professional_id.clone(),
             ),
+            Actor::Municipality { code, officer_id } => {
+                ("municipality", code.to_string(), officer_id.clone())
+            }
             Actor::System => ("system", String::new(), String::new()),
         };
         StoredEntry {
@@ -93,15 +111,15 @@ impl AuditEntry {
             at_us: self.at.as_microsecond(),
             action: self.action.as_str().to_owned(),
             actor_kind: actor_kind.to_owned(),
-            organisation_id,
-            professional_id,
+            actor_id,
+            actor_person_id,
             signal_ids: self
                 .signal_ids
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(" "),
-            detail: self.detail.unwrap_or_default().to_owned(),
+            detail: self.detail.clone().unwrap_or_default(),
         }
     }
 }
@@ -118,8 +136,8 @@ pub fn chain_hash(previous: &str, entry: &StoredEntry) -> String {
         &at,
         &entry.action,
         &entry.actor_kind,
-        &entry.organisation_id,
-        &entry.professional_id,
+        &entry.actor_id,
+        &entry.actor_person_id,
         &entry.signal_ids,
         &entry.detail,
     ] {
@@ -224,7 +242,7 @@ mod tests {
     #[test]
     fn an_edited_entry_is_found() {
         let mut entries = chain(5);
-        entries[2].0.professional_id = "someone-else".into();
+        entries[2].0.actor_person_id = "someone-else".into();
         assert_eq!(
             verify_chain(entries, 5),
             Err(ChainBreak::HashMismatch { seq: 3 })

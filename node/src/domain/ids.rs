@@ -83,6 +83,39 @@ string_id!(
     128
 );
 
+/// A municipality (gemeente) by its four-digit CBS code: it handles the rights of the youths
+/// living there (DOMAIN.md section 8).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MunicipalityCode(String);
+
+impl MunicipalityCode {
+    pub fn parse(input: &str) -> Result<Self, IdError> {
+        if input.is_empty() {
+            return Err(IdError::Empty);
+        }
+        if input.len() != 4 || !input.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdError::Characters);
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MunicipalityCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for MunicipalityCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MunicipalityCode({})", self.0)
+    }
+}
+
 /// A signal number: random, so it says nothing about the youth (DOMAIN.md section 2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SignalId(uuid::Uuid);

@@ -21,7 +21,7 @@ pub mod validation;
 pub use bsn::Bsn;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::ProfessionalContact;
-pub use ids::{AltYouthId, OrganisationId, RegionId, RequestId, SignalId};
+pub use ids::{AltYouthId, MunicipalityCode, OrganisationId, RegionId, RequestId, SignalId};
 pub use keys::{FamilyKey, KeyVersion, Pseudonymiser, SubjectKey};
 pub use signal::{Revision, SignalState, WithdrawReason};
 pub use validation::{FieldViolation, ValidationErrors};

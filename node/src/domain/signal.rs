@@ -144,6 +144,23 @@ pub fn moved_removal_date(
     Ok(requested)
 }
 
+/// A municipality's correction of R (DOMAIN.md section 8): within the cap, so it may also move
+/// later than the professional set it, but stays after today and at most two years after the
+/// registration.
+pub fn corrected_removal_date(
+    registered_on: Date,
+    requested: Date,
+    today: Date,
+) -> Result<Date, RemovalDateError> {
+    if requested <= today {
+        return Err(RemovalDateError::NotAfterToday);
+    }
+    if requested > latest_removal_date(registered_on) {
+        return Err(RemovalDateError::BeyondTwoYears);
+    }
+    Ok(requested)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LifecycleError {
     #[error("the signal is inactive; register a new signal instead")]
@@ -270,6 +287,24 @@ mod tests {
         assert_eq!(
             withdraw(SignalState::Inactive, WithdrawReason::RiskGone, today),
             Err(LifecycleError::NotActive)
+        );
+    }
+
+    #[test]
+    fn a_correction_stays_within_the_cap_but_may_move_later() {
+        let registered = date(2026, 11, 25);
+        let today = date(2027, 1, 10);
+        assert_eq!(
+            corrected_removal_date(registered, date(2028, 11, 25), today),
+            Ok(date(2028, 11, 25))
+        );
+        assert_eq!(
+            corrected_removal_date(registered, date(2028, 11, 26), today),
+            Err(RemovalDateError::BeyondTwoYears)
+        );
+        assert_eq!(
+            corrected_removal_date(registered, today, today),
+            Err(RemovalDateError::NotAfterToday)
         );
     }
 

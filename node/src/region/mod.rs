@@ -23,6 +23,7 @@ mod convert;
 mod error;
 pub mod forwarder;
 pub mod notice_consumer;
+pub mod rights;
 
 pub use error::RegionError;
 
@@ -39,6 +40,8 @@ pub struct RegionContext<S> {
     /// Organisations served by this region. An organisation belongs to one region, so a
     /// certificate of another region's organisation is refused here.
     pub organisations: HashSet<OrganisationId>,
+    /// Municipalities whose officers may exercise the rights of youths and parents here.
+    pub municipalities: HashSet<crate::domain::MunicipalityCode>,
     /// Woken after every write that appended to the outbox, so the forwarder sends at once.
     pub outbox_ready: Arc<tokio::sync::Notify>,
     /// Bumped after every hub notice stored; lets tests and operators wait for delivery.
@@ -92,7 +95,14 @@ pub async fn run<S: SignalStore>(
         .add_service(health_service)
         .add_optional_service(crate::reflection::v1())
         .add_optional_service(crate::reflection::v1alpha())
-        .add_service(RegionServiceServer::new(RegionApi { context }))
+        .add_service(RegionServiceServer::new(RegionApi {
+            context: Arc::clone(&context),
+        }))
+        .add_service(
+            vix_protocol::region::v1::rights_service_server::RightsServiceServer::new(
+                rights::RightsApi::new(context),
+            ),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
@@ -119,9 +129,11 @@ fn caller<S, T>(
         PeerIdentity::Organisation { .. } => Err(RegionError::PermissionDenied(
             "this organisation is not served by this region".into(),
         )),
-        PeerIdentity::Region(_) | PeerIdentity::Hub => Err(RegionError::PermissionDenied(
-            "only organisation certificates may use the region API".into(),
-        )),
+        PeerIdentity::Region(_) | PeerIdentity::Hub | PeerIdentity::Municipality { .. } => {
+            Err(RegionError::PermissionDenied(
+                "only organisation certificates may use the region API".into(),
+            ))
+        }
     }
 }
 

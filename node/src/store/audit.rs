@@ -29,7 +29,7 @@ pub(super) async fn append(
     let stored = entry.to_stored(previous_seq + 1);
     let hash = chain_hash(&previous_hash, &stored);
     sqlx::query(
-        "INSERT INTO audit_log (seq, at, action, actor_kind, organisation_id, professional_id, \
+        "INSERT INTO audit_log (seq, at, action, actor_kind, actor_id, actor_person_id, \
              signal_ids, detail, hash) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
@@ -37,8 +37,8 @@ pub(super) async fn append(
     .bind(stored.at_us)
     .bind(&stored.action)
     .bind(&stored.actor_kind)
-    .bind(&stored.organisation_id)
-    .bind(&stored.professional_id)
+    .bind(&stored.actor_id)
+    .bind(&stored.actor_person_id)
     .bind(&stored.signal_ids)
     .bind(&stored.detail)
     .bind(hash)
@@ -58,7 +58,7 @@ pub enum AuditVerifyError {
 /// Walks the whole chain; returns the number of intact entries.
 pub async fn verify(pool: &SqlitePool) -> Result<u64, AuditVerifyError> {
     let rows = sqlx::query(
-        "SELECT seq, at, action, actor_kind, organisation_id, professional_id, signal_ids, \
+        "SELECT seq, at, action, actor_kind, actor_id, actor_person_id, signal_ids, \
                 detail, hash \
          FROM audit_log ORDER BY seq",
     )
@@ -80,8 +80,8 @@ pub async fn verify(pool: &SqlitePool) -> Result<u64, AuditVerifyError> {
                     at_us: row.try_get("at")?,
                     action: row.try_get("action")?,
                     actor_kind: row.try_get("actor_kind")?,
-                    organisation_id: row.try_get("organisation_id")?,
-                    professional_id: row.try_get("professional_id")?,
+                    actor_id: row.try_get("actor_id")?,
+                    actor_person_id: row.try_get("actor_person_id")?,
                     signal_ids: row.try_get("signal_ids")?,
                     detail: row.try_get("detail")?,
                 },

@@ -114,7 +114,30 @@ impl HubStore for HubSqliteStore {
             {
                 return Err(HubStoreError::ForeignOrganisation { index });
             }
-            match event.upsert {
+            // A region that was away may send a revision that is already past its dates: the
+            // hub applies the lifecycle on arrival, as its daily sweep has run already.
+            let today = crate::domain::clock::local_date(now);
+            let upsert = match event.upsert {
+                Some(mut signal) => match lifecycle::due(
+                    LifecycleDates {
+                        state: signal.state,
+                        planned_removal_date: signal.planned_removal_date,
+                        inactive_since: signal.inactive_since,
+                        birth_date: None,
+                    },
+                    today,
+                ) {
+                    Due::Nothing => Some(signal),
+                    Due::Expire { inactive_since } => {
+                        signal.state = SignalState::Inactive;
+                        signal.inactive_since = Some(inactive_since);
+                        Some(signal)
+                    }
+                    Due::Delete(_) => None,
+                },
+                None => None,
+            };
+            match upsert {
                 None => {
                     delete_signal(&mut tx, region_id, event.signal_id, event.revision).await?;
                     deleted_any = true;
@@ -1061,6 +1084,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(replay.ignored, 1);
+    }
+
+    #[tokio::test]
+    async fn a_signal_arriving_past_its_removal_date_is_stored_inactive_and_shown_as_history() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        // Sent late by a region that was away: active by its revision, but R has passed.
+        let mut late = signal("gp", 1, &[], SignalState::Active);
+        late.planned_removal_date = jiff::civil::date(2026, 11, 1);
+        store
+            .submit(&north, vec![upsert(SignalId::generate(), 1, late)], now())
+            .await
+            .unwrap();
+        store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("school", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        let to_south = notices_after(&store, &south, 0).await;
+        assert_eq!(to_south.len(), 1);
+        assert_eq!(to_south[0].kind, NoticeKind::History);
+        assert!(notices_after(&store, &north, 0).await.is_empty());
     }
 
     #[tokio::test]

@@ -223,6 +223,42 @@ pub trait SignalStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
+    /// Every signal on the node about the youth `subject_key`, in every state.
+    fn signals_of_subject(
+        &self,
+        subject_key: &SubjectKey,
+    ) -> impl Future<Output = Result<Vec<StoredSignal>, StoreError>> + Send;
+
+    /// A municipality's correction of any signal (DOMAIN.md section 8), audited with `actor`
+    /// and the order's `reference`.
+    fn correct(
+        &self,
+        signal_id: SignalId,
+        correction: SignalUpdate,
+        actor: &crate::domain::audit::Actor,
+        reference: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<StoredSignal, StoreError>> + Send;
+
+    /// A municipality's erasure order: deletes the youth's signals (or only `only`, each of
+    /// which must be the youth's), here and, through the outbox, at the hub. Returns the
+    /// erased signal ids.
+    fn erase(
+        &self,
+        subject_key: &SubjectKey,
+        only: &[SignalId],
+        actor: &crate::domain::audit::Actor,
+        reference: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<SignalId>, StoreError>> + Send;
+
+    /// Appends one entry to the audit log on its own (for reads; writes log in their own
+    /// transaction).
+    fn record_audit(
+        &self,
+        entry: crate::domain::audit::AuditEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Records in the audit log that `acting` read the contact details of `signal_ids`.
     fn record_lookup(
         &self,

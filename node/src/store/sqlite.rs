@@ -303,10 +303,13 @@ impl SignalStore for SqliteStore {
             action: AuditAction::Withdraw,
             actor: acting.actor(),
             signal_ids: vec![signal_id],
-            detail: Some(match reason {
-                WithdrawReason::Unjustified => "unjustified",
-                WithdrawReason::RiskGone => "risk_gone",
-            }),
+            detail: Some(
+                match reason {
+                    WithdrawReason::Unjustified => "unjustified",
+                    WithdrawReason::RiskGone => "risk_gone",
+                }
+                .to_owned(),
+            ),
         };
         let today = crate::domain::clock::local_date(now);
         let outcome = match signal::withdraw(current.state, reason, today)? {
@@ -412,7 +415,7 @@ impl SignalStore for SqliteStore {
                 action: AuditAction::Purge,
                 actor: Actor::System,
                 signal_ids: vec![signal.signal_id],
-                detail: Some("death"),
+                detail: Some("death".to_owned()),
             };
             audit::append(&mut tx, &entry).await?;
             deleted += 1;
@@ -422,6 +425,135 @@ impl SignalStore for SqliteStore {
             purge_wal(&self.writer).await;
         }
         Ok(deleted)
+    }
+
+    async fn signals_of_subject(
+        &self,
+        subject_key: &SubjectKey,
+    ) -> Result<Vec<StoredSignal>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT signal_id FROM signals WHERE subject_key = ? ORDER BY registered_at, signal_id",
+        )
+        .bind(subject_key.to_stored())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut signals = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(signal) = load_signal(&mut conn, parse_signal_id(&id)?).await? {
+                signals.push(signal);
+            }
+        }
+        Ok(signals)
+    }
+
+    async fn correct(
+        &self,
+        signal_id: SignalId,
+        correction: SignalUpdate,
+        actor: &Actor,
+        reference: &str,
+        now: Timestamp,
+    ) -> Result<StoredSignal, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let current = load_signal(&mut tx, signal_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let today = crate::domain::clock::local_date(now);
+        let registered_on = crate::domain::clock::local_date(current.registered_at);
+        let planned_removal_date = match correction.planned_removal_date {
+            Some(requested) => {
+                // An archived signal's R is history; only an active one's can change.
+                signal::check_updatable(current.state)?;
+                signal::corrected_removal_date(registered_on, requested, today)
+                    .map_err(StoreError::RemovalDate)?
+            }
+            None => current.planned_removal_date,
+        };
+        let informing = match correction.informing {
+            Some(record) => {
+                crate::domain::informing::check(record, current.birth_date, registered_on)
+                    .map_err(StoreError::Informing)?;
+                record
+            }
+            None => current.informing,
+        };
+        let previous = current.revision;
+        let corrected = StoredSignal {
+            revision: previous.next(),
+            contact: correction
+                .contact
+                .unwrap_or_else(|| current.contact.clone()),
+            planned_removal_date,
+            informing,
+            ..current
+        };
+        save_revision(&mut tx, previous, &corrected, now).await?;
+        let entry = AuditEntry {
+            at: now,
+            action: AuditAction::Correct,
+            actor: actor.clone(),
+            signal_ids: vec![signal_id],
+            detail: Some(reference.to_owned()),
+        };
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(corrected)
+    }
+
+    async fn erase(
+        &self,
+        subject_key: &SubjectKey,
+        only: &[SignalId],
+        actor: &Actor,
+        reference: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SignalId>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = ?")
+                .bind(subject_key.to_stored())
+                .fetch_all(&mut *tx)
+                .await?;
+        let of_youth = ids
+            .iter()
+            .map(|id| parse_signal_id(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Every named signal must be the youth's, or nothing is erased.
+        if only.iter().any(|id| !of_youth.contains(id)) {
+            return Err(StoreError::NotFound);
+        }
+        let mut erased = Vec::new();
+        for id in of_youth {
+            if !only.is_empty() && !only.contains(&id) {
+                continue;
+            }
+            let signal = load_signal(&mut tx, id)
+                .await?
+                .ok_or(StoreError::Corrupt("signals"))?;
+            delete_signal(&mut tx, &signal, now).await?;
+            erased.push(id);
+        }
+        let entry = AuditEntry {
+            at: now,
+            action: AuditAction::ErasureOrder,
+            actor: actor.clone(),
+            signal_ids: erased.clone(),
+            detail: Some(reference.to_owned()),
+        };
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        if !erased.is_empty() {
+            purge_wal(&self.writer).await;
+        }
+        Ok(erased)
+    }
+
+    async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn record_lookup(
@@ -590,10 +722,13 @@ impl SignalStore for SqliteStore {
                         action: AuditAction::Purge,
                         actor: Actor::System,
                         signal_ids: vec![signal.signal_id],
-                        detail: Some(match reason {
-                            lifecycle::DeleteReason::ArchiveEnded => "archive_ended",
-                            lifecycle::DeleteReason::Age23 => "age23",
-                        }),
+                        detail: Some(
+                            match reason {
+                                lifecycle::DeleteReason::ArchiveEnded => "archive_ended",
+                                lifecycle::DeleteReason::Age23 => "age23",
+                            }
+                            .to_owned(),
+                        ),
                     };
                     audit::append(&mut tx, &entry).await?;
                     report.deleted += 1;
