@@ -35,9 +35,9 @@ enum Role {
         #[arg(long)]
         file: PathBuf,
     },
-    /// Check the hash chain of a region node's audit log; exits non-zero if it is broken.
+    /// Check the hash chain of a node's audit log; exits non-zero if it is broken.
     VerifyAudit {
-        /// The region node's TOML configuration (its `region.database` is checked).
+        /// The region node's or hub's TOML configuration (its database is checked).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -95,13 +95,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Role::VerifyAudit { config } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
-            let region = settings
-                .region
-                .context("the configuration has no [region] section")?;
-            let entries = vix_node::store::audit::verify_file(&region.database)
+            let database = match (&settings.region, &settings.hub) {
+                (Some(region), _) => region.database.clone(),
+                (None, Some(hub)) => hub.database.clone(),
+                (None, None) => anyhow::bail!("the configuration has no [region] or [hub] section"),
+            };
+            let entries = vix_node::store::audit::verify_file(&database)
                 .await
-                .with_context(|| format!("verifying {}", region.database.display()))?;
-            report_intact(&region.database, entries);
+                .with_context(|| format!("verifying {}", database.display()))?;
+            report_intact(&database, entries);
             Ok(())
         }
         Role::Hub { config } => {

@@ -456,3 +456,53 @@ async fn a_bad_batch_is_refused_whole_naming_the_field() {
         .into_inner();
     assert_eq!(alone.applied, 1);
 }
+
+#[tokio::test]
+async fn the_hub_logs_each_region_call_in_its_own_chained_audit_log() {
+    use vix_node::store::hub::HubStore;
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    let jgz = register(&north, "jgz-north", YOUTH).await;
+    register(&south, "vt-south", YOUTH).await;
+    settled_matches(&north, "jgz-north", 1).await;
+    settled_matches(&south, "vt-south", 1).await;
+
+    let entries = hub.context.store.verify_audit().await.unwrap();
+    assert!(
+        entries >= 6,
+        "two submits, two streams, two acks at least: {entries}"
+    );
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(hub.dir.path().join("hub.sqlite"))
+                .read_only(true),
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT action, actor_id, signal_ids FROM audit_log WHERE actor_kind = 'region' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let submits: Vec<_> = rows
+        .iter()
+        .filter(|(action, ..)| action == "submit_signals")
+        .collect();
+    assert!(
+        submits
+            .iter()
+            .any(|(_, region, ids)| region == "north" && ids.contains(&jgz.signal_id))
+    );
+    assert!(submits.iter().any(|(_, region, _)| region == "south"));
+    for action in ["stream_notices", "ack_notices"] {
+        assert!(
+            rows.iter().any(|(a, ..)| a == action),
+            "{action} not logged"
+        );
+    }
+    assert!(!format!("{rows:?}").contains(YOUTH));
+}

@@ -92,3 +92,27 @@ CREATE TABLE region_cursors (
     region_id    TEXT PRIMARY KEY NOT NULL,
     acked_cursor INTEGER NOT NULL CHECK (acked_cursor >= 0)
 ) STRICT;
+
+-- The hub's audit log: every region call (DOMAIN.md section 9), ids and codes only; append-only
+-- and hash-chained like the nodes' (`vix-node verify-audit --config hub.toml`).
+CREATE TABLE audit_log (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at              INTEGER NOT NULL,
+    action          TEXT NOT NULL,
+    actor_kind      TEXT NOT NULL CHECK (actor_kind IN ('region', 'system')),
+    actor_id        TEXT NOT NULL,
+    actor_person_id TEXT NOT NULL,
+    signal_ids      TEXT NOT NULL,
+    detail          TEXT NOT NULL,
+    hash            TEXT NOT NULL
+) STRICT;
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;

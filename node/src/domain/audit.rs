@@ -8,7 +8,7 @@ use std::fmt;
 use jiff::Timestamp;
 use ring::digest;
 
-use super::{MunicipalityCode, OrganisationId, SignalId};
+use super::{MunicipalityCode, OrganisationId, RegionId, SignalId};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -29,6 +29,12 @@ pub enum AuditAction {
     Correct,
     /// A municipality ordered signals erased (objection upheld); `detail` holds its reference.
     ErasureOrder,
+    /// At the hub: a region submitted a batch of signal events.
+    SubmitSignals,
+    /// At the hub: a region opened its notice stream (`detail`: the cursor it resumed after).
+    StreamNotices,
+    /// At the hub: a region acknowledged its log (`detail`: up to which cursor).
+    AckNotices,
 }
 
 impl AuditAction {
@@ -43,6 +49,9 @@ impl AuditAction {
             Self::Export => "export",
             Self::Correct => "correct",
             Self::ErasureOrder => "erasure_order",
+            Self::SubmitSignals => "submit_signals",
+            Self::StreamNotices => "stream_notices",
+            Self::AckNotices => "ack_notices",
         }
     }
 }
@@ -60,6 +69,8 @@ pub enum Actor {
         code: MunicipalityCode,
         officer_id: String,
     },
+    /// A region node calling the hub.
+    Region(RegionId),
     /// The node itself: the lifecycle.
     System,
 }
@@ -104,6 +115,7 @@ impl AuditEntry {
             Actor::Municipality { code, officer_id } => {
                 ("municipality", code.to_string(), officer_id.clone())
             }
+            Actor::Region(region_id) => ("region", region_id.to_string(), String::new()),
             Actor::System => ("system", String::new(), String::new()),
         };
         StoredEntry {

@@ -18,6 +18,7 @@ use vix_protocol::federation::v1::federation_service_server::{
 };
 
 use crate::domain::RegionId;
+use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::clock::Clock;
 use crate::store::hub::HubStore;
 use crate::tls::{self, PeerIdentity, PeerInfo};
@@ -174,9 +175,17 @@ impl<S: HubStore> HubApi<S> {
 
     async fn ack(&self, request: Request<pb::AckNoticesRequest>) -> Result<(), HubError> {
         let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
+        let cursor = request.get_ref().cursor;
+        self.context.store.ack(&region_id, cursor).await?;
         self.context
             .store
-            .ack(&region_id, request.get_ref().cursor)
+            .record_audit(AuditEntry {
+                at: self.context.clock.now(),
+                action: AuditAction::AckNotices,
+                actor: Actor::Region(region_id),
+                signal_ids: Vec::new(),
+                detail: Some(format!("cursor={cursor}")),
+            })
             .await?;
         Ok(())
     }
@@ -201,6 +210,17 @@ impl<S: HubStore> FederationService for HubApi<S> {
     ) -> Result<Response<Self::StreamNoticesStream>, Status> {
         let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
         let after = request.get_ref().after_cursor;
+        self.context
+            .store
+            .record_audit(AuditEntry {
+                at: self.context.clock.now(),
+                action: AuditAction::StreamNotices,
+                actor: Actor::Region(region_id.clone()),
+                signal_ids: Vec::new(),
+                detail: Some(format!("after={after}")),
+            })
+            .await
+            .map_err(HubError::from)?;
         let (sender, receiver) = mpsc::channel(STREAM_PAGE_LEN as usize);
         tokio::spawn(stream_log(
             Arc::clone(&self.context),

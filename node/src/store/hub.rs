@@ -142,6 +142,17 @@ pub trait HubStore: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<SweepReport, StoreError>> + Send;
 
+    /// Appends one entry to the hub's audit log.
+    fn record_audit(
+        &self,
+        entry: crate::domain::audit::AuditEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Checks the hub audit log's hash chain; returns the number of entries.
+    fn verify_audit(
+        &self,
+    ) -> impl Future<Output = Result<u64, super::audit::AuditVerifyError>> + Send;
+
     /// Entries in `region_id`'s log after its acknowledged cursor: that region's lag.
     fn unacked(&self, region_id: &RegionId)
     -> impl Future<Output = Result<u64, StoreError>> + Send;

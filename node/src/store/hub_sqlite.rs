@@ -73,6 +73,7 @@ impl HubStore for HubSqliteStore {
         let mut tx = self.writer.begin().await?;
         let mut outcome = BatchOutcome::default();
         let mut deleted_any = false;
+        let submitted: Vec<SignalId> = events.iter().map(|event| event.signal_id).collect();
         for (index, event) in events.into_iter().enumerate() {
             let id = event.signal_id.to_string();
             let tombstone: Option<String> =
@@ -157,6 +158,17 @@ impl HubStore for HubSqliteStore {
             }
             outcome.applied += 1;
         }
+        let entry = crate::domain::audit::AuditEntry {
+            at: now,
+            action: crate::domain::audit::AuditAction::SubmitSignals,
+            actor: crate::domain::audit::Actor::Region(region_id.clone()),
+            signal_ids: submitted,
+            detail: Some(format!(
+                "applied={},ignored={},notices={}",
+                outcome.applied, outcome.ignored, outcome.notices
+            )),
+        };
+        super::audit::append(&mut tx, &entry).await?;
         tx.commit().await?;
         if deleted_any {
             purge_wal(&self.writer).await;
@@ -286,6 +298,20 @@ impl HubStore for HubSqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    async fn record_audit(
+        &self,
+        entry: crate::domain::audit::AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        super::audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn verify_audit(&self) -> Result<u64, super::audit::AuditVerifyError> {
+        super::audit::verify(&self.reader).await
     }
 
     async fn unacked(&self, region_id: &RegionId) -> Result<u64, StoreError> {
