@@ -46,6 +46,14 @@ impl<T: FederationService> FederationService for Recording<T> {
         self.inner.stream_notices(request).await
     }
 
+    async fn submit_coordination(
+        &self,
+        request: Request<pb::SubmitCoordinationRequest>,
+    ) -> Result<Response<pb::SubmitCoordinationResponse>, Status> {
+        self.record(request.get_ref());
+        self.inner.submit_coordination(request).await
+    }
+
     async fn ack_notices(
         &self,
         request: Request<pb::AckNoticesRequest>,

@@ -73,12 +73,22 @@ CREATE TABLE region_log (
     cursor    INTEGER PRIMARY KEY AUTOINCREMENT,
     region_id TEXT NOT NULL,
     notice_id TEXT NOT NULL,
-    entry     TEXT NOT NULL CHECK (entry IN ('notice', 'retraction'))
+    entry     TEXT NOT NULL CHECK (entry IN ('notice', 'retraction', 'coordination'))
 ) STRICT;
 
 CREATE INDEX region_log_by_region ON region_log (region_id, cursor);
 CREATE INDEX notices_by_recipient ON notices (recipient_organisation_id, recipient_subject_key);
 CREATE INDEX notices_by_counterpart ON notices (counterpart_organisation_id, counterpart_subject_key);
+
+-- Coordination changes relayed between the regions of a cross-region match (ids only), so a
+-- resent change is relayed once and a region's log can refer to it.
+CREATE TABLE coordination_changes (
+    change_id              TEXT PRIMARY KEY NOT NULL,
+    by_signal_id           TEXT NOT NULL,
+    other_signal_id        TEXT NOT NULL,
+    at                     INTEGER NOT NULL,
+    regievoerder_signal_id TEXT
+) STRICT;
 
 -- Each organisation belongs to one region (DOMAIN.md glossary): bound on its first signal, so no
 -- region can later submit signals in another region's organisation's name.

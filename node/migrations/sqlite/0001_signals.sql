@@ -109,6 +109,28 @@ CREATE TABLE outbox (
     UNIQUE (signal_id, revision)
 ) STRICT;
 
+-- Coordination of a match between two signals (one or both on this node), keyed by the pair in
+-- a fixed order: the regievoerder named (one of the two) and each side's afgestemd mark.
+CREATE TABLE coordination (
+    signal_low              TEXT NOT NULL,
+    signal_high             TEXT NOT NULL,
+    regievoerder_signal_id  TEXT,
+    regievoerder_at         INTEGER,
+    regievoerder_change_id  TEXT,
+    afgestemd_low           INTEGER NOT NULL CHECK (afgestemd_low IN (0, 1)),
+    afgestemd_high          INTEGER NOT NULL CHECK (afgestemd_high IN (0, 1)),
+    PRIMARY KEY (signal_low, signal_high),
+    CHECK (signal_low < signal_high)
+) STRICT;
+
+CREATE INDEX coordination_by_high ON coordination (signal_high);
+
+-- Coordination changes on cross-region matches, waiting for the hub, in order.
+CREATE TABLE coordination_outbox (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    change TEXT NOT NULL
+) STRICT;
+
 -- Youths the BRP reported deceased, by pseudonym: their signals were purged and no new one is
 -- accepted (DOMAIN.md section 4).
 CREATE TABLE deceased (

@@ -29,6 +29,12 @@ pub enum AuditAction {
     Correct,
     /// A municipality ordered signals erased (objection upheld); `detail` holds its reference.
     ErasureOrder,
+    /// A party named the regievoerder of a match (`signal_ids`: own, other, named).
+    Regievoerder,
+    /// A party marked a match afgestemd (`signal_ids`: own, other).
+    Afgestemd,
+    /// At the hub: a region submitted coordination changes to relay.
+    SubmitCoordination,
     /// At the hub: a region submitted a batch of signal events.
     SubmitSignals,
     /// At the hub: a region opened its notice stream (`detail`: the cursor it resumed after).
@@ -49,6 +55,9 @@ impl AuditAction {
             Self::Export => "export",
             Self::Correct => "correct",
             Self::ErasureOrder => "erasure_order",
+            Self::Regievoerder => "regievoerder",
+            Self::Afgestemd => "afgestemd",
+            Self::SubmitCoordination => "submit_coordination",
             Self::SubmitSignals => "submit_signals",
             Self::StreamNotices => "stream_notices",
             Self::AckNotices => "ack_notices",

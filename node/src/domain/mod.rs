@@ -9,6 +9,7 @@ pub mod audit;
 pub mod bsn;
 pub mod clock;
 pub mod contact;
+pub mod coordination;
 pub mod ids;
 pub mod informing;
 pub mod keys;

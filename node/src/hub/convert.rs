@@ -205,6 +205,9 @@ pub(crate) fn entry_to_pb(entry: &LogEntry) -> pb::NoticeLogEntry {
                 notice_id: notice_id.clone(),
             })
         }
+        LogEntry::Coordination { change, .. } => {
+            pb::notice_log_entry::Entry::Coordination(coordination_to_pb(change))
+        }
     };
     pb::NoticeLogEntry {
         cursor: entry.cursor(),
@@ -237,4 +240,70 @@ fn notice_to_pb(notice: &LoggedNotice) -> pb::Notice {
             region_id: notice.counterpart.region_id.to_string(),
         }),
     }
+}
+
+pub(crate) fn coordination_to_pb(
+    change: &crate::domain::coordination::CoordinationChange,
+) -> pb::CoordinationChange {
+    use crate::domain::coordination::ChangeKind;
+    pb::CoordinationChange {
+        change_id: change.change_id.to_string(),
+        by_signal_id: change.by_signal.to_string(),
+        other_signal_id: change.other_signal.to_string(),
+        at: change.at.to_string(),
+        change: Some(match change.kind {
+            ChangeKind::Regievoerder(named) => {
+                pb::coordination_change::Change::RegievoerderSignalId(named.to_string())
+            }
+            ChangeKind::Afgestemd => pb::coordination_change::Change::Afgestemd(true),
+        }),
+    }
+}
+
+/// Parses and checks one coordination change; `at` names its place for error messages.
+pub(crate) fn coordination_from_pb(
+    change: &pb::CoordinationChange,
+    at: &str,
+    errors: &mut ValidationErrors,
+) -> Option<crate::domain::coordination::CoordinationChange> {
+    use crate::domain::coordination::{ChangeKind, CoordinationChange};
+    let field = |name: &str| format!("{at}.{name}");
+    let change_id = errors.check(
+        &field("change_id"),
+        uuid::Uuid::try_parse(&change.change_id).map_err(|_| "must be a UUID"),
+    );
+    let by_signal = errors.check(
+        &field("by_signal_id"),
+        SignalId::parse(&change.by_signal_id),
+    );
+    let other_signal = errors.check(
+        &field("other_signal_id"),
+        SignalId::parse(&change.other_signal_id),
+    );
+    let when = errors.check(
+        &field("at"),
+        Timestamp::from_str(&change.at).map_err(|_| "must be an RFC 3339 instant"),
+    );
+    let kind = match &change.change {
+        Some(pb::coordination_change::Change::RegievoerderSignalId(named)) => errors
+            .check(&field("regievoerder_signal_id"), SignalId::parse(named))
+            .map(ChangeKind::Regievoerder),
+        Some(pb::coordination_change::Change::Afgestemd(true)) => Some(ChangeKind::Afgestemd),
+        _ => {
+            errors.add(
+                field("change"),
+                "regievoerder_signal_id or afgestemd = true is required",
+            );
+            None
+        }
+    };
+    let change = CoordinationChange {
+        change_id: change_id?,
+        by_signal: by_signal?,
+        other_signal: other_signal?,
+        at: when?,
+        kind: kind?,
+    };
+    errors.check(&field("change"), change.check())?;
+    Some(change)
 }

@@ -17,13 +17,13 @@ use vix_protocol::federation::v1::federation_service_server::{
     FederationService, FederationServiceServer,
 };
 
-use crate::domain::RegionId;
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::clock::Clock;
+use crate::domain::{RegionId, ValidationErrors};
 use crate::store::hub::HubStore;
 use crate::tls::{self, PeerIdentity, PeerInfo};
 
-mod convert;
+pub(crate) mod convert;
 mod error;
 
 pub use error::HubError;
@@ -173,6 +173,41 @@ impl<S: HubStore> HubApi<S> {
         })
     }
 
+    async fn coordinate(
+        &self,
+        request: Request<pb::SubmitCoordinationRequest>,
+    ) -> Result<pb::SubmitCoordinationResponse, HubError> {
+        let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
+        let changes = &request.get_ref().changes;
+        if changes.len() > convert::BATCH_EVENTS_MAX {
+            return Err(ValidationErrors::single(
+                "changes",
+                format!("at most {} changes per call", convert::BATCH_EVENTS_MAX),
+            )
+            .into());
+        }
+        let mut errors = ValidationErrors::new();
+        let parsed: Vec<_> = changes
+            .iter()
+            .enumerate()
+            .map(|(i, change)| {
+                convert::coordination_from_pb(change, &format!("changes[{i}]"), &mut errors)
+            })
+            .collect();
+        errors.into_result()?;
+        let parsed: Vec<_> = parsed.into_iter().flatten().collect();
+        let relayed = self
+            .context
+            .store
+            .submit_coordination(&region_id, parsed, self.context.clock.now())
+            .await?;
+        if relayed > 0 {
+            self.context.notices_logged.send_modify(|n| *n += 1);
+        }
+        tracing::info!(%region_id, relayed, "coordination submitted");
+        Ok(pb::SubmitCoordinationResponse { relayed })
+    }
+
     async fn ack(&self, request: Request<pb::AckNoticesRequest>) -> Result<(), HubError> {
         let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
         let cursor = request.get_ref().cursor;
@@ -229,6 +264,13 @@ impl<S: HubStore> FederationService for HubApi<S> {
             sender,
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn submit_coordination(
+        &self,
+        request: Request<pb::SubmitCoordinationRequest>,
+    ) -> Result<Response<pb::SubmitCoordinationResponse>, Status> {
+        Ok(Response::new(self.coordinate(request).await?))
     }
 
     async fn ack_notices(

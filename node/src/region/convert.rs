@@ -7,6 +7,7 @@ use jiff::civil::Date;
 use vix_protocol::region::v1 as pb;
 
 use crate::domain::contact::ContactInput;
+use crate::domain::coordination::Party;
 use crate::domain::informing::{self, InformingRecord, SafetyReason};
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::signal::{self, check_youth};
@@ -371,6 +372,16 @@ pub(crate) fn match_to_pb(view: &MatchView) -> pb::Match {
             signal_id: view.counterpart.signal_id.to_string(),
             state: state_to_pb(view.counterpart.state).into(),
             region_id: view.counterpart.region_id.to_string(),
+        }),
+        coordination: Some(pb::Coordination {
+            regievoerder: match view.coordination.regievoerder {
+                None => pb::Party::Unspecified,
+                Some(Party::Own) => pb::Party::Own,
+                Some(Party::Counterpart) => pb::Party::Counterpart,
+            }
+            .into(),
+            afgestemd_own: view.coordination.afgestemd_own,
+            afgestemd_counterpart: view.coordination.afgestemd_counterpart,
         }),
     }
 }

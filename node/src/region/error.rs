@@ -39,6 +39,7 @@ impl From<RegionError> for Status {
             RegionError::NotFound(message) => Status::not_found(message),
             RegionError::FailedPrecondition(message) => Status::failed_precondition(message),
             RegionError::Store(StoreError::NotFound) => Status::not_found("no such signal"),
+            RegionError::Store(StoreError::NoSuchMatch) => Status::not_found("no such match"),
             RegionError::Store(StoreError::NotOwner) => {
                 Status::permission_denied("the signal belongs to another organisation")
             }

@@ -60,7 +60,8 @@ impl<S: SignalStore> Forwarder<S> {
     pub async fn drain_once(&mut self) -> Result<Drained, ForwardError> {
         let batch = self.context.store.outbox_batch(BATCH_EVENTS_MAX).await?;
         let Some(last) = batch.last().map(|entry| entry.seq) else {
-            return Ok(Drained::Empty);
+            // Signals first: a coordination change refers to signals the hub must know.
+            return self.drain_coordination().await;
         };
         let events = batch
             .iter()
@@ -81,6 +82,32 @@ impl<S: SignalStore> Forwarder<S> {
             ignored = response.ignored,
             "outbox batch forwarded"
         );
+        Ok(Drained::Sent(batch.len()))
+    }
+
+    /// Sends the oldest coordination changes and forgets them once the hub confirms.
+    async fn drain_coordination(&mut self) -> Result<Drained, ForwardError> {
+        let batch = self
+            .context
+            .store
+            .coordination_outbox_batch(BATCH_EVENTS_MAX)
+            .await?;
+        let Some(last) = batch.last().map(|(seq, _)| *seq) else {
+            return Ok(Drained::Empty);
+        };
+        self.hub
+            .submit_coordination(pb::SubmitCoordinationRequest {
+                region_id: self.context.region_id.to_string(),
+                changes: batch
+                    .iter()
+                    .map(|(_, change)| crate::hub::convert::coordination_to_pb(change))
+                    .collect(),
+            })
+            .await?;
+        self.context
+            .store
+            .coordination_outbox_remove_through(last)
+            .await?;
         Ok(Drained::Sent(batch.len()))
     }
 

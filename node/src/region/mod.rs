@@ -373,6 +373,61 @@ impl<S: SignalStore> RegionApi<S> {
     }
 }
 
+impl<S: SignalStore> RegionApi<S> {
+    async fn coordinate(
+        &self,
+        request: Request<pb::CoordinateRequest>,
+    ) -> Result<pb::CoordinateResponse, RegionError> {
+        use crate::domain::coordination::{CoordinationAction, Party};
+        let (organisation_id, _) = caller(&self.context, &request)?;
+        self.context.ensure_swept().await?;
+        let body = request.get_ref();
+        let mut errors = ValidationErrors::new();
+        if uuid::Uuid::try_parse(&body.notice_id).is_err() {
+            errors.add("notice_id", "is not a notice id (a UUID)");
+        }
+        let acting =
+            convert::parse_acting(&organisation_id, &body.acting_professional_id, &mut errors);
+        let action = match body.action {
+            Some(pb::coordinate_request::Action::NameRegievoerder(party)) => {
+                match pb::Party::try_from(party) {
+                    Ok(pb::Party::Own) => Some(CoordinationAction::NameRegievoerder(Party::Own)),
+                    Ok(pb::Party::Counterpart) => {
+                        Some(CoordinationAction::NameRegievoerder(Party::Counterpart))
+                    }
+                    _ => {
+                        errors.add("name_regievoerder", "must be OWN or COUNTERPART");
+                        None
+                    }
+                }
+            }
+            Some(pb::coordinate_request::Action::MarkAfgestemd(true)) => {
+                Some(CoordinationAction::MarkAfgestemd)
+            }
+            _ => {
+                errors.add(
+                    "action",
+                    "name_regievoerder or mark_afgestemd = true is required",
+                );
+                None
+            }
+        };
+        errors.into_result()?;
+        let (Some(acting), Some(action)) = (acting, action) else {
+            return Err(ValidationErrors::single("request", "is incomplete").into());
+        };
+        let view = self
+            .context
+            .store
+            .coordinate(&acting, &body.notice_id, action, self.context.clock.now())
+            .await?;
+        self.context.outbox_ready.notify_one();
+        Ok(pb::CoordinateResponse {
+            r#match: Some(convert::match_to_pb(&view)),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl<S: SignalStore> RegionService for RegionApi<S> {
     async fn register_signal(
@@ -408,5 +463,12 @@ impl<S: SignalStore> RegionService for RegionApi<S> {
         request: Request<pb::UpdateSignalRequest>,
     ) -> Result<Response<pb::UpdateSignalResponse>, Status> {
         Ok(Response::new(self.update(request).await?))
+    }
+
+    async fn coordinate(
+        &self,
+        request: Request<pb::CoordinateRequest>,
+    ) -> Result<Response<pb::CoordinateResponse>, Status> {
+        Ok(Response::new(RegionApi::coordinate(self, request).await?))
     }
 }

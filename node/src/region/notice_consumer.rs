@@ -99,6 +99,21 @@ impl<S: SignalStore> NoticeConsumer<S> {
                         .await?;
                     tracing::info!(notice_id = %retraction.notice_id, cursor, held, "hub notice retracted");
                 }
+                Some(pb::notice_log_entry::Entry::Coordination(change)) => {
+                    let mut errors = ValidationErrors::new();
+                    let change = crate::hub::convert::coordination_from_pb(
+                        &change,
+                        "coordination",
+                        &mut errors,
+                    )
+                    .ok_or(ConsumeError::Malformed { cursor, errors })?;
+                    let held = self
+                        .context
+                        .store
+                        .apply_hub_coordination(change, cursor)
+                        .await?;
+                    tracing::info!(cursor, held, "coordination change applied");
+                }
                 None => {
                     return Err(ConsumeError::Malformed {
                         cursor,

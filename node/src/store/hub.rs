@@ -69,13 +69,18 @@ pub enum LogEntry {
         cursor: u64,
         notice_id: String,
     },
+    /// The other party of a cross-region match changed its coordination.
+    Coordination {
+        cursor: u64,
+        change: crate::domain::coordination::CoordinationChange,
+    },
 }
 
 impl LogEntry {
     pub fn cursor(&self) -> u64 {
         match self {
             Self::Notice(notice) => notice.cursor,
-            Self::Retraction { cursor, .. } => *cursor,
+            Self::Retraction { cursor, .. } | Self::Coordination { cursor, .. } => *cursor,
         }
     }
 }
@@ -141,6 +146,15 @@ pub trait HubStore: Send + Sync + 'static {
         today: Date,
         limit: u32,
     ) -> impl Future<Output = Result<SweepReport, StoreError>> + Send;
+
+    /// Relays coordination changes made by `region_id`'s parties to the regions holding the
+    /// other signals. Each change once, by its id. Returns how many were relayed.
+    fn submit_coordination(
+        &self,
+        region_id: &RegionId,
+        changes: Vec<crate::domain::coordination::CoordinationChange>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u32, HubStoreError>> + Send;
 
     /// Appends one entry to the hub's audit log.
     fn record_audit(

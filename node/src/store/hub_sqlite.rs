@@ -19,6 +19,7 @@ use super::row::{
 };
 use super::sqlite::{open_pools, purge_wal};
 use super::{CounterpartView, StoreError};
+use crate::domain::coordination::{ChangeKind, CoordinationChange};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
     MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
@@ -192,9 +193,13 @@ impl HubStore for HubSqliteStore {
                     n.counterpart_professional_name AS professional_name, \
                     n.counterpart_professional_email AS professional_email, \
                     n.counterpart_professional_phone AS professional_phone, \
-                    n.counterpart_state \
+                    n.counterpart_state, k.by_signal_id AS k_by, \
+                    k.other_signal_id AS k_other, k.at AS k_at, \
+                    k.regievoerder_signal_id AS k_named \
              FROM region_log l \
              LEFT JOIN notices n ON l.entry = 'notice' AND n.notice_id = l.notice_id \
+             LEFT JOIN coordination_changes k \
+                  ON l.entry = 'coordination' AND k.change_id = l.notice_id \
              WHERE l.region_id = ? AND l.cursor > ? \
              ORDER BY l.cursor LIMIT ?",
         )
@@ -212,7 +217,23 @@ impl HubStore for HubSqliteStore {
             let cursor = u64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
             page.read_through = Some(cursor);
             let entry: &str = row.try_get("entry")?;
-            if entry == "retraction" {
+            if entry == "coordination" {
+                if let Some(by) = row.try_get::<Option<&str>, _>("k_by")? {
+                    let named: Option<&str> = row.try_get("k_named")?;
+                    let change = CoordinationChange {
+                        change_id: uuid::Uuid::try_parse(row.try_get("log_notice_id")?)
+                            .map_err(|_| StoreError::Corrupt("change_id"))?,
+                        by_signal: parse_signal_id(by)?,
+                        other_signal: parse_signal_id(row.try_get("k_other")?)?,
+                        at: parse_instant(row.try_get("k_at")?)?,
+                        kind: match named {
+                            Some(named) => ChangeKind::Regievoerder(parse_signal_id(named)?),
+                            None => ChangeKind::Afgestemd,
+                        },
+                    };
+                    page.entries.push(LogEntry::Coordination { cursor, change });
+                }
+            } else if entry == "retraction" {
                 page.entries.push(LogEntry::Retraction {
                     cursor,
                     notice_id: row.try_get("log_notice_id")?,
@@ -298,6 +319,79 @@ impl HubStore for HubSqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    async fn submit_coordination(
+        &self,
+        region_id: &RegionId,
+        changes: Vec<CoordinationChange>,
+        now: Timestamp,
+    ) -> Result<u32, HubStoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut relayed = 0;
+        let mut ids = Vec::new();
+        for (index, change) in changes.iter().enumerate() {
+            let by_region: Option<String> =
+                sqlx::query_scalar("SELECT region_id FROM signals WHERE signal_id = ?")
+                    .bind(change.by_signal.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match by_region {
+                Some(owner) if owner != region_id.as_str() => {
+                    return Err(HubStoreError::NotOwner { index });
+                }
+                Some(_) => {}
+                None => continue, // deleted meanwhile: nothing left to coordinate
+            }
+            let other_region: Option<String> =
+                sqlx::query_scalar("SELECT region_id FROM signals WHERE signal_id = ?")
+                    .bind(change.other_signal.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(other_region) = other_region else {
+                continue;
+            };
+            if other_region == region_id.as_str() {
+                continue; // same region: the node holds both sides
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO coordination_changes (change_id, by_signal_id, other_signal_id, at, \
+                     regievoerder_signal_id) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (change_id) DO NOTHING",
+            )
+            .bind(change.change_id.to_string())
+            .bind(change.by_signal.to_string())
+            .bind(change.other_signal.to_string())
+            .bind(change.at.as_microsecond())
+            .bind(match change.kind {
+                ChangeKind::Regievoerder(named) => Some(named.to_string()),
+                ChangeKind::Afgestemd => None,
+            })
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                sqlx::query(
+                    "INSERT INTO region_log (region_id, notice_id, entry) \
+                     VALUES (?, ?, 'coordination')",
+                )
+                .bind(&other_region)
+                .bind(change.change_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                relayed += 1;
+            }
+            ids.push(change.by_signal);
+        }
+        let entry = crate::domain::audit::AuditEntry {
+            at: now,
+            action: crate::domain::audit::AuditAction::SubmitCoordination,
+            actor: crate::domain::audit::Actor::Region(region_id.clone()),
+            signal_ids: ids,
+            detail: Some(format!("relayed={relayed}")),
+        };
+        super::audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(relayed)
     }
 
     async fn record_audit(
@@ -434,6 +528,10 @@ async fn delete_signal(
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM notices WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM coordination_changes WHERE by_signal_id = ?1 OR other_signal_id = ?1")
         .bind(&id)
         .execute(&mut **tx)
         .await?;
@@ -715,7 +813,7 @@ mod tests {
             .into_iter()
             .filter_map(|entry| match entry {
                 LogEntry::Notice(notice) => Some(*notice),
-                LogEntry::Retraction { .. } => None,
+                LogEntry::Retraction { .. } | LogEntry::Coordination { .. } => None,
             })
             .collect()
     }

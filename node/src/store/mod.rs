@@ -115,6 +115,7 @@ pub struct MatchView {
     pub signal_id: SignalId,
     pub found_at: Timestamp,
     pub counterpart: CounterpartView,
+    pub coordination: crate::domain::coordination::CoordinationView,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +144,8 @@ pub enum StoreError {
     RemovalDate(crate::domain::signal::RemovalDateError),
     #[error("the informing record: {0}")]
     Informing(crate::domain::informing::InformingError),
+    #[error("no such match")]
+    NoSuchMatch,
     /// The database is locked or out of connections; the caller may retry.
     #[error("the database is busy")]
     Busy(#[source] sqlx::Error),
@@ -222,6 +225,37 @@ pub trait SignalStore: Send + Sync + 'static {
         subject_key: &SubjectKey,
         now: Timestamp,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// A party's coordination change on one of its matches (`notice_id`); a change on a
+    /// cross-region match is queued for the hub. Returns the match as it now stands.
+    fn coordinate(
+        &self,
+        acting: &Acting,
+        notice_id: &str,
+        action: crate::domain::coordination::CoordinationAction,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<MatchView, StoreError>> + Send;
+
+    /// Applies a coordination change relayed by the hub and moves the hub cursor, in one
+    /// transaction. Returns whether the match is still here.
+    fn apply_hub_coordination(
+        &self,
+        change: crate::domain::coordination::CoordinationChange,
+        cursor: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The oldest coordination changes waiting for the hub.
+    fn coordination_outbox_batch(
+        &self,
+        limit: u32,
+    ) -> impl Future<
+        Output = Result<Vec<(i64, crate::domain::coordination::CoordinationChange)>, StoreError>,
+    > + Send;
+
+    fn coordination_outbox_remove_through(
+        &self,
+        seq: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every signal on the node about the youth `subject_key`, in every state.
     fn signals_of_subject(

@@ -77,3 +77,51 @@ impl OutboxEvent {
         }
     }
 }
+
+/// A coordination change as queued for the hub: ids, an instant and the change; nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordinationRecord {
+    pub change_id: String,
+    pub by_signal_id: String,
+    pub other_signal_id: String,
+    pub at: Timestamp,
+    /// Set when the change names a regievoerder; otherwise the change marks afgestemd.
+    pub regievoerder_signal_id: Option<String>,
+}
+
+impl From<&crate::domain::coordination::CoordinationChange> for CoordinationRecord {
+    fn from(change: &crate::domain::coordination::CoordinationChange) -> Self {
+        use crate::domain::coordination::ChangeKind;
+        Self {
+            change_id: change.change_id.to_string(),
+            by_signal_id: change.by_signal.to_string(),
+            other_signal_id: change.other_signal.to_string(),
+            at: change.at,
+            regievoerder_signal_id: match change.kind {
+                ChangeKind::Regievoerder(named) => Some(named.to_string()),
+                ChangeKind::Afgestemd => None,
+            },
+        }
+    }
+}
+
+impl CoordinationRecord {
+    pub fn into_change(
+        self,
+    ) -> Result<crate::domain::coordination::CoordinationChange, super::StoreError> {
+        use crate::domain::SignalId;
+        use crate::domain::coordination::{ChangeKind, CoordinationChange};
+        let corrupt = || super::StoreError::Corrupt("coordination change");
+        let id = |text: &str| SignalId::parse(text).map_err(|_| corrupt());
+        Ok(CoordinationChange {
+            change_id: uuid::Uuid::try_parse(&self.change_id).map_err(|_| corrupt())?,
+            by_signal: id(&self.by_signal_id)?,
+            other_signal: id(&self.other_signal_id)?,
+            at: self.at,
+            kind: match &self.regievoerder_signal_id {
+                Some(named) => ChangeKind::Regievoerder(id(named)?),
+                None => ChangeKind::Afgestemd,
+            },
+        })
+    }
+}

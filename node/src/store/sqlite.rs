@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::hub::LoggedNotice;
-use super::outbox::OutboxEvent;
+use super::outbox::{self, OutboxEvent};
 use super::row::{
     contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
     parse_subject, revision_to_db,
@@ -28,6 +28,9 @@ use super::{
     SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
+use crate::domain::coordination::{
+    self, ChangeKind, CoordinationAction, CoordinationChange, CoordinationState, Party,
+};
 use crate::domain::informing::{InformingRecord, SafetyReason};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
@@ -275,9 +278,14 @@ impl SignalStore for SqliteStore {
                         AS professional_email, \
                     CASE WHEN c.signal_id IS NULL THEN n.counterpart_professional_phone \
                          ELSE c.professional_phone END AS professional_phone, \
-                    COALESCE(c.state, n.counterpart_state) AS state \
+                    COALESCE(c.state, n.counterpart_state) AS state, \
+                    k.regievoerder_signal_id, k.regievoerder_at, k.regievoerder_change_id, \
+                    k.afgestemd_low, k.afgestemd_high \
              FROM notices n LEFT JOIN signals c \
                   ON n.source = 'node' AND c.signal_id = n.counterpart_signal_id \
+             LEFT JOIN coordination k \
+                  ON k.signal_low = min(n.recipient_signal_id, n.counterpart_signal_id) \
+                 AND k.signal_high = max(n.recipient_signal_id, n.counterpart_signal_id) \
              WHERE n.recipient_organisation_id = ?1 \
                AND (?2 IS NULL OR n.recipient_signal_id = ?2) \
              ORDER BY n.found_at, n.notice_id",
@@ -425,6 +433,126 @@ impl SignalStore for SqliteStore {
             purge_wal(&self.writer).await;
         }
         Ok(deleted)
+    }
+
+    async fn coordinate(
+        &self,
+        acting: &Acting,
+        notice_id: &str,
+        action: CoordinationAction,
+        now: Timestamp,
+    ) -> Result<MatchView, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let notice = sqlx::query(
+            "SELECT recipient_signal_id, recipient_organisation_id, counterpart_signal_id, source \
+             FROM notices WHERE notice_id = ?",
+        )
+        .bind(notice_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NoSuchMatch)?;
+        if notice.try_get::<&str, _>("recipient_organisation_id")?
+            != acting.organisation_id.as_str()
+        {
+            return Err(StoreError::NotOwner);
+        }
+        let own = parse_signal_id(notice.try_get("recipient_signal_id")?)?;
+        let other = parse_signal_id(notice.try_get("counterpart_signal_id")?)?;
+        let kind = match action {
+            CoordinationAction::NameRegievoerder(Party::Own) => ChangeKind::Regievoerder(own),
+            CoordinationAction::NameRegievoerder(Party::Counterpart) => {
+                ChangeKind::Regievoerder(other)
+            }
+            CoordinationAction::MarkAfgestemd => ChangeKind::Afgestemd,
+        };
+        let change = CoordinationChange {
+            change_id: uuid::Uuid::new_v4(),
+            by_signal: own,
+            other_signal: other,
+            at: now,
+            kind,
+        };
+        merge_coordination(&mut tx, &change).await?;
+        if notice.try_get::<&str, _>("source")? == "hub" {
+            let json = serde_json::to_string(&outbox::CoordinationRecord::from(&change))
+                .map_err(|_| StoreError::Corrupt("coordination change"))?;
+            sqlx::query("INSERT INTO coordination_outbox (change) VALUES (?)")
+                .bind(json)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (action, mut signal_ids) = match kind {
+            ChangeKind::Regievoerder(named) => (AuditAction::Regievoerder, vec![own, other, named]),
+            ChangeKind::Afgestemd => (AuditAction::Afgestemd, vec![own, other]),
+        };
+        signal_ids.dedup();
+        let entry = AuditEntry {
+            at: now,
+            action,
+            actor: acting.actor(),
+            signal_ids,
+            detail: None,
+        };
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        self.matches(&acting.organisation_id, Some(own))
+            .await?
+            .into_iter()
+            .find(|view| view.notice_id == notice_id)
+            .ok_or(StoreError::NoSuchMatch)
+    }
+
+    async fn apply_hub_coordination(
+        &self,
+        change: CoordinationChange,
+        cursor: u64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let cursor = i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
+        sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
+            .bind(cursor)
+            .execute(&mut *tx)
+            .await?;
+        // Only for a match this node still holds: a notice to its signal about the other.
+        let held: Option<String> = sqlx::query_scalar(
+            "SELECT notice_id FROM notices \
+             WHERE recipient_signal_id = ? AND counterpart_signal_id = ? LIMIT 1",
+        )
+        .bind(change.other_signal.to_string())
+        .bind(change.by_signal.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held.is_some() {
+            merge_coordination(&mut tx, &change).await?;
+        }
+        tx.commit().await?;
+        Ok(held.is_some())
+    }
+
+    async fn coordination_outbox_batch(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(i64, CoordinationChange)>, StoreError> {
+        let rows = sqlx::query("SELECT seq, change FROM coordination_outbox ORDER BY seq LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let json: String = row.try_get("change")?;
+                let record: outbox::CoordinationRecord = serde_json::from_str(&json)
+                    .map_err(|_| StoreError::Corrupt("coordination_outbox"))?;
+                Ok((row.try_get("seq")?, record.into_change()?))
+            })
+            .collect()
+    }
+
+    async fn coordination_outbox_remove_through(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM coordination_outbox WHERE seq <= ?")
+            .bind(seq)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn signals_of_subject(
@@ -1040,6 +1168,10 @@ async fn delete_signal(
         .bind(&id)
         .execute(&mut **tx)
         .await?;
+    sqlx::query("DELETE FROM coordination WHERE signal_low = ?1 OR signal_high = ?1")
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
     // Notices to this signal (and their e-mail jobs) cascade with it.
     sqlx::query("DELETE FROM signals WHERE signal_id = ?")
         .bind(&id)
@@ -1097,6 +1229,85 @@ fn signal_from_row(
     })
 }
 
+/// The coordination columns of a row (all NULL when nothing was coordinated yet).
+fn coordination_from_row(row: &SqliteRow) -> Result<CoordinationState, StoreError> {
+    let named: Option<String> = row.try_get("regievoerder_signal_id")?;
+    let regievoerder = match named {
+        None => None,
+        Some(named) => {
+            let at: i64 = row
+                .try_get::<Option<i64>, _>("regievoerder_at")?
+                .unwrap_or_default();
+            let change: Option<String> = row.try_get("regievoerder_change_id")?;
+            Some((
+                parse_signal_id(&named)?,
+                parse_instant(at)?,
+                change
+                    .as_deref()
+                    .and_then(|id| uuid::Uuid::try_parse(id).ok())
+                    .ok_or(StoreError::Corrupt("regievoerder_change_id"))?,
+            ))
+        }
+    };
+    Ok(CoordinationState {
+        regievoerder,
+        afgestemd_low: row
+            .try_get::<Option<bool>, _>("afgestemd_low")?
+            .unwrap_or(false),
+        afgestemd_high: row
+            .try_get::<Option<bool>, _>("afgestemd_high")?
+            .unwrap_or(false),
+    })
+}
+
+/// Loads, merges `change` into, and stores the coordination of its pair.
+async fn merge_coordination(
+    tx: &mut Transaction<'static, Sqlite>,
+    change: &CoordinationChange,
+) -> Result<(), StoreError> {
+    let (low, high) = change.pair();
+    let row = sqlx::query(
+        "SELECT regievoerder_signal_id, regievoerder_at, regievoerder_change_id, afgestemd_low, \
+                afgestemd_high \
+         FROM coordination WHERE signal_low = ? AND signal_high = ?",
+    )
+    .bind(low.to_string())
+    .bind(high.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let mut state = match &row {
+        Some(row) => coordination_from_row(row)?,
+        None => CoordinationState::default(),
+    };
+    state.apply(low, change);
+    let (named, at, change_id) = match state.regievoerder {
+        Some((named, at, id)) => (
+            Some(named.to_string()),
+            Some(at.as_microsecond()),
+            Some(id.to_string()),
+        ),
+        None => (None, None, None),
+    };
+    sqlx::query(
+        "INSERT INTO coordination (signal_low, signal_high, regievoerder_signal_id, \
+             regievoerder_at, regievoerder_change_id, afgestemd_low, afgestemd_high) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (signal_low, signal_high) DO UPDATE SET \
+             regievoerder_signal_id = ?3, regievoerder_at = ?4, regievoerder_change_id = ?5, \
+             afgestemd_low = ?6, afgestemd_high = ?7",
+    )
+    .bind(low.to_string())
+    .bind(high.to_string())
+    .bind(named)
+    .bind(at)
+    .bind(change_id)
+    .bind(state.afgestemd_low)
+    .bind(state.afgestemd_high)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The informing record as its five columns.
 struct InformingColumns {
     kind: &'static str,
@@ -1152,7 +1363,12 @@ fn informing_from_row(row: &SqliteRow) -> Result<InformingRecord, StoreError> {
 }
 
 fn match_view(row: &SqliteRow) -> Result<MatchView, StoreError> {
+    let own = parse_signal_id(row.try_get("recipient_signal_id")?)?;
+    let other = parse_signal_id(row.try_get("counterpart_signal_id")?)?;
+    let (low, _) = coordination::ordered(own, other);
+    let state = coordination_from_row(row)?;
     Ok(MatchView {
+        coordination: state.view(low, own),
         notice_id: row.try_get("notice_id")?,
         match_type: MatchType::parse(row.try_get("match_type")?)
             .ok_or(StoreError::Corrupt("match_type"))?,
