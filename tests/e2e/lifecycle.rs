@@ -337,3 +337,33 @@ async fn a_deleted_signal_leaves_no_contact_in_the_node_or_hub_database_files() 
         }
     }
 }
+
+#[tokio::test]
+async fn a_signal_withdrawn_as_risk_gone_is_archived_at_the_hub_too() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    let jgz = register(&north, "jgz-north", YOUTH, "").await;
+    north
+        .client("jgz-north")
+        .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p-acting".into(),
+            signal_id: jgz.signal_id.clone(),
+            reason: pb::WithdrawReason::RiskGone as i32,
+        })
+        .await
+        .unwrap();
+    eventually("the archive at the hub", || async {
+        (north.row_counts().await["outbox"] == 0).then_some(())
+    })
+    .await;
+    register(&south, "vt-south", YOUTH, "").await;
+    let seen = eventually("south told about the archived signal", || async {
+        let seen = south.matches("vt-south").await;
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await;
+    assert_eq!(seen[0].kind, pb::NoticeKind::History as i32);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(north.matches("jgz-north").await.is_empty());
+}

@@ -181,6 +181,29 @@ async fn an_erasure_order_removes_the_youths_signals_on_the_node_and_the_hub() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(south.matches("vt-south").await.is_empty());
 
+    // Nothing of the signal is left at the hub but its tombstone.
+    let hub_db = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(hub.dir.path().join("hub.sqlite"))
+                .read_only(true),
+        )
+        .await
+        .unwrap();
+    let at_hub: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signals WHERE signal_id = ?")
+        .bind(&jgz.signal_id)
+        .fetch_one(&hub_db)
+        .await
+        .unwrap();
+    assert_eq!(at_hub, 0);
+    let tombstones: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tombstones WHERE signal_id = ?")
+        .bind(&jgz.signal_id)
+        .fetch_one(&hub_db)
+        .await
+        .unwrap();
+    assert_eq!(tombstones, 1);
+
     // Audited with municipality, officer, reference and the signal number; nothing personal.
     assert!(north.context.store.verify_audit().await.unwrap() >= 2);
     let export = rights
