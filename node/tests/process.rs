@@ -734,6 +734,8 @@ async fn verify_audit_finds_an_edited_and_a_removed_entry() {
     // ...so an attacker drops them first. A copy gets the other attack.
     let copy = dir.path().join("copy.sqlite");
     std::fs::copy(&db, &copy).unwrap();
+    let tail = dir.path().join("tail.sqlite");
+    std::fs::copy(&db, &tail).unwrap();
     tamper(
         &db,
         &[
@@ -758,6 +760,53 @@ async fn verify_audit_finds_an_edited_and_a_removed_entry() {
         verify_audit(&config, &[("VIX_REGION__DATABASE", copy.to_str().unwrap())]).await;
     assert!(!intact);
     assert!(stderr.contains("removed"), "{stderr}");
+
+    // Removing the newest entry is found too, and a node on that database refuses to write
+    // on top of the gap (which would hide it).
+    tamper(
+        &tail,
+        &[
+            "DROP TRIGGER audit_log_no_delete",
+            "DELETE FROM audit_log WHERE seq = 3",
+        ],
+    )
+    .await;
+    let tail_env = [("VIX_REGION__DATABASE", tail.to_str().unwrap())];
+    let (intact, _, stderr) = verify_audit(&config, &tail_env).await;
+    assert!(!intact);
+    assert!(stderr.contains("after 2 up to 3 were removed"), "{stderr}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vix-node"))
+        .arg("region")
+        .arg("--config")
+        .arg(&config)
+        .envs(tail_env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(START_TIME_MAX, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(addr) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+            {
+                return addr.parse::<SocketAddr>().unwrap();
+            }
+        }
+        panic!("node on the truncated log did not start");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let status = client(addr, pki.path(), "jgz-north")
+        .register_signal(request("after-gap", "A9", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal);
+    child.start_kill().unwrap();
 }
 
 fn bsn_request(request_id: &str, bsn: &str, client_index: usize) -> pb::RegisterSignalRequest {

@@ -957,6 +957,32 @@ async fn the_informing_record_is_kept_shown_and_corrected_against_the_age_at_reg
         status.message()
     );
 
+    // Completed later: the parents were told three days after the registration.
+    north
+        .clock
+        .advance(jiff::SignedDuration::from_hours(24 * 3));
+    let later = pb::InformingRecord {
+        record: Some(pb::informing_record::Record::Informed(pb::Informed {
+            parents: true,
+            youth: false,
+            informed_on: "2026-11-28".into(),
+        })),
+    };
+    let updated = client
+        .update_signal(pb::UpdateSignalRequest {
+            acting_professional_id: "p-acting".into(),
+            signal_id: signal.signal_id.clone(),
+            professional: None,
+            planned_removal_date: String::new(),
+            informing: Some(later.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signal
+        .unwrap();
+    assert_eq!(updated.informing, Some(later));
+
     // Not informing for the youth's safety is recorded with its code.
     let safety = pb::InformingRecord {
         record: Some(pb::informing_record::Record::NotInformed(pb::NotInformed {

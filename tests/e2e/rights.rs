@@ -76,7 +76,6 @@ async fn the_municipality_exports_every_signal_on_a_youth_with_its_notices() {
     assert_eq!(of_jgz.notices.len(), 1);
     let of_school = find(&school.signal_id).signal.as_ref().unwrap();
     assert_eq!(of_school.state, pb::SignalState::Inactive as i32);
-    assert!(!format!("{export:?}").contains(YOUTH));
 
     // Another region's municipality and an organisation are refused.
     let status = north
@@ -117,6 +116,40 @@ async fn the_municipality_corrects_contact_date_and_informing_within_the_rules()
         .signal
         .unwrap();
     assert_eq!(corrected.planned_removal_date, "2028-11-25");
+
+    // The contact, and the informing record completed a week after registration.
+    north
+        .clock
+        .advance(jiff::SignedDuration::from_hours(24 * 7));
+    let new_contact = pb::ProfessionalContact {
+        professional_id: "p-19".into(),
+        name: "D. Smit".into(),
+        email: "d.smit@jgz-noord.example.nl".into(),
+        phone: String::new(),
+    };
+    let informing = pb::InformingRecord {
+        record: Some(pb::informing_record::Record::Informed(pb::Informed {
+            parents: false,
+            youth: true,
+            informed_on: "2026-12-02".into(),
+        })),
+    };
+    let corrected = rights
+        .correct_signal(pb::CorrectSignalRequest {
+            signal_id: jgz.signal_id.clone(),
+            professional: Some(new_contact.clone()),
+            planned_removal_date: String::new(),
+            informing: Some(informing.clone()),
+            officer_id: "officer-1".into(),
+            reference: "BZW-2026/119".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signal
+        .unwrap();
+    assert_eq!(corrected.professional, Some(new_contact));
+    assert_eq!(corrected.informing, Some(informing));
     let before = north.row_counts().await;
     for (planned, reference, field) in [
         ("2028-11-26", "BZW-2026/118", "planned_removal_date"),
@@ -152,16 +185,32 @@ async fn an_erasure_order_removes_the_youths_signals_on_the_node_and_the_hub() {
         officer_id: "officer-1".into(),
         reference: reference.into(),
     };
-    // A signal that is not the youth's: nothing is erased.
+    // A signal of another youth: nothing is erased.
+    let sibling = north
+        .client("school-north")
+        .register_signal(pb::RegisterSignalRequest {
+            request_id: "other-youth".into(),
+            youth: Some(pb::register_signal_request::Youth::Bsn("999990287".into())),
+            professional: Some(pb::ProfessionalContact {
+                professional_id: "m-7".into(),
+                name: "B. Bakker".into(),
+                email: "b.bakker@noorderpoort.example.nl".into(),
+                phone: String::new(),
+            }),
+            planned_removal_date: String::new(),
+            informing: Some(vix_tests::informing_for("999990287", vix_tests::test_day())),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signal
+        .unwrap();
     let status = rights
-        .order_erasure(order(
-            vec!["6f1d3c1e-1f9b-4f3e-9a57-0d1c2b3a4f5e".into()],
-            "EO-1",
-        ))
+        .order_erasure(order(vec![sibling.signal_id.clone()], "EO-1"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(north.row_counts().await["signals"], 1);
+    assert_eq!(north.row_counts().await["signals"], 2);
 
     let erased = rights
         .order_erasure(order(vec![], "EO-2026-0042"))
@@ -172,7 +221,7 @@ async fn an_erasure_order_removes_the_youths_signals_on_the_node_and_the_hub() {
         erased.erased_signal_ids,
         std::slice::from_ref(&jgz.signal_id)
     );
-    assert_eq!(north.row_counts().await["signals"], 0);
+    assert_eq!(north.row_counts().await["signals"], 1);
     // The hub deletes it too and retracts the other region's notice about it.
     eventually("the erasure at the hub and south", || async {
         south.matches("vt-south").await.is_empty().then_some(())
@@ -205,7 +254,33 @@ async fn an_erasure_order_removes_the_youths_signals_on_the_node_and_the_hub() {
     assert_eq!(tombstones, 1);
 
     // Audited with municipality, officer, reference and the signal number; nothing personal.
-    assert!(north.context.store.verify_audit().await.unwrap() >= 2);
+    assert!(north.context.store.verify_audit().await.unwrap() >= 3);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(north.dir.path().join("region-north.sqlite"))
+                .read_only(true),
+        )
+        .await
+        .unwrap();
+    let orders: Vec<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT actor_kind, actor_id, actor_person_id, signal_ids, detail FROM audit_log \
+         WHERE action = 'erasure_order'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        orders,
+        [(
+            "municipality".to_owned(),
+            NORTH_MUNICIPALITY.to_owned(),
+            "officer-1".to_owned(),
+            jgz.signal_id.clone(),
+            "EO-2026-0042".to_owned()
+        )]
+    );
     let export = rights
         .export_youth(export_request())
         .await

@@ -81,8 +81,15 @@ fn audience(parents: bool, youth: bool) -> &'static str {
     }
 }
 
-/// Checks a record against the youth's age on the registration day.
-pub fn check(record: InformingRecord, birth_date: Date, today: Date) -> Result<(), InformingError> {
+/// Checks a record: whom to tell follows the youth's age on the registration day
+/// (`registered_on`); the informing date may not lie after `today` (it may be later than the
+/// registration, when the record is completed afterwards).
+pub fn check(
+    record: InformingRecord,
+    birth_date: Date,
+    registered_on: Date,
+    today: Date,
+) -> Result<(), InformingError> {
     let InformingRecord::Informed {
         parents,
         youth,
@@ -94,7 +101,7 @@ pub fn check(record: InformingRecord, birth_date: Date, today: Date) -> Result<(
     if informed_on > today {
         return Err(InformingError::InFuture);
     }
-    let age = age_on(birth_date, today);
+    let age = age_on(birth_date, registered_on);
     let required = required_audience(age);
     if (parents, youth) != required {
         return Err(InformingError::WrongAudience {
@@ -128,25 +135,25 @@ mod tests {
 
     #[test]
     fn at_11_the_parents_are_told() {
-        assert_eq!(check(informed(true, false), born(11), TODAY), Ok(()));
-        assert!(check(informed(true, true), born(11), TODAY).is_err());
-        assert!(check(informed(false, true), born(11), TODAY).is_err());
+        assert_eq!(check(informed(true, false), born(11), TODAY, TODAY), Ok(()));
+        assert!(check(informed(true, true), born(11), TODAY, TODAY).is_err());
+        assert!(check(informed(false, true), born(11), TODAY, TODAY).is_err());
     }
 
     #[test]
     fn at_12_and_15_parents_and_youth_are_told() {
         for age in [12, 15] {
             assert_eq!(
-                check(informed(true, true), born(age), TODAY),
+                check(informed(true, true), born(age), TODAY, TODAY),
                 Ok(()),
                 "{age}"
             );
             assert!(
-                check(informed(true, false), born(age), TODAY).is_err(),
+                check(informed(true, false), born(age), TODAY, TODAY).is_err(),
                 "{age}"
             );
             assert!(
-                check(informed(false, true), born(age), TODAY).is_err(),
+                check(informed(false, true), born(age), TODAY, TODAY).is_err(),
                 "{age}"
             );
         }
@@ -156,16 +163,16 @@ mod tests {
     fn at_16_and_22_only_the_youth_is_told() {
         for age in [16, 22] {
             assert_eq!(
-                check(informed(false, true), born(age), TODAY),
+                check(informed(false, true), born(age), TODAY, TODAY),
                 Ok(()),
                 "{age}"
             );
             assert!(
-                check(informed(true, true), born(age), TODAY).is_err(),
+                check(informed(true, true), born(age), TODAY, TODAY).is_err(),
                 "{age}"
             );
             assert!(
-                check(informed(true, false), born(age), TODAY).is_err(),
+                check(informed(true, false), born(age), TODAY, TODAY).is_err(),
                 "{age}"
             );
         }
@@ -184,8 +191,25 @@ mod tests {
     fn no_one_informed_for_safety_is_allowed_at_any_age_with_a_code() {
         for age in [0, 11, 12, 16, 22] {
             let record = InformingRecord::NotInformed(SafetyReason::YouthSafety);
-            assert_eq!(check(record, born(age), TODAY), Ok(()));
+            assert_eq!(check(record, born(age), TODAY, TODAY), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_record_completed_after_registration_follows_the_age_at_registration() {
+        // Registered the day before the 12th birthday, the parents told a week later: the
+        // youth was 11 on the registration day, so the parents alone.
+        let birth = date(2014, 11, 26);
+        let record = InformingRecord::Informed {
+            parents: true,
+            youth: false,
+            informed_on: date(2026, 12, 2),
+        };
+        assert_eq!(check(record, birth, TODAY, date(2026, 12, 2)), Ok(()));
+        assert_eq!(
+            check(record, birth, TODAY, date(2026, 12, 1)),
+            Err(InformingError::InFuture)
+        );
     }
 
     #[test]
@@ -196,7 +220,7 @@ mod tests {
             informed_on: date(2026, 11, 26),
         };
         assert_eq!(
-            check(record, born(16), TODAY),
+            check(record, born(16), TODAY, TODAY),
             Err(InformingError::InFuture)
         );
     }

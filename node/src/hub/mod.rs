@@ -211,16 +211,10 @@ impl<S: HubStore> HubApi<S> {
     async fn ack(&self, request: Request<pb::AckNoticesRequest>) -> Result<(), HubError> {
         let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
         let cursor = request.get_ref().cursor;
-        self.context.store.ack(&region_id, cursor).await?;
+        // The acknowledgement and its audit entry are one transaction.
         self.context
             .store
-            .record_audit(AuditEntry {
-                at: self.context.clock.now(),
-                action: AuditAction::AckNotices,
-                actor: Actor::Region(region_id),
-                signal_ids: Vec::new(),
-                detail: Some(format!("cursor={cursor}")),
-            })
+            .ack(&region_id, cursor, self.context.clock.now())
             .await?;
         Ok(())
     }

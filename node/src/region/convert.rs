@@ -186,7 +186,10 @@ pub(crate) fn parse_register(
     let contact = parse_contact(request.professional.as_ref(), &mut errors);
     let informing = parse_informing(request.informing.as_ref(), &mut errors);
     if let (Some(Youth::Alt { birth_date, .. }), Some(record)) = (&youth, informing) {
-        errors.check("informing", informing::check(record, *birth_date, today));
+        errors.check(
+            "informing",
+            informing::check(record, *birth_date, today, today),
+        );
     }
     let requested = errors.check(
         "planned_removal_date",

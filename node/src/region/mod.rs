@@ -190,7 +190,7 @@ impl<S: SignalStore> RegionApi<S> {
                 check_youth(birth_date, today)
                     .map_err(|error| RegionError::FailedPrecondition(error.to_string()))?;
                 // Whom to inform follows the age, which only the registry knew.
-                crate::domain::informing::check(input.informing, birth_date, today)
+                crate::domain::informing::check(input.informing, birth_date, today, today)
                     .map_err(|error| ValidationErrors::single("informing", error.to_string()))?;
                 let mut family_keys: Vec<_> = person
                     .parents

@@ -26,6 +26,17 @@ pub(super) async fn append(
         ),
         None => (0, GENESIS.to_owned()),
     };
+    // If entries at the end were removed, continuing the chain from the last remaining one
+    // would hide it: refuse to write until an operator has looked (verify-audit says where).
+    let highest = highest_seq(conn).await?;
+    if highest != previous_seq {
+        tracing::error!(
+            last = previous_seq,
+            highest,
+            "audit log entries were removed; refusing to append"
+        );
+        return Err(StoreError::Corrupt("audit log truncated"));
+    }
     let stored = entry.to_stored(previous_seq + 1);
     let hash = chain_hash(&previous_hash, &stored);
     sqlx::query(
@@ -47,6 +58,15 @@ pub(super) async fn append(
     Ok(())
 }
 
+/// The highest seq ever handed out: AUTOINCREMENT remembers it after the rows are gone.
+async fn highest_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    let highest: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(highest.unwrap_or(0))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditVerifyError {
     #[error("the audit log is broken: {0}")]
@@ -55,22 +75,20 @@ pub enum AuditVerifyError {
     Store(#[from] StoreError),
 }
 
-/// Walks the whole chain; returns the number of intact entries.
+/// Walks the whole chain; returns the number of intact entries. Rows and the highest seq are
+/// read in one transaction, so a node appending meanwhile cannot look like a removal.
 pub async fn verify(pool: &SqlitePool) -> Result<u64, AuditVerifyError> {
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let highest = highest_seq(&mut tx).await?;
     let rows = sqlx::query(
         "SELECT seq, at, action, actor_kind, actor_id, actor_person_id, signal_ids, \
                 detail, hash \
          FROM audit_log ORDER BY seq",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(StoreError::from)?;
-    // AUTOINCREMENT remembers the highest seq ever used, even after the last rows are deleted.
-    let highest: Option<i64> =
-        sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'")
-            .fetch_optional(pool)
-            .await
-            .map_err(StoreError::from)?;
+    tx.rollback().await.map_err(StoreError::from)?;
     let entries = rows
         .iter()
         .map(|row| {
@@ -90,7 +108,7 @@ pub async fn verify(pool: &SqlitePool) -> Result<u64, AuditVerifyError> {
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(StoreError::from)?;
-    Ok(verify_chain(entries, highest.unwrap_or(0))?)
+    Ok(verify_chain(entries, highest)?)
 }
 
 /// Verifies the audit log of the database file at `path`, opened read-only so a running node

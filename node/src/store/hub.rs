@@ -137,6 +137,7 @@ pub trait HubStore: Send + Sync + 'static {
         &self,
         region_id: &RegionId,
         cursor: u64,
+        now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Expires signals past their planned removal date and deletes those five years inactive

@@ -287,6 +287,14 @@ impl HubStore for HubSqliteStore {
                     .bind(signal_id.to_string())
                     .execute(&mut *tx)
                     .await?;
+                    system_entry(
+                        &mut tx,
+                        crate::domain::audit::AuditAction::Expire,
+                        signal_id,
+                        None,
+                        today,
+                    )
+                    .await?;
                     report.expired += 1;
                 }
                 Due::Delete(_) => {
@@ -297,6 +305,14 @@ impl HubStore for HubSqliteStore {
                         .and_then(Revision::new)
                         .ok_or(StoreError::Corrupt("revision"))?;
                     delete_signal(&mut tx, &region_id, signal_id, revision).await?;
+                    system_entry(
+                        &mut tx,
+                        crate::domain::audit::AuditAction::Purge,
+                        signal_id,
+                        Some("archive_ended"),
+                        today,
+                    )
+                    .await?;
                     report.deleted += 1;
                 }
             }
@@ -308,7 +324,13 @@ impl HubStore for HubSqliteStore {
         Ok(report)
     }
 
-    async fn ack(&self, region_id: &RegionId, cursor: u64) -> Result<(), StoreError> {
+    async fn ack(
+        &self,
+        region_id: &RegionId,
+        cursor: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO region_cursors (region_id, acked_cursor) VALUES (?1, ?2) \
              ON CONFLICT (region_id) DO UPDATE \
@@ -316,8 +338,17 @@ impl HubStore for HubSqliteStore {
         )
         .bind(region_id.as_str())
         .bind(i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        let entry = crate::domain::audit::AuditEntry {
+            at: now,
+            action: crate::domain::audit::AuditAction::AckNotices,
+            actor: crate::domain::audit::Actor::Region(region_id.clone()),
+            signal_ids: Vec::new(),
+            detail: Some(format!("cursor={cursor}")),
+        };
+        super::audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -440,6 +471,28 @@ async fn bind_organisation(
             .fetch_one(&mut **tx)
             .await?;
     Ok(owner == region_id.as_str())
+}
+
+/// An audit entry for the hub's own lifecycle, at the start of the day it became due.
+async fn system_entry(
+    tx: &mut Transaction<'static, Sqlite>,
+    action: crate::domain::audit::AuditAction,
+    signal_id: SignalId,
+    detail: Option<&str>,
+    today: Date,
+) -> Result<(), StoreError> {
+    let at = today
+        .to_zoned_datetime(crate::domain::clock::rules_time_zone())
+        .map(|zoned| zoned.timestamp())
+        .map_err(|_| StoreError::Corrupt("date"))?;
+    let entry = crate::domain::audit::AuditEntry {
+        at,
+        action,
+        actor: crate::domain::audit::Actor::System,
+        signal_ids: vec![signal_id],
+        detail: detail.map(str::to_owned),
+    };
+    super::audit::append(tx, &entry).await
 }
 
 async fn insert_signal(
@@ -1272,8 +1325,8 @@ mod tests {
         let log = notices_after(&store, &north, 0).await;
         assert_eq!(log.len(), 2);
         assert_eq!(store.unacked(&north).await.unwrap(), 2);
-        store.ack(&north, log[1].cursor).await.unwrap();
-        store.ack(&north, log[0].cursor).await.unwrap();
+        store.ack(&north, log[1].cursor, now()).await.unwrap();
+        store.ack(&north, log[0].cursor, now()).await.unwrap();
         assert_eq!(store.unacked(&north).await.unwrap(), 0);
     }
 }

@@ -367,7 +367,7 @@ impl SignalStore for SqliteStore {
         let informing = match update.informing {
             Some(record) => {
                 let registered_on = crate::domain::clock::local_date(current.registered_at);
-                crate::domain::informing::check(record, current.birth_date, registered_on)
+                crate::domain::informing::check(record, current.birth_date, registered_on, today)
                     .map_err(StoreError::Informing)?;
                 record
             }
@@ -600,7 +600,7 @@ impl SignalStore for SqliteStore {
         };
         let informing = match correction.informing {
             Some(record) => {
-                crate::domain::informing::check(record, current.birth_date, registered_on)
+                crate::domain::informing::check(record, current.birth_date, registered_on, today)
                     .map_err(StoreError::Informing)?;
                 record
             }
@@ -770,7 +770,17 @@ impl SignalStore for SqliteStore {
                     if recipient.organisation_id == notice.recipient_organisation_id =>
                 {
                     insert_hub_notice(&mut tx, &notice, &recipient).await?;
-                    let emailed = recipient.state == SignalState::Active;
+                    // The owner of an inactive signal gets no notice e-mail (invariant 3), also
+                    // when today's sweep has not reached the signal yet.
+                    let dates = LifecycleDates {
+                        state: recipient.state,
+                        planned_removal_date: recipient.planned_removal_date,
+                        inactive_since: recipient.inactive_since,
+                        birth_date: Some(recipient.birth_date),
+                    };
+                    let emailed = lifecycle::due(dates, crate::domain::clock::local_date(now))
+                        == Due::Nothing
+                        && recipient.state == SignalState::Active;
                     if emailed {
                         insert_email_job(&mut tx, &notice.notice_id, now).await?;
                     }
