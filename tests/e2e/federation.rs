@@ -506,3 +506,64 @@ async fn the_hub_logs_each_region_call_in_its_own_chained_audit_log() {
     }
     assert!(!format!("{rows:?}").contains(YOUTH));
 }
+
+#[tokio::test]
+async fn a_corrected_contact_and_an_archive_reach_the_other_regions_notice() {
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    register(&north, "jgz-north", YOUTH).await;
+    let vt = register(&south, "vt-south", YOUTH).await;
+    settled_matches(&north, "jgz-north", 1).await;
+
+    // South's municipality corrects the VT professional's e-mail address.
+    let corrected = pb::ProfessionalContact {
+        email: "p.corrected@vt-south.example.nl".into(),
+        ..contact("vt-south")
+    };
+    south
+        .rights("0363")
+        .correct_signal(pb::CorrectSignalRequest {
+            signal_id: vt.signal_id.clone(),
+            professional: Some(corrected.clone()),
+            planned_removal_date: String::new(),
+            informing: None,
+            officer_id: "officer-2".into(),
+            reference: "COR-7".into(),
+        })
+        .await
+        .unwrap();
+    eventually("north shows the corrected contact", || async {
+        let seen = north.matches("jgz-north").await;
+        (seen[0].counterpart.as_ref().unwrap().professional.as_ref() == Some(&corrected))
+            .then_some(())
+    })
+    .await;
+
+    // VT withdraws: the risk is gone. North's notice shows the counterpart inactive.
+    south
+        .client("vt-south")
+        .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p".into(),
+            signal_id: vt.signal_id.clone(),
+            reason: pb::WithdrawReason::RiskGone as i32,
+        })
+        .await
+        .unwrap();
+    eventually("north shows the counterpart archived", || async {
+        let seen = north.matches("jgz-north").await;
+        (seen[0].counterpart.as_ref().unwrap().state == pb::SignalState::Inactive as i32)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        north.matches("jgz-north").await.len(),
+        1,
+        "refreshed, not duplicated"
+    );
+    assert_eq!(
+        north.row_counts().await["email_jobs"],
+        1,
+        "a refresh sends no e-mail"
+    );
+}

@@ -56,8 +56,8 @@ impl<S: HubStore> HubContext<S> {
                 self.store.sweep(today, limit)
             })
             .await?;
-        if report.deleted > 0 {
-            // Deletions retract notices: wake the streams.
+        if !report.is_empty() {
+            // Deletions retract notices, expiries refresh them: wake the streams.
             self.notices_logged.send_modify(|n| *n += 1);
         }
         Ok(report)

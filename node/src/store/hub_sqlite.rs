@@ -287,6 +287,7 @@ impl HubStore for HubSqliteStore {
                     .bind(signal_id.to_string())
                     .execute(&mut *tx)
                     .await?;
+                    refresh_notices(&mut tx, signal_id).await?;
                     system_entry(
                         &mut tx,
                         crate::domain::audit::AuditAction::Expire,
@@ -560,6 +561,41 @@ async fn update_signal(
     .bind(signal_id.to_string())
     .execute(&mut **tx)
     .await?;
+    refresh_notices(tx, signal_id).await
+}
+
+/// The notices that show `signal_id` as counterpart carry its contact and state as they were
+/// found: bring them up to date and send them again to their regions, which update their copy
+/// (DOMAIN.md section 6: the other party's contact and state; section 8: corrections).
+async fn refresh_notices(
+    tx: &mut Transaction<'static, Sqlite>,
+    signal_id: SignalId,
+) -> Result<(), StoreError> {
+    let id = signal_id.to_string();
+    let refreshed = sqlx::query(
+        "UPDATE notices SET \
+             counterpart_organisation_name = s.organisation_name, \
+             counterpart_professional_id = s.professional_id, \
+             counterpart_professional_name = s.professional_name, \
+             counterpart_professional_email = s.professional_email, \
+             counterpart_professional_phone = s.professional_phone, \
+             counterpart_state = s.state \
+         FROM signals s \
+         WHERE s.signal_id = ?1 AND notices.counterpart_signal_id = ?1",
+    )
+    .bind(&id)
+    .execute(&mut **tx)
+    .await?;
+    if refreshed.rows_affected() > 0 {
+        sqlx::query(
+            "INSERT INTO region_log (region_id, notice_id, entry) \
+             SELECT recipient_region_id, notice_id, 'notice' FROM notices \
+             WHERE counterpart_signal_id = ? ORDER BY found_at",
+        )
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(())
 }
 

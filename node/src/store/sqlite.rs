@@ -763,6 +763,24 @@ impl SignalStore for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         let delivery = if seen.is_some() {
+            // Sent again: the hub refreshed the counterpart's contact or state.
+            let counterpart = &notice.counterpart;
+            sqlx::query(
+                "UPDATE notices SET counterpart_organisation_name = ?, \
+                     counterpart_professional_id = ?, counterpart_professional_name = ?, \
+                     counterpart_professional_email = ?, counterpart_professional_phone = ?, \
+                     counterpart_state = ? \
+                 WHERE notice_id = ? AND source = 'hub'",
+            )
+            .bind(&counterpart.organisation_name)
+            .bind(counterpart.contact.professional_id())
+            .bind(counterpart.contact.name())
+            .bind(counterpart.contact.email())
+            .bind(counterpart.contact.phone())
+            .bind(counterpart.state.as_str())
+            .bind(&notice.notice_id)
+            .execute(&mut *tx)
+            .await?;
             NoticeDelivery::Duplicate
         } else {
             match load_signal(&mut tx, notice.recipient_signal_id).await? {
