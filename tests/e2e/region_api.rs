@@ -1009,3 +1009,62 @@ async fn the_informing_record_is_kept_shown_and_corrected_against_the_age_at_reg
     let json = serde_json::to_string(&events.iter().map(|e| &e.event).collect::<Vec<_>>()).unwrap();
     assert!(!json.contains("inform"), "{json}");
 }
+
+#[tokio::test]
+async fn deleting_one_of_a_partys_signals_does_not_let_the_pair_be_told_again() {
+    let north = spawn_region("north").await;
+    let withdraw = |signal_id: String, reason: pb::WithdrawReason| pb::WithdrawSignalRequest {
+        acting_professional_id: "p-acting".into(),
+        signal_id,
+        reason: reason as i32,
+    };
+    let s1 = register(
+        &north,
+        "jgz-north",
+        register_bsn("s1", YOUTH, jgz_contact()),
+    )
+    .await;
+    let s2 = register(
+        &north,
+        "school-north",
+        register_bsn("s2", YOUTH, school_contact()),
+    )
+    .await;
+    let mut jgz = north.client("jgz-north");
+    let mut school = north.client("school-north");
+    // JGZ archives S1 and registers S3: both parties were told already, nobody is again.
+    jgz.withdraw_signal(withdraw(s1.signal_id.clone(), pb::WithdrawReason::RiskGone))
+        .await
+        .unwrap();
+    register(
+        &north,
+        "jgz-north",
+        register_bsn("s3", YOUTH, jgz_contact()),
+    )
+    .await;
+    // S1 turns out to have been unjustified: it goes, with the notices that named it, but
+    // JGZ's party still exists through S3.
+    jgz.withdraw_signal(withdraw(
+        s1.signal_id.clone(),
+        pb::WithdrawReason::Unjustified,
+    ))
+    .await
+    .unwrap();
+    let e_mails = north.row_counts().await["email_jobs"];
+    // The school archives S2 and registers S4: still nobody is told twice.
+    school
+        .withdraw_signal(withdraw(s2.signal_id.clone(), pb::WithdrawReason::RiskGone))
+        .await
+        .unwrap();
+    register(
+        &north,
+        "school-north",
+        register_bsn("s4", YOUTH, school_contact()),
+    )
+    .await;
+    assert_eq!(
+        north.row_counts().await["email_jobs"],
+        e_mails,
+        "a pair was told twice"
+    );
+}

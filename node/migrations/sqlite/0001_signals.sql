@@ -84,6 +84,22 @@ CREATE INDEX notices_by_counterpart ON notices (counterpart_organisation_id, cou
 CREATE INDEX notices_by_recipient_signal ON notices (recipient_signal_id);
 CREATE INDEX notices_by_counterpart_signal ON notices (counterpart_signal_id);
 
+-- Pairs of parties already told about each other (DOMAIN.md section 5: nobody is told twice
+-- while both parties exist). Pseudonyms and organisation ids only. Kept apart from the notices,
+-- which go with the signal they name, and removed when one of the two parties has no signal
+-- left on its youth.
+CREATE TABLE told_pairs (
+    recipient_organisation_id   TEXT NOT NULL,
+    recipient_subject_key       TEXT NOT NULL,
+    counterpart_organisation_id TEXT NOT NULL,
+    counterpart_subject_key     TEXT NOT NULL,
+    match_type                  TEXT NOT NULL CHECK (match_type IN ('youth', 'family')),
+    PRIMARY KEY (recipient_organisation_id, recipient_subject_key, counterpart_organisation_id,
+                 counterpart_subject_key, match_type)
+) STRICT;
+
+CREATE INDEX told_pairs_by_counterpart ON told_pairs (counterpart_organisation_id, counterpart_subject_key);
+
 -- One e-mail per notice to the recipient professional, sent by the e-mail outbox worker.
 CREATE TABLE email_jobs (
     notice_id  TEXT PRIMARY KEY NOT NULL REFERENCES notices (notice_id) ON DELETE CASCADE,

@@ -599,6 +599,54 @@ async fn refresh_notices(
     Ok(())
 }
 
+/// Remembers that the recipient's party was told about the counterpart's party.
+async fn remember_told(
+    tx: &mut Transaction<'static, Sqlite>,
+    notice: &PlannedNotice,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
+             counterpart_organisation_id, counterpart_subject_key, match_type) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(notice.recipient_organisation_id.as_str())
+    .bind(notice.recipient_subject_key.to_stored())
+    .bind(notice.counterpart_organisation_id.as_str())
+    .bind(notice.counterpart_subject_key.to_stored())
+    .bind(notice.match_type.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// After a deletion: if the party (organisation, youth) has no signal left, it no longer
+/// exists, and the pairs it was in may be told again (DOMAIN.md section 5).
+async fn forget_party_if_gone(
+    tx: &mut Transaction<'static, Sqlite>,
+    organisation_id: &str,
+    subject_key: &str,
+) -> Result<(), StoreError> {
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM signals WHERE organisation_id = ? AND subject_key = ?",
+    )
+    .bind(organisation_id)
+    .bind(subject_key)
+    .fetch_one(&mut **tx)
+    .await?;
+    if left == 0 {
+        sqlx::query(
+            "DELETE FROM told_pairs \
+             WHERE (recipient_organisation_id = ?1 AND recipient_subject_key = ?2) \
+                OR (counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2)",
+        )
+        .bind(organisation_id)
+        .bind(subject_key)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn delete_signal(
     tx: &mut Transaction<'static, Sqlite>,
     region_id: &RegionId,
@@ -624,10 +672,22 @@ async fn delete_signal(
         .bind(&id)
         .execute(&mut **tx)
         .await?;
+    let party = sqlx::query("SELECT organisation_id, subject_key FROM signals WHERE signal_id = ?")
+        .bind(&id)
+        .fetch_optional(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM signals WHERE signal_id = ?")
         .bind(&id)
         .execute(&mut **tx)
         .await?;
+    if let Some(party) = party {
+        forget_party_if_gone(
+            tx,
+            party.try_get("organisation_id")?,
+            party.try_get("subject_key")?,
+        )
+        .await?;
+    }
     sqlx::query("INSERT INTO tombstones (signal_id, region_id, revision) VALUES (?, ?, ?)")
         .bind(&id)
         .bind(region_id.as_str())
@@ -740,11 +800,11 @@ async fn load_told_pairs(
     let rows = sqlx::query(
         "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
                 counterpart_subject_key, match_type \
-         FROM notices WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
+         FROM told_pairs WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
          UNION \
          SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
                 counterpart_subject_key, match_type \
-         FROM notices WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
+         FROM told_pairs WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
     )
     .bind(new.signal.organisation_id.as_str())
     .bind(new.signal.subject_key.to_stored())
@@ -804,6 +864,7 @@ async fn insert_notice(
     .bind(now.as_microsecond())
     .execute(&mut **tx)
     .await?;
+    remember_told(tx, notice).await?;
     sqlx::query("INSERT INTO region_log (region_id, notice_id, entry) VALUES (?, ?, 'notice')")
         .bind(recipient.region_id.as_str())
         .bind(&notice_id)

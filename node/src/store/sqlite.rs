@@ -1059,14 +1059,11 @@ async fn load_told_pairs(
     let rows = sqlx::query(
         "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
                 counterpart_subject_key, match_type \
-         FROM notices \
-         WHERE source = 'node' AND recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
+         FROM told_pairs WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
          UNION \
          SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
                 counterpart_subject_key, match_type \
-         FROM notices \
-         WHERE source = 'node' AND counterpart_organisation_id = ?1 \
-           AND counterpart_subject_key = ?2",
+         FROM told_pairs WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
     )
     .bind(organisation_id.as_str())
     .bind(subject_key.to_stored())
@@ -1114,7 +1111,56 @@ async fn insert_notice(
     .bind(found_at.as_microsecond())
     .execute(&mut **tx)
     .await?;
+    remember_told(tx, notice).await?;
     insert_email_job(tx, &notice_id, found_at).await
+}
+
+/// Remembers that the recipient's party was told about the counterpart's party.
+async fn remember_told(
+    tx: &mut Transaction<'static, Sqlite>,
+    notice: &PlannedNotice,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
+             counterpart_organisation_id, counterpart_subject_key, match_type) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(notice.recipient_organisation_id.as_str())
+    .bind(notice.recipient_subject_key.to_stored())
+    .bind(notice.counterpart_organisation_id.as_str())
+    .bind(notice.counterpart_subject_key.to_stored())
+    .bind(notice.match_type.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// After a deletion: if the party (organisation, youth) has no signal left, it no longer
+/// exists, and the pairs it was in may be told again (DOMAIN.md section 5).
+async fn forget_party_if_gone(
+    tx: &mut Transaction<'static, Sqlite>,
+    organisation_id: &str,
+    subject_key: &str,
+) -> Result<(), StoreError> {
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM signals WHERE organisation_id = ? AND subject_key = ?",
+    )
+    .bind(organisation_id)
+    .bind(subject_key)
+    .fetch_one(&mut **tx)
+    .await?;
+    if left == 0 {
+        sqlx::query(
+            "DELETE FROM told_pairs \
+             WHERE (recipient_organisation_id = ?1 AND recipient_subject_key = ?2) \
+                OR (counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2)",
+        )
+        .bind(organisation_id)
+        .bind(subject_key)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn insert_email_job(
@@ -1205,6 +1251,12 @@ async fn delete_signal(
         .bind(&id)
         .execute(&mut **tx)
         .await?;
+    forget_party_if_gone(
+        tx,
+        signal.organisation_id.as_str(),
+        &signal.subject_key.to_stored(),
+    )
+    .await?;
     sqlx::query("DELETE FROM outbox WHERE signal_id = ?")
         .bind(&id)
         .execute(&mut **tx)
