@@ -1390,6 +1390,77 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pair_is_not_told_again_while_both_parties_exist_and_is_once_one_is_gone() {
+        let (_dir, store) = store().await;
+        let (north, south) = (region("north"), region("south"));
+        let (s1, s3) = (SignalId::generate(), SignalId::generate());
+        store
+            .submit(
+                &north,
+                vec![upsert(s1, 1, signal("gp", 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+        store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("school", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        // The GP's party keeps a second signal; deleting the first does not reset the pair.
+        store
+            .submit(
+                &north,
+                vec![upsert(s3, 1, signal("gp", 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+        let delete = |id| SignalEvent {
+            signal_id: id,
+            revision: Revision::new(2).unwrap(),
+            upsert: None,
+        };
+        store.submit(&north, vec![delete(s1)], now()).await.unwrap();
+        let again = store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("school", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.notices, 0);
+        // Once the GP has no signal left on the youth, its party is gone: a new GP signal is
+        // a new party, told anew.
+        store.submit(&north, vec![delete(s3)], now()).await.unwrap();
+        let anew = store
+            .submit(
+                &north,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal("gp", 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(anew.notices, 2);
+    }
+
+    #[tokio::test]
     async fn acknowledgements_never_move_backwards() {
         let (_dir, store) = store().await;
         let (north, south) = (region("north"), region("south"));
