@@ -1,7 +1,7 @@
 //! The hub's SQLite store. Like the node's: one writer connection (so batches are serialised and
 //! every pair of signals is compared in one order), WAL, `synchronous=FULL`, `secure_delete`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -18,11 +18,12 @@ use super::row::{
     parse_subject, revision_to_db,
 };
 use super::sqlite::{open_pools, purge_wal};
+use super::told;
 use super::{CounterpartView, StoreError};
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
-    MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
+    MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, plan_notices,
 };
 use crate::domain::{FamilyKey, RegionId, Revision, SignalId, SignalState};
 
@@ -599,54 +600,6 @@ async fn refresh_notices(
     Ok(())
 }
 
-/// Remembers that the recipient's party was told about the counterpart's party.
-async fn remember_told(
-    tx: &mut Transaction<'static, Sqlite>,
-    notice: &PlannedNotice,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
-             counterpart_organisation_id, counterpart_subject_key, match_type) \
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(notice.recipient_organisation_id.as_str())
-    .bind(notice.recipient_subject_key.to_stored())
-    .bind(notice.counterpart_organisation_id.as_str())
-    .bind(notice.counterpart_subject_key.to_stored())
-    .bind(notice.match_type.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// After a deletion: if the party (organisation, youth) has no signal left, it no longer
-/// exists, and the pairs it was in may be told again (DOMAIN.md section 5).
-async fn forget_party_if_gone(
-    tx: &mut Transaction<'static, Sqlite>,
-    organisation_id: &str,
-    subject_key: &str,
-) -> Result<(), StoreError> {
-    let left: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM signals WHERE organisation_id = ? AND subject_key = ?",
-    )
-    .bind(organisation_id)
-    .bind(subject_key)
-    .fetch_one(&mut **tx)
-    .await?;
-    if left == 0 {
-        sqlx::query(
-            "DELETE FROM told_pairs \
-             WHERE (recipient_organisation_id = ?1 AND recipient_subject_key = ?2) \
-                OR (counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2)",
-        )
-        .bind(organisation_id)
-        .bind(subject_key)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
 async fn delete_signal(
     tx: &mut Transaction<'static, Sqlite>,
     region_id: &RegionId,
@@ -681,7 +634,7 @@ async fn delete_signal(
         .execute(&mut **tx)
         .await?;
     if let Some(party) = party {
-        forget_party_if_gone(
+        told::forget_party_if_gone(
             tx,
             party.try_get("organisation_id")?,
             party.try_get("subject_key")?,
@@ -707,7 +660,7 @@ async fn match_new_signal(
         return Ok(0);
     }
     let candidates = load_candidates(tx, &new.signal).await?;
-    let told = load_told_pairs(tx, new).await?;
+    let told = told::load(tx, &new.signal.organisation_id, &new.signal.subject_key).await?;
     let others: Vec<MatchSignal> = candidates
         .iter()
         .map(StoredHubSignal::match_signal)
@@ -792,40 +745,6 @@ fn stored_signal(row: &SqliteRow) -> Result<StoredHubSignal, StoreError> {
     })
 }
 
-/// Pairs already told that involve the new signal's organisation and youth.
-async fn load_told_pairs(
-    tx: &mut Transaction<'static, Sqlite>,
-    new: &StoredHubSignal,
-) -> Result<HashSet<ToldPair>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
-                counterpart_subject_key, match_type \
-         FROM told_pairs WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
-         UNION \
-         SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
-                counterpart_subject_key, match_type \
-         FROM told_pairs WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
-    )
-    .bind(new.signal.organisation_id.as_str())
-    .bind(new.signal.subject_key.to_stored())
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ToldPair {
-                recipient_organisation_id: parse_org(row.try_get("recipient_organisation_id")?)?,
-                recipient_subject_key: parse_subject(row.try_get("recipient_subject_key")?)?,
-                counterpart_organisation_id: parse_org(
-                    row.try_get("counterpart_organisation_id")?,
-                )?,
-                counterpart_subject_key: parse_subject(row.try_get("counterpart_subject_key")?)?,
-                match_type: MatchType::parse(row.try_get("match_type")?)
-                    .ok_or(StoreError::Corrupt("match_type"))?,
-            })
-        })
-        .collect()
-}
-
 async fn insert_notice(
     tx: &mut Transaction<'static, Sqlite>,
     notice: &PlannedNotice,
@@ -864,7 +783,7 @@ async fn insert_notice(
     .bind(now.as_microsecond())
     .execute(&mut **tx)
     .await?;
-    remember_told(tx, notice).await?;
+    told::remember(tx, notice).await?;
     sqlx::query("INSERT INTO region_log (region_id, notice_id, entry) VALUES (?, ?, 'notice')")
         .bind(recipient.region_id.as_str())
         .bind(&notice_id)

@@ -24,6 +24,7 @@ pub mod hub_sqlite;
 pub mod outbox;
 mod row;
 pub mod sqlite;
+mod told;
 
 /// A validated registration, ready to store.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 //! write pool, so transactions queue in the pool instead of failing with `SQLITE_BUSY`.
 //! Reads go through a separate pool and see the last committed state (WAL snapshot).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use super::row::{
     contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
     parse_subject, revision_to_db,
 };
+use super::told;
 use super::{
     Acting, CounterpartView, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered,
     SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
@@ -34,7 +35,7 @@ use crate::domain::coordination::{
 use crate::domain::informing::{InformingRecord, SafetyReason};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
-    MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, ToldPair, plan_notices,
+    MatchScope, MatchSignal, MatchType, NoticeKind, PlannedNotice, plan_notices,
 };
 use crate::domain::signal::{self, Withdrawal};
 use crate::domain::{
@@ -194,7 +195,7 @@ impl SignalStore for SqliteStore {
         // Matching sees exactly what is committed before this transaction: the single writer
         // serialises registrations, so of two signals on one youth the later finds the earlier.
         let candidates = load_candidates(&mut tx, &signal, &self.region_id).await?;
-        let told = load_told_pairs(&mut tx, &signal.organisation_id, &signal.subject_key).await?;
+        let told = told::load(&mut tx, &signal.organisation_id, &signal.subject_key).await?;
         let new_match = match_signal(&signal, &self.region_id);
         let notices = plan_notices(&new_match, &candidates, &told, MatchScope::WithinRegion);
 
@@ -1049,42 +1050,6 @@ async fn load_candidates(
         .collect()
 }
 
-/// The pairs already told in which the new signal's organisation and youth take part: that is
-/// every pair the new signal could produce (the match rule's "nobody is told twice").
-async fn load_told_pairs(
-    tx: &mut Transaction<'static, Sqlite>,
-    organisation_id: &OrganisationId,
-    subject_key: &SubjectKey,
-) -> Result<HashSet<ToldPair>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
-                counterpart_subject_key, match_type \
-         FROM told_pairs WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
-         UNION \
-         SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
-                counterpart_subject_key, match_type \
-         FROM told_pairs WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
-    )
-    .bind(organisation_id.as_str())
-    .bind(subject_key.to_stored())
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ToldPair {
-                recipient_organisation_id: parse_org(row.try_get("recipient_organisation_id")?)?,
-                recipient_subject_key: parse_subject(row.try_get("recipient_subject_key")?)?,
-                counterpart_organisation_id: parse_org(
-                    row.try_get("counterpart_organisation_id")?,
-                )?,
-                counterpart_subject_key: parse_subject(row.try_get("counterpart_subject_key")?)?,
-                match_type: MatchType::parse(row.try_get("match_type")?)
-                    .ok_or(StoreError::Corrupt("match_type"))?,
-            })
-        })
-        .collect()
-}
-
 /// Stores a notice found on this node, with the e-mail to its recipient.
 async fn insert_notice(
     tx: &mut Transaction<'static, Sqlite>,
@@ -1111,56 +1076,8 @@ async fn insert_notice(
     .bind(found_at.as_microsecond())
     .execute(&mut **tx)
     .await?;
-    remember_told(tx, notice).await?;
+    told::remember(tx, notice).await?;
     insert_email_job(tx, &notice_id, found_at).await
-}
-
-/// Remembers that the recipient's party was told about the counterpart's party.
-async fn remember_told(
-    tx: &mut Transaction<'static, Sqlite>,
-    notice: &PlannedNotice,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
-             counterpart_organisation_id, counterpart_subject_key, match_type) \
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(notice.recipient_organisation_id.as_str())
-    .bind(notice.recipient_subject_key.to_stored())
-    .bind(notice.counterpart_organisation_id.as_str())
-    .bind(notice.counterpart_subject_key.to_stored())
-    .bind(notice.match_type.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// After a deletion: if the party (organisation, youth) has no signal left, it no longer
-/// exists, and the pairs it was in may be told again (DOMAIN.md section 5).
-async fn forget_party_if_gone(
-    tx: &mut Transaction<'static, Sqlite>,
-    organisation_id: &str,
-    subject_key: &str,
-) -> Result<(), StoreError> {
-    let left: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM signals WHERE organisation_id = ? AND subject_key = ?",
-    )
-    .bind(organisation_id)
-    .bind(subject_key)
-    .fetch_one(&mut **tx)
-    .await?;
-    if left == 0 {
-        sqlx::query(
-            "DELETE FROM told_pairs \
-             WHERE (recipient_organisation_id = ?1 AND recipient_subject_key = ?2) \
-                OR (counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2)",
-        )
-        .bind(organisation_id)
-        .bind(subject_key)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 async fn insert_email_job(
@@ -1251,7 +1168,7 @@ async fn delete_signal(
         .bind(&id)
         .execute(&mut **tx)
         .await?;
-    forget_party_if_gone(
+    told::forget_party_if_gone(
         tx,
         signal.organisation_id.as_str(),
         &signal.subject_key.to_stored(),
