@@ -330,6 +330,18 @@ pub struct PeerInfo {
     pub identity: Result<PeerIdentity, IdentityError>,
 }
 
+/// The caller's identity as its certificate gave it, or why there is none usable (a message
+/// for a PermissionDenied answer).
+pub fn peer_identity<T>(request: &tonic::Request<T>) -> Result<PeerIdentity, String> {
+    request
+        .extensions()
+        .get::<PeerInfo>()
+        .ok_or_else(|| "no client certificate".to_owned())?
+        .identity
+        .clone()
+        .map_err(|error| error.to_string())
+}
+
 /// A server-side TLS connection that carries its peer's identity into tonic.
 pub struct TlsConnection {
     stream: tokio_rustls::server::TlsStream<TcpStream>,

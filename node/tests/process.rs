@@ -136,10 +136,16 @@ async fn start_node(config: &Path) -> (Child, SocketAddr) {
 
 /// Starts `vix-node <role>` and waits for the address it logs once it listens.
 async fn start_role(role: &str, config: &Path) -> (Child, SocketAddr) {
+    start_role_with(role, config, &[]).await
+}
+
+/// Like `start_role`, with `VIX_` overrides in the environment.
+async fn start_role_with(role: &str, config: &Path, env: &[(&str, &str)]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vix-node"))
         .arg(role)
         .arg("--config")
         .arg(config)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -775,32 +781,7 @@ async fn verify_audit_finds_an_edited_and_a_removed_entry() {
     let (intact, _, stderr) = verify_audit(&config, &tail_env).await;
     assert!(!intact);
     assert!(stderr.contains("after 2 up to 3 were removed"), "{stderr}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vix-node"))
-        .arg("region")
-        .arg("--config")
-        .arg(&config)
-        .envs(tail_env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(START_TIME_MAX, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-            {
-                return addr.parse::<SocketAddr>().unwrap();
-            }
-        }
-        panic!("node on the truncated log did not start");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, addr) = start_role_with("region", &config, &tail_env).await;
     let status = client(addr, pki.path(), "jgz-north")
         .register_signal(request("after-gap", "A9", 0))
         .await

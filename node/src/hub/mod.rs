@@ -21,7 +21,7 @@ use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::clock::Clock;
 use crate::domain::{RegionId, ValidationErrors};
 use crate::store::hub::HubStore;
-use crate::tls::{self, PeerIdentity, PeerInfo};
+use crate::tls::{self, PeerIdentity};
 
 pub(crate) mod convert;
 mod error;
@@ -115,12 +115,7 @@ fn caller<S, T>(
     request: &Request<T>,
     claimed: &str,
 ) -> Result<RegionId, HubError> {
-    let identity = request
-        .extensions()
-        .get::<PeerInfo>()
-        .map(|info| info.identity.clone())
-        .ok_or_else(|| HubError::PermissionDenied("no client certificate".into()))?
-        .map_err(|error| HubError::PermissionDenied(error.to_string()))?;
+    let identity = tls::peer_identity(request).map_err(HubError::PermissionDenied)?;
     let PeerIdentity::Region(region_id) = identity else {
         return Err(HubError::PermissionDenied(
             "only region certificates may use the federation API".into(),

@@ -17,7 +17,7 @@ use crate::domain::registry::PersonRegistry;
 use crate::domain::signal::check_youth;
 use crate::domain::{OrganisationId, Pseudonymiser, RegionId, SignalId, ValidationErrors};
 use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, SweepReport, Withdrawn};
-use crate::tls::{self, PeerIdentity, PeerInfo};
+use crate::tls::{self, PeerIdentity};
 
 mod convert;
 mod error;
@@ -116,12 +116,7 @@ fn caller<S, T>(
     context: &RegionContext<S>,
     request: &Request<T>,
 ) -> Result<(OrganisationId, String), RegionError> {
-    let identity = request
-        .extensions()
-        .get::<PeerInfo>()
-        .map(|info| info.identity.clone())
-        .ok_or_else(|| RegionError::PermissionDenied("no client certificate".into()))?
-        .map_err(|error| RegionError::PermissionDenied(error.to_string()))?;
+    let identity = tls::peer_identity(request).map_err(RegionError::PermissionDenied)?;
     match identity {
         PeerIdentity::Organisation { id, name } if context.organisations.contains(&id) => {
             Ok((id, name))

@@ -11,7 +11,7 @@ use super::{RegionContext, RegionError, convert};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::{AltYouthId, Bsn, MunicipalityCode, SignalId, SubjectKey, ValidationErrors};
 use crate::store::{SignalStore, SignalUpdate};
-use crate::tls::{PeerIdentity, PeerInfo};
+use crate::tls::{self, PeerIdentity};
 
 /// Longest order or case reference a municipality may give.
 const REFERENCE_MAX_LEN: usize = 64;
@@ -31,12 +31,7 @@ fn municipality<S, T>(
     context: &RegionContext<S>,
     request: &Request<T>,
 ) -> Result<MunicipalityCode, RegionError> {
-    let identity = request
-        .extensions()
-        .get::<PeerInfo>()
-        .map(|info| info.identity.clone())
-        .ok_or_else(|| RegionError::PermissionDenied("no client certificate".into()))?
-        .map_err(|error| RegionError::PermissionDenied(error.to_string()))?;
+    let identity = tls::peer_identity(request).map_err(RegionError::PermissionDenied)?;
     match identity {
         PeerIdentity::Municipality { code, .. } if context.municipalities.contains(&code) => {
             Ok(code)
