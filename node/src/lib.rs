@@ -1,6 +1,7 @@
 //! vix-node: the region node and (later) the national hub of the vix federation.
 #![forbid(unsafe_code)]
 
+mod bad_request;
 pub mod config;
 pub mod domain;
 pub mod hub;

@@ -2,6 +2,18 @@
 //! caller learns about every bad field at once (one violation per field).
 
 use std::fmt;
+use std::str::FromStr;
+
+use jiff::civil::Date;
+
+/// A date as it travels in requests: strictly `YYYY-MM-DD` (jiff alone would also take a
+/// datetime here).
+pub fn parse_date(input: &str) -> Result<Date, &'static str> {
+    if input.len() != 10 {
+        return Err("must be a date as YYYY-MM-DD");
+    }
+    Date::from_str(input).map_err(|_| "must be a date as YYYY-MM-DD")
+}
 
 /// One bad field: its path in the request (`professional.email`) and why it was refused.
 /// The description never repeats the submitted value, so no BSN or contact ends up in a log.

@@ -4,7 +4,6 @@
 use std::str::FromStr;
 
 use jiff::Timestamp;
-use jiff::civil::Date;
 use vix_protocol::federation::v1 as pb;
 
 use crate::domain::contact::ContactInput;
@@ -174,12 +173,7 @@ fn pseudonym(
     version.zip(digest)
 }
 
-fn date(input: &str) -> Result<Date, &'static str> {
-    if input.len() != 10 {
-        return Err("must be a date as YYYY-MM-DD");
-    }
-    Date::from_str(input).map_err(|_| "must be a date as YYYY-MM-DD")
-}
+use crate::domain::validation::parse_date as date;
 
 fn state_to_pb(state: SignalState) -> pb::SignalState {
     match state {

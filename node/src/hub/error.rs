@@ -1,7 +1,6 @@
 //! The one mapping from hub-service errors to gRPC statuses; causes are logged here, once.
 
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
 
 use crate::domain::ValidationErrors;
 use crate::store::StoreError;
@@ -42,20 +41,7 @@ impl From<HubError> for Status {
     fn from(error: HubError) -> Self {
         match error {
             HubError::PermissionDenied(message) => Status::permission_denied(message),
-            HubError::Invalid(errors) => {
-                let violations: Vec<_> = errors
-                    .violations()
-                    .iter()
-                    .map(|v| {
-                        tonic_types::FieldViolation::new(v.field.clone(), v.description.clone())
-                    })
-                    .collect();
-                Status::with_error_details(
-                    Code::InvalidArgument,
-                    errors.to_string(),
-                    ErrorDetails::with_bad_request(violations),
-                )
-            }
+            HubError::Invalid(errors) => crate::bad_request::invalid_argument(&errors),
             HubError::Store(error @ StoreError::Busy(_)) => {
                 tracing::warn!(error = %error_chain(&error), "hub store busy");
                 Status::unavailable("the hub is busy; retry")

@@ -1,8 +1,6 @@
 //! Between `vix.region.v1` messages and the domain: parsing at the edge (every bad field is
 //! reported, none is trusted) and rendering stored signals and matches for the caller.
 
-use std::str::FromStr;
-
 use jiff::civil::Date;
 use vix_protocol::region::v1 as pb;
 
@@ -40,13 +38,7 @@ pub(crate) struct RegisterInput {
     pub(crate) planned_removal_date: Date,
 }
 
-pub(crate) fn parse_date(input: &str) -> Result<Date, &'static str> {
-    // Strictly YYYY-MM-DD: jiff would also take a datetime here.
-    if input.len() != 10 {
-        return Err("must be a date as YYYY-MM-DD");
-    }
-    Date::from_str(input).map_err(|_| "must be a date as YYYY-MM-DD")
-}
+pub(crate) use crate::domain::validation::parse_date;
 
 /// Parses an informing record's form; whether it fits the youth's age is checked later.
 pub(crate) fn parse_informing(

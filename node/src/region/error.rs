@@ -1,8 +1,9 @@
 //! The one mapping from region-service errors to gRPC statuses. Causes are logged here, once;
 //! the caller sees a clear message for its own mistakes and nothing internal otherwise.
 
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
+
+use crate::bad_request::invalid_argument;
 
 use crate::domain::ValidationErrors;
 use crate::domain::registry::RegistryError;
@@ -72,19 +73,6 @@ impl From<RegionError> for Status {
             }
         }
     }
-}
-
-fn invalid_argument(errors: &ValidationErrors) -> Status {
-    let violations: Vec<_> = errors
-        .violations()
-        .iter()
-        .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
-        .collect();
-    Status::with_error_details(
-        Code::InvalidArgument,
-        errors.to_string(),
-        ErrorDetails::with_bad_request(violations),
-    )
 }
 
 fn log_cause(error: &(dyn std::error::Error + 'static)) {
