@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::store::GroupCommit;
 use crate::tls::TlsFiles;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,9 @@ pub struct HubSettings {
     /// Region ids (from `urn:vix:region:<id>`) of the federation.
     pub regions: Vec<String>,
     pub tls: TlsFiles,
+    /// How concurrent writes share one commit (`[hub.group_commit]`).
+    #[serde(default)]
+    pub group_commit: GroupCommit,
 }
 
 /// How a region node reaches the hub. Without it the node runs alone and its outbox waits.
@@ -93,6 +97,9 @@ pub struct RegionSettings {
     pub tls: TlsFiles,
     /// The national hub; absent for a region that runs alone.
     pub hub: Option<HubLink>,
+    /// How concurrent writes share one commit (`[region.group_commit]`).
+    #[serde(default)]
+    pub group_commit: GroupCommit,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -83,9 +83,13 @@ async fn main() -> anyhow::Result<()> {
             )?;
             let region_id =
                 vix_node::domain::RegionId::parse(&region.region_id).context("region.region_id")?;
-            let store = vix_node::store::sqlite::SqliteStore::open(&region.database, region_id)
-                .await
-                .with_context(|| format!("opening {}", region.database.display()))?;
+            let store = vix_node::store::sqlite::SqliteStore::open(
+                &region.database,
+                region_id,
+                region.group_commit,
+            )
+            .await
+            .with_context(|| format!("opening {}", region.database.display()))?;
             let now = vix_node::domain::Clock::now(&SystemClock);
             let report =
                 vix_node::mutations::apply(&store, &pseudonymiser, &mutations, now).await?;

@@ -78,7 +78,7 @@ impl RegionNode {
             }
         };
         create_parent(&settings.database)?;
-        let store = SqliteStore::open(&settings.database, region_id.clone())
+        let store = SqliteStore::open(&settings.database, region_id.clone(), settings.group_commit)
             .await
             .with_context(|| format!("opening {}", settings.database.display()))?;
         tracing::info!(
@@ -160,7 +160,7 @@ impl HubNode {
         }
         let tls = tls::server_config(&settings.tls).context("hub.tls")?;
         create_parent(&settings.database)?;
-        let store = HubSqliteStore::open(&settings.database)
+        let store = HubSqliteStore::open(&settings.database, settings.group_commit)
             .await
             .with_context(|| format!("opening {}", settings.database.display()))?;
         let (stop, stopping) = watch::channel(false);

@@ -7,6 +7,7 @@ mod coordination;
 mod examples;
 mod federation;
 mod lifecycle;
+mod plans;
 mod region_api;
 mod rights;
 mod tls_refusals;

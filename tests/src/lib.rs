@@ -50,12 +50,7 @@ pub fn person_registry_file() -> PathBuf {
 }
 
 pub fn init_tracing() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("info")
-            .with_test_writer()
-            .try_init();
-    }
+    statements::install();
 }
 
 /// The day the end-to-end tests live on, so the fixture's ages never drift.
@@ -162,6 +157,7 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
                 tls,
             }
         }),
+        group_commit: Default::default(),
     }
 }
 
@@ -338,6 +334,7 @@ pub fn hub_settings(dir: &Path) -> HubSettings {
             key: pki.join(vix_certs_dev::files::HUB_KEY),
             crls: vec![pki.join(vix_certs_dev::files::CRL)],
         },
+        group_commit: Default::default(),
     }
 }
 
@@ -431,3 +428,4 @@ impl Drop for TestHub {
 }
 
 mod recording;
+pub mod statements;

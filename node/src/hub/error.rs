@@ -42,7 +42,7 @@ impl From<HubError> for Status {
         match error {
             HubError::PermissionDenied(message) => Status::permission_denied(message),
             HubError::Invalid(errors) => crate::bad_request::invalid_argument(&errors),
-            HubError::Store(error @ StoreError::Busy(_)) => {
+            HubError::Store(error) if error.is_transient() => {
                 tracing::warn!(error = %error_chain(&error), "hub store busy");
                 Status::unavailable("the hub is busy; retry")
             }

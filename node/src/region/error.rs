@@ -59,7 +59,7 @@ impl From<RegionError> for Status {
             RegionError::Store(StoreError::RemovalDate(error)) => invalid_argument(
                 &ValidationErrors::single("planned_removal_date", error.to_string()),
             ),
-            RegionError::Store(error @ StoreError::Busy(_)) => {
+            RegionError::Store(error) if error.is_transient() => {
                 log_cause(&error);
                 Status::unavailable("the region node is busy; retry")
             }

@@ -16,27 +16,27 @@ pub(super) async fn append(
     conn: &mut SqliteConnection,
     entry: &AuditEntry,
 ) -> Result<(), StoreError> {
-    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let (previous_seq, previous_hash) = match last {
-        Some(row) => (
-            row.try_get::<i64, _>("seq")?,
-            row.try_get::<String, _>("hash")?,
-        ),
-        None => (0, GENESIS.to_owned()),
+    // The highest seq ever handed out (AUTOINCREMENT remembers it after the rows are gone),
+    // then that entry by its key: constant cost, however long the log.
+    let previous_seq = highest_seq(conn).await?;
+    let previous_hash = if previous_seq == 0 {
+        GENESIS.to_owned()
+    } else {
+        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
+            .bind(previous_seq)
+            .fetch_optional(&mut *conn)
+            .await?;
+        // If entries at the end were removed, continuing the chain from the last remaining
+        // one would hide it: refuse to write until an operator has looked (verify-audit says
+        // where).
+        hash.ok_or_else(|| {
+            tracing::error!(
+                highest = previous_seq,
+                "audit log entries were removed; refusing to append"
+            );
+            StoreError::Corrupt("audit log truncated")
+        })?
     };
-    // If entries at the end were removed, continuing the chain from the last remaining one
-    // would hide it: refuse to write until an operator has looked (verify-audit says where).
-    let highest = highest_seq(conn).await?;
-    if highest != previous_seq {
-        tracing::error!(
-            last = previous_seq,
-            highest,
-            "audit log entries were removed; refusing to append"
-        );
-        return Err(StoreError::Corrupt("audit log truncated"));
-    }
     let stored = entry.to_stored(previous_seq + 1);
     let hash = chain_hash(&previous_hash, &stored);
     sqlx::query(

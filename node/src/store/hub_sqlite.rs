@@ -6,8 +6,8 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 
 use super::SweepReport;
 use super::hub::{
@@ -17,8 +17,9 @@ use super::row::{
     contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
     parse_subject, revision_to_db,
 };
-use super::sqlite::{open_pools, purge_wal};
+use super::sqlite::open_database;
 use super::told;
+use super::writer::{GroupCommit, Writer};
 use super::{CounterpartView, StoreError};
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
@@ -28,19 +29,26 @@ use crate::domain::matching::{
 use crate::domain::{FamilyKey, RegionId, Revision, SignalId, SignalState};
 
 pub struct HubSqliteStore {
-    writer: SqlitePool,
+    /// SQLite's single writer: batches of every region share its commits.
+    writer: Writer,
     reader: SqlitePool,
 }
 
 impl HubSqliteStore {
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let (writer, reader) = open_pools(path, &sqlx::migrate!("./migrations/hub-sqlite")).await?;
+    pub async fn open(path: &Path, group_commit: GroupCommit) -> Result<Self, StoreError> {
+        let (writer, reader) = open_database(
+            path,
+            &sqlx::migrate!("./migrations/hub-sqlite"),
+            group_commit,
+        )
+        .await?;
         Ok(Self { writer, reader })
     }
 
+    /// Finishes the queued writes, then closes the database.
     pub async fn close(&self) {
-        self.reader.close().await;
         self.writer.close().await;
+        self.reader.close().await;
     }
 }
 
@@ -72,110 +80,12 @@ impl HubStore for HubSqliteStore {
         events: Vec<SignalEvent>,
         now: Timestamp,
     ) -> Result<BatchOutcome, HubStoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut outcome = BatchOutcome::default();
-        let mut deleted_any = false;
-        let submitted: Vec<SignalId> = events.iter().map(|event| event.signal_id).collect();
-        for (index, event) in events.into_iter().enumerate() {
-            let id = event.signal_id.to_string();
-            let tombstone: Option<String> =
-                sqlx::query_scalar("SELECT region_id FROM tombstones WHERE signal_id = ?")
-                    .bind(&id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let current =
-                sqlx::query("SELECT region_id, revision FROM signals WHERE signal_id = ?")
-                    .bind(&id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let owner = match (&tombstone, &current) {
-                (Some(owner), _) => Some(owner.clone()),
-                (None, Some(row)) => Some(row.try_get::<String, _>("region_id")?),
-                (None, None) => None,
-            };
-            if owner
-                .as_deref()
-                .is_some_and(|owner| owner != region_id.as_str())
-            {
-                // Dropping the transaction rolls back what this batch already applied.
-                return Err(HubStoreError::NotOwner { index });
-            }
-            if tombstone.is_some() {
-                outcome.ignored += 1; // deleted is final: a replay cannot revive it
-                continue;
-            }
-            let current_revision = current
-                .as_ref()
-                .map(|row| row.try_get::<i64, _>("revision"))
-                .transpose()?;
-            if current_revision.is_some_and(|current| current >= revision_to_db(event.revision)) {
-                outcome.ignored += 1;
-                continue;
-            }
-            if let Some(signal) = &event.upsert
-                && !bind_organisation(&mut tx, &signal.organisation_id, region_id).await?
-            {
-                return Err(HubStoreError::ForeignOrganisation { index });
-            }
-            // A region that was away may send a revision that is already past its dates: the
-            // hub applies the lifecycle on arrival, as its daily sweep has run already.
-            let today = crate::domain::clock::local_date(now);
-            let upsert = match event.upsert {
-                Some(mut signal) => match lifecycle::due(
-                    LifecycleDates {
-                        state: signal.state,
-                        planned_removal_date: signal.planned_removal_date,
-                        inactive_since: signal.inactive_since,
-                        birth_date: None,
-                    },
-                    today,
-                ) {
-                    Due::Nothing => Some(signal),
-                    Due::Expire { inactive_since } => {
-                        signal.state = SignalState::Inactive;
-                        signal.inactive_since = Some(inactive_since);
-                        Some(signal)
-                    }
-                    Due::Delete(_) => None,
-                },
-                None => None,
-            };
-            match upsert {
-                None => {
-                    delete_signal(&mut tx, region_id, event.signal_id, event.revision).await?;
-                    deleted_any = true;
-                }
-                Some(signal) if current_revision.is_some() => {
-                    update_signal(&mut tx, event.signal_id, event.revision, &signal).await?;
-                }
-                Some(signal) => {
-                    let new = StoredHubSignal {
-                        signal_id: event.signal_id,
-                        region_id: region_id.clone(),
-                        signal,
-                    };
-                    insert_signal(&mut tx, &new, event.revision).await?;
-                    outcome.notices += match_new_signal(&mut tx, &new, now).await?;
-                }
-            }
-            outcome.applied += 1;
-        }
-        let entry = crate::domain::audit::AuditEntry {
-            at: now,
-            action: crate::domain::audit::AuditAction::SubmitSignals,
-            actor: crate::domain::audit::Actor::Region(region_id.clone()),
-            signal_ids: submitted,
-            detail: Some(format!(
-                "applied={},ignored={},notices={}",
-                outcome.applied, outcome.ignored, outcome.notices
-            )),
-        };
-        super::audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        if deleted_any {
-            purge_wal(&self.writer).await;
-        }
-        Ok(outcome)
+        let region_id = region_id.clone();
+        self.writer
+            .write_purging(move |tx| {
+                Box::pin(async move { submit(tx, &region_id, events, now).await })
+            })
+            .await
     }
 
     async fn log_after(
@@ -249,81 +159,9 @@ impl HubStore for HubSqliteStore {
     }
 
     async fn sweep(&self, today: Date, limit: u32) -> Result<SweepReport, StoreError> {
-        let (archive_cutoff, _) = lifecycle::sweep_cutoffs(today);
-        let mut tx = self.writer.begin().await?;
-        let rows = sqlx::query(
-            "SELECT signal_id, region_id, revision, state, planned_removal_date, inactive_since \
-             FROM signals \
-             WHERE (state = 'active' AND planned_removal_date <= ?1) \
-                OR (state = 'inactive' AND inactive_since <= ?2) \
-             LIMIT ?3",
-        )
-        .bind(today.to_string())
-        .bind(archive_cutoff.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut report = SweepReport::default();
-        for row in &rows {
-            let signal_id = parse_signal_id(row.try_get("signal_id")?)?;
-            let dates = LifecycleDates {
-                state: parse_state(row.try_get("state")?)?,
-                planned_removal_date: parse_date(row.try_get("planned_removal_date")?)?,
-                inactive_since: row
-                    .try_get::<Option<String>, _>("inactive_since")?
-                    .as_deref()
-                    .map(parse_date)
-                    .transpose()?,
-                birth_date: None,
-            };
-            match lifecycle::due(dates, today) {
-                Due::Nothing => {}
-                Due::Expire { inactive_since } => {
-                    // The hub's own expiry: no new revision, the region's will follow.
-                    sqlx::query(
-                        "UPDATE signals SET state = 'inactive', inactive_since = ? \
-                         WHERE signal_id = ?",
-                    )
-                    .bind(inactive_since.to_string())
-                    .bind(signal_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    refresh_notices(&mut tx, signal_id).await?;
-                    system_entry(
-                        &mut tx,
-                        crate::domain::audit::AuditAction::Expire,
-                        signal_id,
-                        None,
-                        today,
-                    )
-                    .await?;
-                    report.expired += 1;
-                }
-                Due::Delete(_) => {
-                    let region_id = parse_region(row.try_get("region_id")?)?;
-                    let revision: i64 = row.try_get("revision")?;
-                    let revision = u64::try_from(revision)
-                        .ok()
-                        .and_then(Revision::new)
-                        .ok_or(StoreError::Corrupt("revision"))?;
-                    delete_signal(&mut tx, &region_id, signal_id, revision).await?;
-                    system_entry(
-                        &mut tx,
-                        crate::domain::audit::AuditAction::Purge,
-                        signal_id,
-                        Some("archive_ended"),
-                        today,
-                    )
-                    .await?;
-                    report.deleted += 1;
-                }
-            }
-        }
-        tx.commit().await?;
-        if report.deleted > 0 {
-            purge_wal(&self.writer).await;
-        }
-        Ok(report)
+        self.writer
+            .write_purging(move |tx| Box::pin(async move { sweep(tx, today, limit).await }))
+            .await
     }
 
     async fn ack(
@@ -332,26 +170,10 @@ impl HubStore for HubSqliteStore {
         cursor: u64,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO region_cursors (region_id, acked_cursor) VALUES (?1, ?2) \
-             ON CONFLICT (region_id) DO UPDATE \
-             SET acked_cursor = MAX(acked_cursor, excluded.acked_cursor)",
-        )
-        .bind(region_id.as_str())
-        .bind(i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?)
-        .execute(&mut *tx)
-        .await?;
-        let entry = crate::domain::audit::AuditEntry {
-            at: now,
-            action: crate::domain::audit::AuditAction::AckNotices,
-            actor: crate::domain::audit::Actor::Region(region_id.clone()),
-            signal_ids: Vec::new(),
-            detail: Some(format!("cursor={cursor}")),
-        };
-        super::audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(())
+        let region_id = region_id.clone();
+        self.writer
+            .write(move |tx| Box::pin(async move { ack(tx, &region_id, cursor, now).await }))
+            .await
     }
 
     async fn submit_coordination(
@@ -360,81 +182,21 @@ impl HubStore for HubSqliteStore {
         changes: Vec<CoordinationChange>,
         now: Timestamp,
     ) -> Result<u32, HubStoreError> {
-        let mut tx = self.writer.begin().await?;
-        let mut relayed = 0;
-        let mut ids = Vec::new();
-        for (index, change) in changes.iter().enumerate() {
-            let by_region: Option<String> =
-                sqlx::query_scalar("SELECT region_id FROM signals WHERE signal_id = ?")
-                    .bind(change.by_signal.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            match by_region {
-                Some(owner) if owner != region_id.as_str() => {
-                    return Err(HubStoreError::NotOwner { index });
-                }
-                Some(_) => {}
-                None => continue, // deleted meanwhile: nothing left to coordinate
-            }
-            let other_region: Option<String> =
-                sqlx::query_scalar("SELECT region_id FROM signals WHERE signal_id = ?")
-                    .bind(change.other_signal.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(other_region) = other_region else {
-                continue;
-            };
-            if other_region == region_id.as_str() {
-                continue; // same region: the node holds both sides
-            }
-            let inserted = sqlx::query(
-                "INSERT INTO coordination_changes (change_id, by_signal_id, other_signal_id, at, \
-                     regievoerder_signal_id) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (change_id) DO NOTHING",
-            )
-            .bind(change.change_id.to_string())
-            .bind(change.by_signal.to_string())
-            .bind(change.other_signal.to_string())
-            .bind(change.at.as_microsecond())
-            .bind(match change.kind {
-                ChangeKind::Regievoerder(named) => Some(named.to_string()),
-                ChangeKind::Afgestemd => None,
+        let region_id = region_id.clone();
+        self.writer
+            .write(move |tx| {
+                Box::pin(async move { submit_coordination(tx, &region_id, changes, now).await })
             })
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                sqlx::query(
-                    "INSERT INTO region_log (region_id, notice_id, entry) \
-                     VALUES (?, ?, 'coordination')",
-                )
-                .bind(&other_region)
-                .bind(change.change_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-                relayed += 1;
-            }
-            ids.push(change.by_signal);
-        }
-        let entry = crate::domain::audit::AuditEntry {
-            at: now,
-            action: crate::domain::audit::AuditAction::SubmitCoordination,
-            actor: crate::domain::audit::Actor::Region(region_id.clone()),
-            signal_ids: ids,
-            detail: Some(format!("relayed={relayed}")),
-        };
-        super::audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(relayed)
+            .await
     }
 
     async fn record_audit(
         &self,
         entry: crate::domain::audit::AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        super::audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(move |tx| Box::pin(async move { super::audit::append(tx, &entry).await }))
+            .await
     }
 
     async fn verify_audit(&self) -> Result<u64, super::audit::AuditVerifyError> {
@@ -453,9 +215,306 @@ impl HubStore for HubSqliteStore {
     }
 }
 
+async fn submit(
+    tx: &mut SqliteConnection,
+    region_id: &RegionId,
+    events: Vec<SignalEvent>,
+    now: Timestamp,
+) -> Result<(BatchOutcome, bool), HubStoreError> {
+    let mut outcome = BatchOutcome::default();
+    let mut deleted_any = false;
+    let submitted: Vec<SignalId> = events.iter().map(|event| event.signal_id).collect();
+    for (index, event) in events.into_iter().enumerate() {
+        let id = event.signal_id.to_string();
+        let tombstone: Option<String> =
+            sqlx::query_scalar("SELECT region_id FROM tombstones WHERE signal_id = ?")
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let current = sqlx::query("SELECT region_id, revision FROM signals WHERE signal_id = ?")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let owner = match (&tombstone, &current) {
+            (Some(owner), _) => Some(owner.clone()),
+            (None, Some(row)) => Some(row.try_get::<String, _>("region_id")?),
+            (None, None) => None,
+        };
+        if owner
+            .as_deref()
+            .is_some_and(|owner| owner != region_id.as_str())
+        {
+            // Dropping the transaction rolls back what this batch already applied.
+            return Err(HubStoreError::NotOwner { index });
+        }
+        if tombstone.is_some() {
+            outcome.ignored += 1; // deleted is final: a replay cannot revive it
+            continue;
+        }
+        let current_revision = current
+            .as_ref()
+            .map(|row| row.try_get::<i64, _>("revision"))
+            .transpose()?;
+        if current_revision.is_some_and(|current| current >= revision_to_db(event.revision)) {
+            outcome.ignored += 1;
+            continue;
+        }
+        if let Some(signal) = &event.upsert
+            && !bind_organisation(tx, &signal.organisation_id, region_id).await?
+        {
+            return Err(HubStoreError::ForeignOrganisation { index });
+        }
+        // A region that was away may send a revision that is already past its dates: the
+        // hub applies the lifecycle on arrival, as its daily sweep has run already.
+        let today = crate::domain::clock::local_date(now);
+        let upsert = match event.upsert {
+            Some(mut signal) => match lifecycle::due(
+                LifecycleDates {
+                    state: signal.state,
+                    planned_removal_date: signal.planned_removal_date,
+                    inactive_since: signal.inactive_since,
+                    birth_date: None,
+                },
+                today,
+            ) {
+                Due::Nothing => Some(signal),
+                Due::Expire { inactive_since } => {
+                    signal.state = SignalState::Inactive;
+                    signal.inactive_since = Some(inactive_since);
+                    Some(signal)
+                }
+                Due::Delete(_) => None,
+            },
+            None => None,
+        };
+        match upsert {
+            None => {
+                delete_signal(tx, region_id, event.signal_id, event.revision).await?;
+                deleted_any = true;
+            }
+            Some(signal) if current_revision.is_some() => {
+                update_signal(tx, event.signal_id, event.revision, &signal).await?;
+            }
+            Some(signal) => {
+                let new = StoredHubSignal {
+                    signal_id: event.signal_id,
+                    region_id: region_id.clone(),
+                    signal,
+                };
+                insert_signal(tx, &new, event.revision).await?;
+                outcome.notices += match_new_signal(tx, &new, now).await?;
+            }
+        }
+        outcome.applied += 1;
+    }
+    let entry = crate::domain::audit::AuditEntry {
+        at: now,
+        action: crate::domain::audit::AuditAction::SubmitSignals,
+        actor: crate::domain::audit::Actor::Region(region_id.clone()),
+        signal_ids: submitted,
+        detail: Some(format!(
+            "applied={},ignored={},notices={}",
+            outcome.applied, outcome.ignored, outcome.notices
+        )),
+    };
+    super::audit::append(tx, &entry).await?;
+    Ok((outcome, deleted_any))
+}
+
+async fn sweep(
+    tx: &mut SqliteConnection,
+    today: Date,
+    limit: u32,
+) -> Result<(SweepReport, bool), StoreError> {
+    let (archive_cutoff, _) = lifecycle::sweep_cutoffs(today);
+    // One range query per transition, each on its own index and bounded by `limit`.
+    let mut rows = Vec::new();
+    for (statement, cutoff) in [
+        (
+            "SELECT signal_id, region_id, revision, state, planned_removal_date, \
+                    inactive_since \
+             FROM signals WHERE state = 'active' AND planned_removal_date <= ? LIMIT ?",
+            today,
+        ),
+        (
+            "SELECT signal_id, region_id, revision, state, planned_removal_date, \
+                    inactive_since \
+             FROM signals WHERE state = 'inactive' AND inactive_since <= ? LIMIT ?",
+            archive_cutoff,
+        ),
+    ] {
+        let limit_left = i64::from(limit) - i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        if limit_left <= 0 {
+            break;
+        }
+        rows.extend(
+            sqlx::query(statement)
+                .bind(cutoff.to_string())
+                .bind(limit_left)
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
+    let mut report = SweepReport::default();
+    for row in &rows {
+        let signal_id = parse_signal_id(row.try_get("signal_id")?)?;
+        let dates = LifecycleDates {
+            state: parse_state(row.try_get("state")?)?,
+            planned_removal_date: parse_date(row.try_get("planned_removal_date")?)?,
+            inactive_since: row
+                .try_get::<Option<String>, _>("inactive_since")?
+                .as_deref()
+                .map(parse_date)
+                .transpose()?,
+            birth_date: None,
+        };
+        match lifecycle::due(dates, today) {
+            Due::Nothing => {}
+            Due::Expire { inactive_since } => {
+                // The hub's own expiry: no new revision, the region's will follow.
+                sqlx::query(
+                    "UPDATE signals SET state = 'inactive', inactive_since = ? \
+                     WHERE signal_id = ?",
+                )
+                .bind(inactive_since.to_string())
+                .bind(signal_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+                refresh_notices(tx, signal_id).await?;
+                system_entry(
+                    tx,
+                    crate::domain::audit::AuditAction::Expire,
+                    signal_id,
+                    None,
+                    today,
+                )
+                .await?;
+                report.expired += 1;
+            }
+            Due::Delete(_) => {
+                let region_id = parse_region(row.try_get("region_id")?)?;
+                let revision: i64 = row.try_get("revision")?;
+                let revision = u64::try_from(revision)
+                    .ok()
+                    .and_then(Revision::new)
+                    .ok_or(StoreError::Corrupt("revision"))?;
+                delete_signal(tx, &region_id, signal_id, revision).await?;
+                system_entry(
+                    tx,
+                    crate::domain::audit::AuditAction::Purge,
+                    signal_id,
+                    Some("archive_ended"),
+                    today,
+                )
+                .await?;
+                report.deleted += 1;
+            }
+        }
+    }
+    let purge = report.deleted > 0;
+    Ok((report, purge))
+}
+
+async fn ack(
+    tx: &mut SqliteConnection,
+    region_id: &RegionId,
+    cursor: u64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO region_cursors (region_id, acked_cursor) VALUES (?1, ?2) \
+         ON CONFLICT (region_id) DO UPDATE \
+         SET acked_cursor = MAX(acked_cursor, excluded.acked_cursor)",
+    )
+    .bind(region_id.as_str())
+    .bind(i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?)
+    .execute(&mut *tx)
+    .await?;
+    let entry = crate::domain::audit::AuditEntry {
+        at: now,
+        action: crate::domain::audit::AuditAction::AckNotices,
+        actor: crate::domain::audit::Actor::Region(region_id.clone()),
+        signal_ids: Vec::new(),
+        detail: Some(format!("cursor={cursor}")),
+    };
+    super::audit::append(tx, &entry).await?;
+    Ok(())
+}
+
+async fn submit_coordination(
+    tx: &mut SqliteConnection,
+    region_id: &RegionId,
+    changes: Vec<CoordinationChange>,
+    now: Timestamp,
+) -> Result<u32, HubStoreError> {
+    let mut relayed = 0;
+    let mut ids = Vec::new();
+    for (index, change) in changes.iter().enumerate() {
+        let by_region: Option<String> =
+            sqlx::query_scalar("SELECT region_id FROM signals WHERE signal_id = ?")
+                .bind(change.by_signal.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        match by_region {
+            Some(owner) if owner != region_id.as_str() => {
+                return Err(HubStoreError::NotOwner { index });
+            }
+            Some(_) => {}
+            None => continue, // deleted meanwhile: nothing left to coordinate
+        }
+        let other_region: Option<String> =
+            sqlx::query_scalar("SELECT region_id FROM signals WHERE signal_id = ?")
+                .bind(change.other_signal.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(other_region) = other_region else {
+            continue;
+        };
+        if other_region == region_id.as_str() {
+            continue; // same region: the node holds both sides
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO coordination_changes (change_id, by_signal_id, other_signal_id, at, \
+                 regievoerder_signal_id) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (change_id) DO NOTHING",
+        )
+        .bind(change.change_id.to_string())
+        .bind(change.by_signal.to_string())
+        .bind(change.other_signal.to_string())
+        .bind(change.at.as_microsecond())
+        .bind(match change.kind {
+            ChangeKind::Regievoerder(named) => Some(named.to_string()),
+            ChangeKind::Afgestemd => None,
+        })
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO region_log (region_id, notice_id, entry) \
+                 VALUES (?, ?, 'coordination')",
+            )
+            .bind(&other_region)
+            .bind(change.change_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            relayed += 1;
+        }
+        ids.push(change.by_signal);
+    }
+    let entry = crate::domain::audit::AuditEntry {
+        at: now,
+        action: crate::domain::audit::AuditAction::SubmitCoordination,
+        actor: crate::domain::audit::Actor::Region(region_id.clone()),
+        signal_ids: ids,
+        detail: Some(format!("relayed={relayed}")),
+    };
+    super::audit::append(tx, &entry).await?;
+    Ok(relayed)
+}
+
 /// Binds `organisation_id` to `region_id` on first sight; `false` if it belongs to another.
 async fn bind_organisation(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     organisation_id: &crate::domain::OrganisationId,
     region_id: &RegionId,
 ) -> Result<bool, StoreError> {
@@ -465,19 +524,19 @@ async fn bind_organisation(
     )
     .bind(organisation_id.as_str())
     .bind(region_id.as_str())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     let owner: String =
         sqlx::query_scalar("SELECT region_id FROM organisations WHERE organisation_id = ?")
             .bind(organisation_id.as_str())
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
     Ok(owner == region_id.as_str())
 }
 
 /// An audit entry for the hub's own lifecycle, at the start of the day it became due.
 async fn system_entry(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     action: crate::domain::audit::AuditAction,
     signal_id: SignalId,
     detail: Option<&str>,
@@ -498,7 +557,7 @@ async fn system_entry(
 }
 
 async fn insert_signal(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     new: &StoredHubSignal,
     revision: Revision,
 ) -> Result<(), StoreError> {
@@ -524,13 +583,13 @@ async fn insert_signal(
     .bind(signal.planned_removal_date.to_string())
     .bind(signal.state.as_str())
     .bind(signal.inactive_since.map(|d| d.to_string()))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     for key in &signal.family_keys {
         sqlx::query("INSERT INTO signal_family_keys (signal_id, family_key) VALUES (?, ?)")
             .bind(new.signal_id.to_string())
             .bind(key.to_stored())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())
@@ -539,7 +598,7 @@ async fn insert_signal(
 /// A newer revision of a known signal. Keys and registration never change; no matching
 /// (DOMAIN.md section 5: only a newly registered signal matches).
 async fn update_signal(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     signal_id: SignalId,
     revision: Revision,
     signal: &HubSignal,
@@ -560,7 +619,7 @@ async fn update_signal(
     .bind(signal.state.as_str())
     .bind(signal.inactive_since.map(|d| d.to_string()))
     .bind(signal_id.to_string())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     refresh_notices(tx, signal_id).await
 }
@@ -568,10 +627,7 @@ async fn update_signal(
 /// The notices that show `signal_id` as counterpart carry its contact and state as they were
 /// found: bring them up to date and send them again to their regions, which update their copy
 /// (DOMAIN.md section 6: the other party's contact and state; section 8: corrections).
-async fn refresh_notices(
-    tx: &mut Transaction<'static, Sqlite>,
-    signal_id: SignalId,
-) -> Result<(), StoreError> {
+async fn refresh_notices(tx: &mut SqliteConnection, signal_id: SignalId) -> Result<(), StoreError> {
     let id = signal_id.to_string();
     let refreshed = sqlx::query(
         "UPDATE notices SET \
@@ -585,7 +641,7 @@ async fn refresh_notices(
          WHERE s.signal_id = ?1 AND notices.counterpart_signal_id = ?1",
     )
     .bind(&id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if refreshed.rows_affected() > 0 {
         sqlx::query(
@@ -594,14 +650,14 @@ async fn refresh_notices(
              WHERE counterpart_signal_id = ? ORDER BY found_at",
         )
         .bind(&id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     Ok(())
 }
 
 async fn delete_signal(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     region_id: &RegionId,
     signal_id: SignalId,
     revision: Revision,
@@ -615,23 +671,23 @@ async fn delete_signal(
          WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1 ORDER BY found_at",
     )
     .bind(&id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM notices WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1")
         .bind(&id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM coordination_changes WHERE by_signal_id = ?1 OR other_signal_id = ?1")
         .bind(&id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     let party = sqlx::query("SELECT organisation_id, subject_key FROM signals WHERE signal_id = ?")
         .bind(&id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM signals WHERE signal_id = ?")
         .bind(&id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     if let Some(party) = party {
         told::forget_party_if_gone(
@@ -645,14 +701,14 @@ async fn delete_signal(
         .bind(&id)
         .bind(region_id.as_str())
         .bind(revision_to_db(revision))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
 /// The match rule across regions for a newly registered signal; returns the notices written.
 async fn match_new_signal(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     new: &StoredHubSignal,
     now: Timestamp,
 ) -> Result<u32, StoreError> {
@@ -693,7 +749,7 @@ async fn match_new_signal(
 }
 
 async fn load_candidates(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     new: &HubSignal,
 ) -> Result<Vec<StoredHubSignal>, StoreError> {
     if new.family_keys.len() > 2 {
@@ -712,7 +768,7 @@ async fn load_candidates(
     .bind(new.subject_key.to_stored())
     .bind(family_key(0))
     .bind(family_key(1))
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     rows.iter().map(stored_signal).collect()
 }
@@ -746,7 +802,7 @@ fn stored_signal(row: &SqliteRow) -> Result<StoredHubSignal, StoreError> {
 }
 
 async fn insert_notice(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     notice: &PlannedNotice,
     recipient: &StoredHubSignal,
     counterpart: &StoredHubSignal,
@@ -781,13 +837,13 @@ async fn insert_notice(
     .bind(notice.match_type.as_str())
     .bind(notice.kind.as_str())
     .bind(now.as_microsecond())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     told::remember(tx, notice).await?;
     sqlx::query("INSERT INTO region_log (region_id, notice_id, entry) VALUES (?, ?, 'notice')")
         .bind(recipient.region_id.as_str())
         .bind(&notice_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -889,7 +945,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, HubSqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = HubSqliteStore::open(&dir.path().join("hub.sqlite"))
+        let store = HubSqliteStore::open(&dir.path().join("hub.sqlite"), GroupCommit::default())
             .await
             .unwrap();
         (dir, store)

@@ -25,6 +25,9 @@ pub mod outbox;
 mod row;
 pub mod sqlite;
 mod told;
+pub mod writer;
+
+pub use writer::GroupCommit;
 
 /// A validated registration, ready to store.
 #[derive(Debug, Clone)]
@@ -152,11 +155,30 @@ pub enum StoreError {
     Busy(#[source] sqlx::Error),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The transaction this write was grouped in did not commit: nothing of it happened.
+    #[error("the write's group commit failed")]
+    Commit(#[source] std::sync::Arc<sqlx::Error>),
+    /// Too many writes are waiting for the writer; the caller may retry.
+    #[error("the write queue is full")]
+    QueueFull,
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value that the domain refuses: the database was changed behind vix's back.
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),
+}
+
+impl StoreError {
+    /// The write did not happen and may succeed if tried again: the caller should retry.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Busy(_) | Self::Commit(_) | Self::QueueFull | Self::Closed
+        )
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

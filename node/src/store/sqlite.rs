@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
+use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
 
 use super::hub::LoggedNotice;
 use super::outbox::{self, OutboxEvent};
@@ -24,6 +24,7 @@ use super::row::{
     parse_subject, revision_to_db,
 };
 use super::told;
+use super::writer::{self, GroupCommit, Writer};
 use super::{
     Acting, CounterpartView, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered,
     SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
@@ -43,14 +44,14 @@ use crate::domain::{
     WithdrawReason,
 };
 
-/// How long a caller waits for the single writer before the store answers `Busy`.
-const WRITE_WAIT_MAX: Duration = Duration::from_secs(10);
+/// How long a statement waits for a lock held by another process (`import-mutations`).
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
 /// Readers are cheap in WAL mode; a few cover a node's front-ends.
 const READ_CONNECTIONS_MAX: u32 = 4;
 
 pub struct SqliteStore {
-    /// Exactly one connection: SQLite's single writer, made explicit.
-    writer: SqlitePool,
+    /// SQLite's single writer, made explicit: one task, one connection, group commit.
+    writer: Writer,
     reader: SqlitePool,
     /// Every signal on this node belongs to this region.
     region_id: RegionId,
@@ -58,8 +59,13 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and runs the migrations.
-    pub async fn open(path: &Path, region_id: RegionId) -> Result<Self, StoreError> {
-        let (writer, reader) = open_pools(path, &sqlx::migrate!("./migrations/sqlite")).await?;
+    pub async fn open(
+        path: &Path,
+        region_id: RegionId,
+        group_commit: GroupCommit,
+    ) -> Result<Self, StoreError> {
+        let (writer, reader) =
+            open_database(path, &sqlx::migrate!("./migrations/sqlite"), group_commit).await?;
         Ok(Self {
             writer,
             reader,
@@ -67,207 +73,42 @@ impl SqliteStore {
         })
     }
 
+    /// Finishes the queued writes, then closes the database.
     pub async fn close(&self) {
-        self.reader.close().await;
         self.writer.close().await;
+        self.reader.close().await;
     }
 }
 
-/// Opens a vix SQLite database: a single-connection writer pool (which runs `migrator`) and a
-/// read-only pool, both in WAL mode with `synchronous=FULL` and `secure_delete=ON`.
-pub(super) async fn open_pools(
+/// Opens a vix SQLite database: the group-committing writer (whose connection runs
+/// `migrator`) and a read-only pool, both in WAL mode with `synchronous=FULL` and
+/// `secure_delete=ON`.
+pub(super) async fn open_database(
     path: &Path,
     migrator: &sqlx::migrate::Migrator,
-) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    group_commit: GroupCommit,
+) -> Result<(Writer, SqlitePool), StoreError> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(WRITE_WAIT_MAX)
+        .busy_timeout(LOCK_WAIT_MAX)
         .pragma("secure_delete", "ON");
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(WRITE_WAIT_MAX)
-        .connect_with(options.clone())
-        .await?;
-    migrator.run(&writer).await?;
+    let mut connection = writer::connect(&options).await?;
+    migrator.run(&mut connection).await?;
     let reader = SqlitePoolOptions::new()
         .max_connections(READ_CONNECTIONS_MAX)
-        .acquire_timeout(WRITE_WAIT_MAX)
+        .acquire_timeout(LOCK_WAIT_MAX)
         .connect_with(options.read_only(true))
         .await?;
-    Ok((writer, reader))
+    Ok((Writer::start(connection, group_commit), reader))
 }
 
-/// After deleting personal data: copy the WAL into the database file and truncate it. The
-/// deleted rows' old page images would otherwise stay in the WAL until the next automatic
-/// checkpoint; `secure_delete` has already zeroed them in the pages themselves (invariant 6).
-pub(super) async fn purge_wal(writer: &SqlitePool) {
-    let result: Result<(i64, i64, i64), sqlx::Error> =
-        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(writer)
-            .await;
-    match result {
-        Ok((0, _, _)) => {}
-        // A reader still holds an old snapshot; the next deletion or checkpoint finishes it.
-        Ok((busy, _, _)) => tracing::warn!(
-            busy,
-            "WAL not truncated after a deletion; a reader was active"
-        ),
-        Err(error) => tracing::warn!(%error, "WAL checkpoint after a deletion failed"),
-    }
-}
-
-const SIGNAL_COLUMNS: &str = "signal_id, revision, organisation_id, organisation_name, \
-     professional_id, professional_name, professional_email, professional_phone, subject_key, \
-     birth_date, registered_at, planned_removal_date, state, inactive_since, informing, \
-     informed_parents, informed_youth, informed_on, not_informed_reason";
-
-impl SignalStore for SqliteStore {
-    async fn register(&self, new: NewSignal) -> Result<Registered, StoreError> {
-        let mut tx = self.writer.begin().await?;
-
-        let earlier = sqlx::query(
-            "SELECT signal_id, request_fingerprint FROM signals \
-             WHERE organisation_id = ? AND request_key = ?",
-        )
-        .bind(new.organisation_id.as_str())
-        .bind(&new.request_key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = earlier {
-            let fingerprint: String = row.try_get("request_fingerprint")?;
-            if fingerprint != new.request_fingerprint {
-                return Err(StoreError::RequestMismatch);
-            }
-            let signal_id = parse_signal_id(&row.try_get::<String, _>("signal_id")?)?;
-            let signal = load_signal(&mut tx, signal_id)
-                .await?
-                .ok_or(StoreError::Corrupt("signals"))?;
-            return Ok(Registered::Replayed(signal));
-        }
-
-        let deceased: Option<String> =
-            sqlx::query_scalar("SELECT subject_key FROM deceased WHERE subject_key = ?")
-                .bind(new.subject_key.to_stored())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if deceased.is_some() {
-            return Err(StoreError::Deceased);
-        }
-
-        // Re-registration while the organisation's signal on this youth is active: that signal
-        // stands, and nobody is told again (DOMAIN.md section 5).
-        let active: Option<String> = sqlx::query_scalar(
-            "SELECT signal_id FROM signals \
-             WHERE organisation_id = ? AND subject_key = ? AND state = 'active' \
-             ORDER BY registered_at DESC, signal_id DESC LIMIT 1",
-        )
-        .bind(new.organisation_id.as_str())
-        .bind(new.subject_key.to_stored())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(active) = active {
-            let signal = load_signal(&mut tx, parse_signal_id(&active)?)
-                .await?
-                .ok_or(StoreError::Corrupt("signals"))?;
-            return Ok(Registered::AlreadyActive(signal));
-        }
-
-        let signal = StoredSignal {
-            signal_id: new.signal_id,
-            revision: Revision::FIRST,
-            organisation_id: new.organisation_id,
-            organisation_name: new.organisation_name,
-            contact: new.contact,
-            subject_key: new.subject_key,
-            family_keys: new.family_keys,
-            birth_date: new.birth_date,
-            registered_at: new.registered_at,
-            planned_removal_date: new.planned_removal_date,
-            state: SignalState::Active,
-            inactive_since: None,
-            informing: new.informing,
-        };
-
-        // Matching sees exactly what is committed before this transaction: the single writer
-        // serialises registrations, so of two signals on one youth the later finds the earlier.
-        let candidates = load_candidates(&mut tx, &signal, &self.region_id).await?;
-        let told = told::load(&mut tx, &signal.organisation_id, &signal.subject_key).await?;
-        let new_match = match_signal(&signal, &self.region_id);
-        let notices = plan_notices(&new_match, &candidates, &told, MatchScope::WithinRegion);
-
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO signals ({SIGNAL_COLUMNS}, request_key, request_fingerprint) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )))
-        .bind(signal.signal_id.to_string())
-        .bind(revision_to_db(signal.revision))
-        .bind(signal.organisation_id.as_str())
-        .bind(&signal.organisation_name)
-        .bind(signal.contact.professional_id())
-        .bind(signal.contact.name())
-        .bind(signal.contact.email())
-        .bind(signal.contact.phone())
-        .bind(signal.subject_key.to_stored())
-        .bind(signal.birth_date.to_string())
-        .bind(signal.registered_at.as_microsecond())
-        .bind(signal.planned_removal_date.to_string())
-        .bind(signal.state.as_str())
-        .bind(signal.inactive_since.map(|d| d.to_string()))
-        .bind(InformingColumns::of(&signal.informing).kind)
-        .bind(InformingColumns::of(&signal.informing).parents)
-        .bind(InformingColumns::of(&signal.informing).youth)
-        .bind(InformingColumns::of(&signal.informing).informed_on)
-        .bind(InformingColumns::of(&signal.informing).reason)
-        .bind(&new.request_key)
-        .bind(&new.request_fingerprint)
-        .execute(&mut *tx)
-        .await?;
-        for key in &signal.family_keys {
-            sqlx::query("INSERT INTO signal_family_keys (signal_id, family_key) VALUES (?, ?)")
-                .bind(signal.signal_id.to_string())
-                .bind(key.to_stored())
-                .execute(&mut *tx)
-                .await?;
-        }
-        for notice in &notices {
-            insert_notice(&mut tx, notice, signal.registered_at).await?;
-        }
-        append_outbox(&mut tx, &OutboxEvent::upsert(&signal), signal.registered_at).await?;
-        let entry = AuditEntry {
-            at: signal.registered_at,
-            action: AuditAction::Register,
-            actor: Actor::Professional {
-                organisation_id: signal.organisation_id.clone(),
-                professional_id: signal.contact.professional_id().to_owned(),
-            },
-            signal_ids: vec![signal.signal_id],
-            detail: None,
-        };
-        audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(Registered::Created {
-            signal,
-            notices: notices.len(),
-        })
-    }
-
-    async fn signal(&self, signal_id: SignalId) -> Result<Option<StoredSignal>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        load_signal(&mut conn, signal_id).await
-    }
-
-    async fn matches(
-        &self,
-        organisation_id: &OrganisationId,
-        signal_id: Option<SignalId>,
-    ) -> Result<Vec<MatchView>, StoreError> {
-        // A local counterpart is shown as it stands now; a remote one as the hub sent it.
-        let rows = sqlx::query(
-            "SELECT n.notice_id, n.match_type, n.kind, n.recipient_signal_id, n.found_at, \
+/// A notice with its counterpart as it stands and the pair's coordination; callers add the
+/// WHERE and ORDER BY.
+const MATCH_VIEW_SELECT: &str = "SELECT n.notice_id, n.match_type, n.kind, n.recipient_signal_id, n.found_at, \
                     n.counterpart_signal_id, n.counterpart_organisation_id, \
                     n.counterpart_region_id, \
                     COALESCE(c.organisation_name, n.counterpart_organisation_name) \
@@ -286,15 +127,55 @@ impl SignalStore for SqliteStore {
                   ON n.source = 'node' AND c.signal_id = n.counterpart_signal_id \
              LEFT JOIN coordination k \
                   ON k.signal_low = min(n.recipient_signal_id, n.counterpart_signal_id) \
-                 AND k.signal_high = max(n.recipient_signal_id, n.counterpart_signal_id) \
-             WHERE n.recipient_organisation_id = ?1 \
-               AND (?2 IS NULL OR n.recipient_signal_id = ?2) \
-             ORDER BY n.found_at, n.notice_id",
-        )
-        .bind(organisation_id.as_str())
-        .bind(signal_id.map(|id| id.to_string()))
-        .fetch_all(&self.reader)
-        .await?;
+                 AND k.signal_high = max(n.recipient_signal_id, n.counterpart_signal_id)";
+
+const SIGNAL_COLUMNS: &str = "signal_id, revision, organisation_id, organisation_name, \
+     professional_id, professional_name, professional_email, professional_phone, subject_key, \
+     birth_date, registered_at, planned_removal_date, state, inactive_since, informing, \
+     informed_parents, informed_youth, informed_on, not_informed_reason";
+
+impl SignalStore for SqliteStore {
+    async fn register(&self, new: NewSignal) -> Result<Registered, StoreError> {
+        let region_id = self.region_id.clone();
+        self.writer
+            .write(move |tx| Box::pin(async move { register(tx, new, &region_id).await }))
+            .await
+    }
+
+    async fn signal(&self, signal_id: SignalId) -> Result<Option<StoredSignal>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        load_signal(&mut conn, signal_id).await
+    }
+
+    async fn matches(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: Option<SignalId>,
+    ) -> Result<Vec<MatchView>, StoreError> {
+        // A local counterpart is shown as it stands now; a remote one as the hub sent it. Two
+        // statements, each on its own index: an optional filter (`?2 IS NULL OR ...`) would
+        // read every notice of the organisation to find one signal's.
+        let rows = match signal_id {
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{MATCH_VIEW_SELECT} WHERE n.recipient_organisation_id = ? \
+                     ORDER BY n.found_at, n.notice_id"
+                )))
+                .bind(organisation_id.as_str())
+                .fetch_all(&self.reader)
+                .await?
+            }
+            Some(signal_id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{MATCH_VIEW_SELECT} WHERE n.recipient_signal_id = ? \
+                     AND n.recipient_organisation_id = ? ORDER BY n.found_at, n.notice_id"
+                )))
+                .bind(signal_id.to_string())
+                .bind(organisation_id.as_str())
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
         rows.iter().map(match_view).collect()
     }
 
@@ -305,45 +186,12 @@ impl SignalStore for SqliteStore {
         reason: WithdrawReason,
         now: Timestamp,
     ) -> Result<Withdrawn, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let current = load_owned_signal(&mut tx, &acting.organisation_id, signal_id).await?;
-        let entry = AuditEntry {
-            at: now,
-            action: AuditAction::Withdraw,
-            actor: acting.actor(),
-            signal_ids: vec![signal_id],
-            detail: Some(
-                match reason {
-                    WithdrawReason::Unjustified => "unjustified",
-                    WithdrawReason::RiskGone => "risk_gone",
-                }
-                .to_owned(),
-            ),
-        };
-        let today = crate::domain::clock::local_date(now);
-        let outcome = match signal::withdraw(current.state, reason, today)? {
-            Withdrawal::Delete => {
-                delete_signal(&mut tx, &current, now).await?;
-                Withdrawn::Deleted
-            }
-            Withdrawal::Archive { inactive_since } => {
-                let previous = current.revision;
-                let archived = StoredSignal {
-                    revision: previous.next(),
-                    state: SignalState::Inactive,
-                    inactive_since: Some(inactive_since),
-                    ..current
-                };
-                save_revision(&mut tx, previous, &archived, now).await?;
-                Withdrawn::Archived(Box::new(archived))
-            }
-        };
-        audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        if outcome == Withdrawn::Deleted {
-            purge_wal(&self.writer).await;
-        }
-        Ok(outcome)
+        let acting = acting.clone();
+        self.writer
+            .write_purging(move |tx| {
+                Box::pin(async move { withdraw(tx, &acting, signal_id, reason, now).await })
+            })
+            .await
     }
 
     async fn update(
@@ -353,45 +201,12 @@ impl SignalStore for SqliteStore {
         update: SignalUpdate,
         now: Timestamp,
     ) -> Result<StoredSignal, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let current = load_owned_signal(&mut tx, &acting.organisation_id, signal_id).await?;
-        signal::check_updatable(current.state)?;
-        let today = crate::domain::clock::local_date(now);
-        let planned_removal_date = match update.planned_removal_date {
-            Some(requested) => {
-                signal::moved_removal_date(current.planned_removal_date, requested, today)
-                    .map_err(StoreError::RemovalDate)?
-            }
-            None => current.planned_removal_date,
-        };
-        let previous = current.revision;
-        let informing = match update.informing {
-            Some(record) => {
-                let registered_on = crate::domain::clock::local_date(current.registered_at);
-                crate::domain::informing::check(record, current.birth_date, registered_on, today)
-                    .map_err(StoreError::Informing)?;
-                record
-            }
-            None => current.informing,
-        };
-        let updated = StoredSignal {
-            revision: previous.next(),
-            contact: update.contact.unwrap_or_else(|| current.contact.clone()),
-            planned_removal_date,
-            informing,
-            ..current
-        };
-        save_revision(&mut tx, previous, &updated, now).await?;
-        let entry = AuditEntry {
-            at: now,
-            action: AuditAction::Update,
-            actor: acting.actor(),
-            signal_ids: vec![signal_id],
-            detail: None,
-        };
-        audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(updated)
+        let acting = acting.clone();
+        self.writer
+            .write(move |tx| {
+                Box::pin(async move { update_signal(tx, &acting, signal_id, update, now).await })
+            })
+            .await
     }
 
     async fn record_death(
@@ -399,41 +214,12 @@ impl SignalStore for SqliteStore {
         subject_key: &SubjectKey,
         now: Timestamp,
     ) -> Result<u32, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO deceased (subject_key, recorded_at) VALUES (?, ?) \
-             ON CONFLICT (subject_key) DO NOTHING",
-        )
-        .bind(subject_key.to_stored())
-        .bind(now.as_microsecond())
-        .execute(&mut *tx)
-        .await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = ?")
-                .bind(subject_key.to_stored())
-                .fetch_all(&mut *tx)
-                .await?;
-        let mut deleted = 0;
-        for id in ids {
-            let signal = load_signal(&mut tx, parse_signal_id(&id)?)
-                .await?
-                .ok_or(StoreError::Corrupt("signals"))?;
-            delete_signal(&mut tx, &signal, now).await?;
-            let entry = AuditEntry {
-                at: now,
-                action: AuditAction::Purge,
-                actor: Actor::System,
-                signal_ids: vec![signal.signal_id],
-                detail: Some("death".to_owned()),
-            };
-            audit::append(&mut tx, &entry).await?;
-            deleted += 1;
-        }
-        tx.commit().await?;
-        if deleted > 0 {
-            purge_wal(&self.writer).await;
-        }
-        Ok(deleted)
+        let subject_key = *subject_key;
+        self.writer
+            .write_purging(move |tx| {
+                Box::pin(async move { record_death(tx, &subject_key, now).await })
+            })
+            .await
     }
 
     async fn coordinate(
@@ -443,59 +229,16 @@ impl SignalStore for SqliteStore {
         action: CoordinationAction,
         now: Timestamp,
     ) -> Result<MatchView, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let notice = sqlx::query(
-            "SELECT recipient_signal_id, recipient_organisation_id, counterpart_signal_id, source \
-             FROM notices WHERE notice_id = ?",
-        )
-        .bind(notice_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NoSuchMatch)?;
-        if notice.try_get::<&str, _>("recipient_organisation_id")?
-            != acting.organisation_id.as_str()
-        {
-            return Err(StoreError::NotOwner);
-        }
-        let own = parse_signal_id(notice.try_get("recipient_signal_id")?)?;
-        let other = parse_signal_id(notice.try_get("counterpart_signal_id")?)?;
-        let kind = match action {
-            CoordinationAction::NameRegievoerder(Party::Own) => ChangeKind::Regievoerder(own),
-            CoordinationAction::NameRegievoerder(Party::Counterpart) => {
-                ChangeKind::Regievoerder(other)
-            }
-            CoordinationAction::MarkAfgestemd => ChangeKind::Afgestemd,
+        let change = {
+            let acting = acting.clone();
+            let notice_id = notice_id.to_owned();
+            self.writer
+                .write(move |tx| {
+                    Box::pin(async move { coordinate(tx, &acting, &notice_id, action, now).await })
+                })
+                .await?
         };
-        let change = CoordinationChange {
-            change_id: uuid::Uuid::new_v4(),
-            by_signal: own,
-            other_signal: other,
-            at: now,
-            kind,
-        };
-        merge_coordination(&mut tx, &change).await?;
-        if notice.try_get::<&str, _>("source")? == "hub" {
-            let json = serde_json::to_string(&outbox::CoordinationRecord::from(&change))
-                .map_err(|_| StoreError::Corrupt("coordination change"))?;
-            sqlx::query("INSERT INTO coordination_outbox (change) VALUES (?)")
-                .bind(json)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let (action, mut signal_ids) = match kind {
-            ChangeKind::Regievoerder(named) => (AuditAction::Regievoerder, vec![own, other, named]),
-            ChangeKind::Afgestemd => (AuditAction::Afgestemd, vec![own, other]),
-        };
-        signal_ids.dedup();
-        let entry = AuditEntry {
-            at: now,
-            action,
-            actor: acting.actor(),
-            signal_ids,
-            detail: None,
-        };
-        audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
+        let own = change.by_signal;
         self.matches(&acting.organisation_id, Some(own))
             .await?
             .into_iter()
@@ -508,26 +251,11 @@ impl SignalStore for SqliteStore {
         change: CoordinationChange,
         cursor: u64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let cursor = i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
-        sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
-            .bind(cursor)
-            .execute(&mut *tx)
-            .await?;
-        // Only for a match this node still holds: a notice to its signal about the other.
-        let held: Option<String> = sqlx::query_scalar(
-            "SELECT notice_id FROM notices \
-             WHERE recipient_signal_id = ? AND counterpart_signal_id = ? LIMIT 1",
-        )
-        .bind(change.other_signal.to_string())
-        .bind(change.by_signal.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if held.is_some() {
-            merge_coordination(&mut tx, &change).await?;
-        }
-        tx.commit().await?;
-        Ok(held.is_some())
+        self.writer
+            .write(move |tx| {
+                Box::pin(async move { apply_hub_coordination(tx, change, cursor).await })
+            })
+            .await
     }
 
     async fn coordination_outbox_batch(
@@ -549,11 +277,17 @@ impl SignalStore for SqliteStore {
     }
 
     async fn coordination_outbox_remove_through(&self, seq: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM coordination_outbox WHERE seq <= ?")
-            .bind(seq)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.writer
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM coordination_outbox WHERE seq <= ?")
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn signals_of_subject(
@@ -584,50 +318,15 @@ impl SignalStore for SqliteStore {
         reference: &str,
         now: Timestamp,
     ) -> Result<StoredSignal, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let current = load_signal(&mut tx, signal_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let today = crate::domain::clock::local_date(now);
-        let registered_on = crate::domain::clock::local_date(current.registered_at);
-        let planned_removal_date = match correction.planned_removal_date {
-            Some(requested) => {
-                // An archived signal's R is history; only an active one's can change.
-                signal::check_updatable(current.state)?;
-                signal::corrected_removal_date(registered_on, requested, today)
-                    .map_err(StoreError::RemovalDate)?
-            }
-            None => current.planned_removal_date,
-        };
-        let informing = match correction.informing {
-            Some(record) => {
-                crate::domain::informing::check(record, current.birth_date, registered_on, today)
-                    .map_err(StoreError::Informing)?;
-                record
-            }
-            None => current.informing,
-        };
-        let previous = current.revision;
-        let corrected = StoredSignal {
-            revision: previous.next(),
-            contact: correction
-                .contact
-                .unwrap_or_else(|| current.contact.clone()),
-            planned_removal_date,
-            informing,
-            ..current
-        };
-        save_revision(&mut tx, previous, &corrected, now).await?;
-        let entry = AuditEntry {
-            at: now,
-            action: AuditAction::Correct,
-            actor: actor.clone(),
-            signal_ids: vec![signal_id],
-            detail: Some(reference.to_owned()),
-        };
-        audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(corrected)
+        let actor = actor.clone();
+        let reference = reference.to_owned();
+        self.writer
+            .write(move |tx| {
+                Box::pin(async move {
+                    correct(tx, signal_id, correction, &actor, &reference, now).await
+                })
+            })
+            .await
     }
 
     async fn erase(
@@ -638,51 +337,23 @@ impl SignalStore for SqliteStore {
         reference: &str,
         now: Timestamp,
     ) -> Result<Vec<SignalId>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = ?")
-                .bind(subject_key.to_stored())
-                .fetch_all(&mut *tx)
-                .await?;
-        let of_youth = ids
-            .iter()
-            .map(|id| parse_signal_id(id))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Every named signal must be the youth's, or nothing is erased.
-        if only.iter().any(|id| !of_youth.contains(id)) {
-            return Err(StoreError::NotFound);
-        }
-        let mut erased = Vec::new();
-        for id in of_youth {
-            if !only.is_empty() && !only.contains(&id) {
-                continue;
-            }
-            let signal = load_signal(&mut tx, id)
-                .await?
-                .ok_or(StoreError::Corrupt("signals"))?;
-            delete_signal(&mut tx, &signal, now).await?;
-            erased.push(id);
-        }
-        let entry = AuditEntry {
-            at: now,
-            action: AuditAction::ErasureOrder,
-            actor: actor.clone(),
-            signal_ids: erased.clone(),
-            detail: Some(reference.to_owned()),
-        };
-        audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        if !erased.is_empty() {
-            purge_wal(&self.writer).await;
-        }
-        Ok(erased)
+        let subject_key = *subject_key;
+        let only = only.to_vec();
+        let actor = actor.clone();
+        let reference = reference.to_owned();
+        self.writer
+            .write_purging(move |tx| {
+                Box::pin(
+                    async move { erase(tx, &subject_key, &only, &actor, &reference, now).await },
+                )
+            })
+            .await
     }
 
     async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(move |tx| Box::pin(async move { audit::append(tx, &entry).await }))
+            .await
     }
 
     async fn record_lookup(
@@ -691,7 +362,6 @@ impl SignalStore for SqliteStore {
         signal_ids: Vec<SignalId>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
         let entry = AuditEntry {
             at: now,
             action: AuditAction::ContactLookup,
@@ -699,9 +369,7 @@ impl SignalStore for SqliteStore {
             signal_ids,
             detail: None,
         };
-        audit::append(&mut tx, &entry).await?;
-        tx.commit().await?;
-        Ok(())
+        self.record_audit(entry).await
     }
 
     async fn verify_audit(&self) -> Result<u64, audit::AuditVerifyError> {
@@ -733,11 +401,17 @@ impl SignalStore for SqliteStore {
     }
 
     async fn outbox_remove_through(&self, seq: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE seq <= ?")
-            .bind(seq)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.writer
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM outbox WHERE seq <= ?")
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn hub_cursor(&self) -> Result<u64, StoreError> {
@@ -752,176 +426,648 @@ impl SignalStore for SqliteStore {
         notice: LoggedNotice,
         now: Timestamp,
     ) -> Result<NoticeDelivery, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let cursor = i64::try_from(notice.cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
-        sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
-            .bind(cursor)
-            .execute(&mut *tx)
-            .await?;
-        let seen: Option<String> =
-            sqlx::query_scalar("SELECT notice_id FROM notices WHERE notice_id = ?")
-                .bind(&notice.notice_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let delivery = if seen.is_some() {
-            // Sent again: the hub refreshed the counterpart's contact or state.
-            let counterpart = &notice.counterpart;
-            sqlx::query(
-                "UPDATE notices SET counterpart_organisation_name = ?, \
-                     counterpart_professional_id = ?, counterpart_professional_name = ?, \
-                     counterpart_professional_email = ?, counterpart_professional_phone = ?, \
-                     counterpart_state = ? \
-                 WHERE notice_id = ? AND source = 'hub'",
-            )
-            .bind(&counterpart.organisation_name)
-            .bind(counterpart.contact.professional_id())
-            .bind(counterpart.contact.name())
-            .bind(counterpart.contact.email())
-            .bind(counterpart.contact.phone())
-            .bind(counterpart.state.as_str())
-            .bind(&notice.notice_id)
-            .execute(&mut *tx)
-            .await?;
-            NoticeDelivery::Duplicate
-        } else {
-            match load_signal(&mut tx, notice.recipient_signal_id).await? {
-                Some(recipient)
-                    if recipient.organisation_id == notice.recipient_organisation_id =>
-                {
-                    insert_hub_notice(&mut tx, &notice, &recipient).await?;
-                    // The owner of an inactive signal gets no notice e-mail (invariant 3), also
-                    // when today's sweep has not reached the signal yet.
-                    let dates = LifecycleDates {
-                        state: recipient.state,
-                        planned_removal_date: recipient.planned_removal_date,
-                        inactive_since: recipient.inactive_since,
-                        birth_date: Some(recipient.birth_date),
-                    };
-                    let emailed = lifecycle::due(dates, crate::domain::clock::local_date(now))
-                        == Due::Nothing
-                        && recipient.state == SignalState::Active;
-                    if emailed {
-                        insert_email_job(&mut tx, &notice.notice_id, now).await?;
-                    }
-                    NoticeDelivery::Stored { emailed }
-                }
-                Some(_) => {
-                    tracing::warn!(
-                        notice_id = %notice.notice_id,
-                        "hub notice names a recipient of another organisation; dropped"
-                    );
-                    NoticeDelivery::Dropped
-                }
-                None => NoticeDelivery::Dropped,
-            }
-        };
-        tx.commit().await?;
-        Ok(delivery)
+        self.writer
+            .write(move |tx| Box::pin(async move { store_hub_notice(tx, notice, now).await }))
+            .await
     }
 
     async fn sweep(&self, today: Date, limit: u32) -> Result<SweepReport, StoreError> {
-        let (archive_cutoff, birth_cutoff) = lifecycle::sweep_cutoffs(today);
-        let mut tx = self.writer.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT signal_id FROM signals \
-             WHERE (state = 'active' AND planned_removal_date <= ?1) \
-                OR (state = 'inactive' AND inactive_since <= ?2) \
-                OR birth_date <= ?3 \
-             ORDER BY signal_id LIMIT ?4",
-        )
-        .bind(today.to_string())
-        .bind(archive_cutoff.to_string())
-        .bind(birth_cutoff.to_string())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        // Events carry the instant of the change: the start of `today`, when it became due.
-        let now = today
-            .to_zoned_datetime(crate::domain::clock::rules_time_zone())
-            .map(|zoned| zoned.timestamp())
-            .map_err(|_| StoreError::Corrupt("date"))?;
-        let mut report = SweepReport::default();
-        for id in ids {
-            let signal = load_signal(&mut tx, parse_signal_id(&id)?)
-                .await?
-                .ok_or(StoreError::Corrupt("signals"))?;
-            let dates = LifecycleDates {
-                state: signal.state,
-                planned_removal_date: signal.planned_removal_date,
-                inactive_since: signal.inactive_since,
-                birth_date: Some(signal.birth_date),
-            };
-            match lifecycle::due(dates, today) {
-                Due::Nothing => {}
-                Due::Expire { inactive_since } => {
-                    let previous = signal.revision;
-                    let expired = StoredSignal {
-                        revision: previous.next(),
-                        state: SignalState::Inactive,
-                        inactive_since: Some(inactive_since),
-                        ..signal
-                    };
-                    save_revision(&mut tx, previous, &expired, now).await?;
-                    let entry = AuditEntry {
-                        at: now,
-                        action: AuditAction::Expire,
-                        actor: Actor::System,
-                        signal_ids: vec![expired.signal_id],
-                        detail: None,
-                    };
-                    audit::append(&mut tx, &entry).await?;
-                    report.expired += 1;
-                }
-                Due::Delete(reason) => {
-                    delete_signal(&mut tx, &signal, now).await?;
-                    let entry = AuditEntry {
-                        at: now,
-                        action: AuditAction::Purge,
-                        actor: Actor::System,
-                        signal_ids: vec![signal.signal_id],
-                        detail: Some(
-                            match reason {
-                                lifecycle::DeleteReason::ArchiveEnded => "archive_ended",
-                                lifecycle::DeleteReason::Age23 => "age23",
-                            }
-                            .to_owned(),
-                        ),
-                    };
-                    audit::append(&mut tx, &entry).await?;
-                    report.deleted += 1;
-                }
-            }
-        }
-        tx.commit().await?;
-        if report.deleted > 0 {
-            purge_wal(&self.writer).await;
-        }
-        Ok(report)
+        self.writer
+            .write_purging(move |tx| Box::pin(async move { sweep(tx, today, limit).await }))
+            .await
     }
 
     async fn retract_hub_notice(&self, notice_id: &str, cursor: u64) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let cursor = i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
-        sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
-            .bind(cursor)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query("DELETE FROM notices WHERE notice_id = ? AND source = 'hub'")
-            .bind(notice_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let held = deleted.rows_affected() > 0;
-        if held {
-            purge_wal(&self.writer).await;
-        }
-        Ok(held)
+        let notice_id = notice_id.to_owned();
+        self.writer
+            .write_purging(move |tx| {
+                Box::pin(async move { retract_hub_notice(tx, &notice_id, cursor).await })
+            })
+            .await
     }
+}
+
+async fn register(
+    tx: &mut SqliteConnection,
+    new: NewSignal,
+    region_id: &RegionId,
+) -> Result<Registered, StoreError> {
+    let earlier = sqlx::query(
+        "SELECT signal_id, request_fingerprint FROM signals \
+         WHERE organisation_id = ? AND request_key = ?",
+    )
+    .bind(new.organisation_id.as_str())
+    .bind(&new.request_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = earlier {
+        let fingerprint: String = row.try_get("request_fingerprint")?;
+        if fingerprint != new.request_fingerprint {
+            return Err(StoreError::RequestMismatch);
+        }
+        let signal_id = parse_signal_id(&row.try_get::<String, _>("signal_id")?)?;
+        let signal = load_signal(tx, signal_id)
+            .await?
+            .ok_or(StoreError::Corrupt("signals"))?;
+        return Ok(Registered::Replayed(signal));
+    }
+
+    let deceased: Option<String> =
+        sqlx::query_scalar("SELECT subject_key FROM deceased WHERE subject_key = ?")
+            .bind(new.subject_key.to_stored())
+            .fetch_optional(&mut *tx)
+            .await?;
+    if deceased.is_some() {
+        return Err(StoreError::Deceased);
+    }
+
+    // Re-registration while the organisation's signal on this youth is active: that signal
+    // stands, and nobody is told again (DOMAIN.md section 5).
+    let active: Option<String> = sqlx::query_scalar(
+        "SELECT signal_id FROM signals \
+         WHERE organisation_id = ? AND subject_key = ? AND state = 'active' \
+         ORDER BY registered_at DESC, signal_id DESC LIMIT 1",
+    )
+    .bind(new.organisation_id.as_str())
+    .bind(new.subject_key.to_stored())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(active) = active {
+        let signal = load_signal(tx, parse_signal_id(&active)?)
+            .await?
+            .ok_or(StoreError::Corrupt("signals"))?;
+        return Ok(Registered::AlreadyActive(signal));
+    }
+
+    let signal = StoredSignal {
+        signal_id: new.signal_id,
+        revision: Revision::FIRST,
+        organisation_id: new.organisation_id,
+        organisation_name: new.organisation_name,
+        contact: new.contact,
+        subject_key: new.subject_key,
+        family_keys: new.family_keys,
+        birth_date: new.birth_date,
+        registered_at: new.registered_at,
+        planned_removal_date: new.planned_removal_date,
+        state: SignalState::Active,
+        inactive_since: None,
+        informing: new.informing,
+    };
+
+    // Matching sees exactly what is committed before this transaction: the single writer
+    // serialises registrations, so of two signals on one youth the later finds the earlier.
+    let candidates = load_candidates(tx, &signal, region_id).await?;
+    let told = told::load(tx, &signal.organisation_id, &signal.subject_key).await?;
+    let new_match = match_signal(&signal, region_id);
+    let notices = plan_notices(&new_match, &candidates, &told, MatchScope::WithinRegion);
+
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO signals ({SIGNAL_COLUMNS}, request_key, request_fingerprint) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(signal.signal_id.to_string())
+    .bind(revision_to_db(signal.revision))
+    .bind(signal.organisation_id.as_str())
+    .bind(&signal.organisation_name)
+    .bind(signal.contact.professional_id())
+    .bind(signal.contact.name())
+    .bind(signal.contact.email())
+    .bind(signal.contact.phone())
+    .bind(signal.subject_key.to_stored())
+    .bind(signal.birth_date.to_string())
+    .bind(signal.registered_at.as_microsecond())
+    .bind(signal.planned_removal_date.to_string())
+    .bind(signal.state.as_str())
+    .bind(signal.inactive_since.map(|d| d.to_string()))
+    .bind(InformingColumns::of(&signal.informing).kind)
+    .bind(InformingColumns::of(&signal.informing).parents)
+    .bind(InformingColumns::of(&signal.informing).youth)
+    .bind(InformingColumns::of(&signal.informing).informed_on)
+    .bind(InformingColumns::of(&signal.informing).reason)
+    .bind(&new.request_key)
+    .bind(&new.request_fingerprint)
+    .execute(&mut *tx)
+    .await?;
+    for key in &signal.family_keys {
+        sqlx::query("INSERT INTO signal_family_keys (signal_id, family_key) VALUES (?, ?)")
+            .bind(signal.signal_id.to_string())
+            .bind(key.to_stored())
+            .execute(&mut *tx)
+            .await?;
+    }
+    for notice in &notices {
+        insert_notice(tx, notice, signal.registered_at).await?;
+    }
+    append_outbox(tx, &OutboxEvent::upsert(&signal), signal.registered_at).await?;
+    let entry = AuditEntry {
+        at: signal.registered_at,
+        action: AuditAction::Register,
+        actor: Actor::Professional {
+            organisation_id: signal.organisation_id.clone(),
+            professional_id: signal.contact.professional_id().to_owned(),
+        },
+        signal_ids: vec![signal.signal_id],
+        detail: None,
+    };
+    audit::append(tx, &entry).await?;
+    Ok(Registered::Created {
+        signal,
+        notices: notices.len(),
+    })
+}
+
+async fn withdraw(
+    tx: &mut SqliteConnection,
+    acting: &Acting,
+    signal_id: SignalId,
+    reason: WithdrawReason,
+    now: Timestamp,
+) -> Result<(Withdrawn, bool), StoreError> {
+    let current = load_owned_signal(tx, &acting.organisation_id, signal_id).await?;
+    let entry = AuditEntry {
+        at: now,
+        action: AuditAction::Withdraw,
+        actor: acting.actor(),
+        signal_ids: vec![signal_id],
+        detail: Some(
+            match reason {
+                WithdrawReason::Unjustified => "unjustified",
+                WithdrawReason::RiskGone => "risk_gone",
+            }
+            .to_owned(),
+        ),
+    };
+    let today = crate::domain::clock::local_date(now);
+    let outcome = match signal::withdraw(current.state, reason, today)? {
+        Withdrawal::Delete => {
+            delete_signal(tx, &current, now).await?;
+            Withdrawn::Deleted
+        }
+        Withdrawal::Archive { inactive_since } => {
+            let previous = current.revision;
+            let archived = StoredSignal {
+                revision: previous.next(),
+                state: SignalState::Inactive,
+                inactive_since: Some(inactive_since),
+                ..current
+            };
+            save_revision(tx, previous, &archived, now).await?;
+            Withdrawn::Archived(Box::new(archived))
+        }
+    };
+    audit::append(tx, &entry).await?;
+    let purge = outcome == Withdrawn::Deleted;
+    Ok((outcome, purge))
+}
+
+async fn update_signal(
+    tx: &mut SqliteConnection,
+    acting: &Acting,
+    signal_id: SignalId,
+    update: SignalUpdate,
+    now: Timestamp,
+) -> Result<StoredSignal, StoreError> {
+    let current = load_owned_signal(tx, &acting.organisation_id, signal_id).await?;
+    signal::check_updatable(current.state)?;
+    let today = crate::domain::clock::local_date(now);
+    let planned_removal_date = match update.planned_removal_date {
+        Some(requested) => {
+            signal::moved_removal_date(current.planned_removal_date, requested, today)
+                .map_err(StoreError::RemovalDate)?
+        }
+        None => current.planned_removal_date,
+    };
+    let previous = current.revision;
+    let informing = match update.informing {
+        Some(record) => {
+            let registered_on = crate::domain::clock::local_date(current.registered_at);
+            crate::domain::informing::check(record, current.birth_date, registered_on, today)
+                .map_err(StoreError::Informing)?;
+            record
+        }
+        None => current.informing,
+    };
+    let updated = StoredSignal {
+        revision: previous.next(),
+        contact: update.contact.unwrap_or_else(|| current.contact.clone()),
+        planned_removal_date,
+        informing,
+        ..current
+    };
+    save_revision(tx, previous, &updated, now).await?;
+    let entry = AuditEntry {
+        at: now,
+        action: AuditAction::Update,
+        actor: acting.actor(),
+        signal_ids: vec![signal_id],
+        detail: None,
+    };
+    audit::append(tx, &entry).await?;
+    Ok(updated)
+}
+
+async fn record_death(
+    tx: &mut SqliteConnection,
+    subject_key: &SubjectKey,
+    now: Timestamp,
+) -> Result<(u32, bool), StoreError> {
+    sqlx::query(
+        "INSERT INTO deceased (subject_key, recorded_at) VALUES (?, ?) \
+         ON CONFLICT (subject_key) DO NOTHING",
+    )
+    .bind(subject_key.to_stored())
+    .bind(now.as_microsecond())
+    .execute(&mut *tx)
+    .await?;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = ?")
+            .bind(subject_key.to_stored())
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut deleted = 0;
+    for id in ids {
+        let signal = load_signal(tx, parse_signal_id(&id)?)
+            .await?
+            .ok_or(StoreError::Corrupt("signals"))?;
+        delete_signal(tx, &signal, now).await?;
+        let entry = AuditEntry {
+            at: now,
+            action: AuditAction::Purge,
+            actor: Actor::System,
+            signal_ids: vec![signal.signal_id],
+            detail: Some("death".to_owned()),
+        };
+        audit::append(tx, &entry).await?;
+        deleted += 1;
+    }
+    Ok((deleted, deleted > 0))
+}
+
+async fn apply_hub_coordination(
+    tx: &mut SqliteConnection,
+    change: CoordinationChange,
+    cursor: u64,
+) -> Result<bool, StoreError> {
+    let cursor = i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
+    sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
+        .bind(cursor)
+        .execute(&mut *tx)
+        .await?;
+    // Only for a match this node still holds: a notice to its signal about the other.
+    let held: Option<String> = sqlx::query_scalar(
+        "SELECT notice_id FROM notices \
+         WHERE recipient_signal_id = ? AND counterpart_signal_id = ? LIMIT 1",
+    )
+    .bind(change.other_signal.to_string())
+    .bind(change.by_signal.to_string())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if held.is_some() {
+        merge_coordination(tx, &change).await?;
+    }
+    Ok(held.is_some())
+}
+
+async fn correct(
+    tx: &mut SqliteConnection,
+    signal_id: SignalId,
+    correction: SignalUpdate,
+    actor: &Actor,
+    reference: &str,
+    now: Timestamp,
+) -> Result<StoredSignal, StoreError> {
+    let current = load_signal(tx, signal_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let today = crate::domain::clock::local_date(now);
+    let registered_on = crate::domain::clock::local_date(current.registered_at);
+    let planned_removal_date = match correction.planned_removal_date {
+        Some(requested) => {
+            // An archived signal's R is history; only an active one's can change.
+            signal::check_updatable(current.state)?;
+            signal::corrected_removal_date(registered_on, requested, today)
+                .map_err(StoreError::RemovalDate)?
+        }
+        None => current.planned_removal_date,
+    };
+    let informing = match correction.informing {
+        Some(record) => {
+            crate::domain::informing::check(record, current.birth_date, registered_on, today)
+                .map_err(StoreError::Informing)?;
+            record
+        }
+        None => current.informing,
+    };
+    let previous = current.revision;
+    let corrected = StoredSignal {
+        revision: previous.next(),
+        contact: correction
+            .contact
+            .unwrap_or_else(|| current.contact.clone()),
+        planned_removal_date,
+        informing,
+        ..current
+    };
+    save_revision(tx, previous, &corrected, now).await?;
+    let entry = AuditEntry {
+        at: now,
+        action: AuditAction::Correct,
+        actor: actor.clone(),
+        signal_ids: vec![signal_id],
+        detail: Some(reference.to_owned()),
+    };
+    audit::append(tx, &entry).await?;
+    Ok(corrected)
+}
+
+async fn erase(
+    tx: &mut SqliteConnection,
+    subject_key: &SubjectKey,
+    only: &[SignalId],
+    actor: &Actor,
+    reference: &str,
+    now: Timestamp,
+) -> Result<(Vec<SignalId>, bool), StoreError> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = ?")
+            .bind(subject_key.to_stored())
+            .fetch_all(&mut *tx)
+            .await?;
+    let of_youth = ids
+        .iter()
+        .map(|id| parse_signal_id(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every named signal must be the youth's, or nothing is erased.
+    if only.iter().any(|id| !of_youth.contains(id)) {
+        return Err(StoreError::NotFound);
+    }
+    let mut erased = Vec::new();
+    for id in of_youth {
+        if !only.is_empty() && !only.contains(&id) {
+            continue;
+        }
+        let signal = load_signal(tx, id)
+            .await?
+            .ok_or(StoreError::Corrupt("signals"))?;
+        delete_signal(tx, &signal, now).await?;
+        erased.push(id);
+    }
+    let entry = AuditEntry {
+        at: now,
+        action: AuditAction::ErasureOrder,
+        actor: actor.clone(),
+        signal_ids: erased.clone(),
+        detail: Some(reference.to_owned()),
+    };
+    audit::append(tx, &entry).await?;
+    let purge = !erased.is_empty();
+    Ok((erased, purge))
+}
+
+async fn store_hub_notice(
+    tx: &mut SqliteConnection,
+    notice: LoggedNotice,
+    now: Timestamp,
+) -> Result<NoticeDelivery, StoreError> {
+    let cursor = i64::try_from(notice.cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
+    sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
+        .bind(cursor)
+        .execute(&mut *tx)
+        .await?;
+    let seen: Option<String> =
+        sqlx::query_scalar("SELECT notice_id FROM notices WHERE notice_id = ?")
+            .bind(&notice.notice_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let delivery = if seen.is_some() {
+        // Sent again: the hub refreshed the counterpart's contact or state.
+        let counterpart = &notice.counterpart;
+        sqlx::query(
+            "UPDATE notices SET counterpart_organisation_name = ?, \
+                 counterpart_professional_id = ?, counterpart_professional_name = ?, \
+                 counterpart_professional_email = ?, counterpart_professional_phone = ?, \
+                 counterpart_state = ? \
+             WHERE notice_id = ? AND source = 'hub'",
+        )
+        .bind(&counterpart.organisation_name)
+        .bind(counterpart.contact.professional_id())
+        .bind(counterpart.contact.name())
+        .bind(counterpart.contact.email())
+        .bind(counterpart.contact.phone())
+        .bind(counterpart.state.as_str())
+        .bind(&notice.notice_id)
+        .execute(&mut *tx)
+        .await?;
+        NoticeDelivery::Duplicate
+    } else {
+        match load_signal(tx, notice.recipient_signal_id).await? {
+            Some(recipient) if recipient.organisation_id == notice.recipient_organisation_id => {
+                insert_hub_notice(tx, &notice, &recipient).await?;
+                // The owner of an inactive signal gets no notice e-mail (invariant 3), also
+                // when today's sweep has not reached the signal yet.
+                let dates = LifecycleDates {
+                    state: recipient.state,
+                    planned_removal_date: recipient.planned_removal_date,
+                    inactive_since: recipient.inactive_since,
+                    birth_date: Some(recipient.birth_date),
+                };
+                let emailed = lifecycle::due(dates, crate::domain::clock::local_date(now))
+                    == Due::Nothing
+                    && recipient.state == SignalState::Active;
+                if emailed {
+                    insert_email_job(tx, &notice.notice_id, now).await?;
+                }
+                NoticeDelivery::Stored { emailed }
+            }
+            Some(_) => {
+                tracing::warn!(
+                    notice_id = %notice.notice_id,
+                    "hub notice names a recipient of another organisation; dropped"
+                );
+                NoticeDelivery::Dropped
+            }
+            None => NoticeDelivery::Dropped,
+        }
+    };
+    Ok(delivery)
+}
+
+async fn sweep(
+    tx: &mut SqliteConnection,
+    today: Date,
+    limit: u32,
+) -> Result<(SweepReport, bool), StoreError> {
+    let (archive_cutoff, birth_cutoff) = lifecycle::sweep_cutoffs(today);
+    // One range query per transition, each on its own index and bounded by `limit`: an OR
+    // of the three (with one ORDER BY) made SQLite scan the whole table.
+    let mut ids: Vec<String> = Vec::new();
+    for (statement, cutoff) in [
+        (
+            "SELECT signal_id FROM signals \
+             WHERE state = 'active' AND planned_removal_date <= ? LIMIT ?",
+            today,
+        ),
+        (
+            "SELECT signal_id FROM signals \
+             WHERE state = 'inactive' AND inactive_since <= ? LIMIT ?",
+            archive_cutoff,
+        ),
+        (
+            "SELECT signal_id FROM signals WHERE birth_date <= ? LIMIT ?",
+            birth_cutoff,
+        ),
+    ] {
+        let due: Vec<String> = sqlx::query_scalar(statement)
+            .bind(cutoff.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        ids.extend(due);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    // Events carry the instant of the change: the start of `today`, when it became due.
+    let now = today
+        .to_zoned_datetime(crate::domain::clock::rules_time_zone())
+        .map(|zoned| zoned.timestamp())
+        .map_err(|_| StoreError::Corrupt("date"))?;
+    let mut report = SweepReport::default();
+    for id in ids {
+        let signal = load_signal(tx, parse_signal_id(&id)?)
+            .await?
+            .ok_or(StoreError::Corrupt("signals"))?;
+        let dates = LifecycleDates {
+            state: signal.state,
+            planned_removal_date: signal.planned_removal_date,
+            inactive_since: signal.inactive_since,
+            birth_date: Some(signal.birth_date),
+        };
+        match lifecycle::due(dates, today) {
+            Due::Nothing => {}
+            Due::Expire { inactive_since } => {
+                let previous = signal.revision;
+                let expired = StoredSignal {
+                    revision: previous.next(),
+                    state: SignalState::Inactive,
+                    inactive_since: Some(inactive_since),
+                    ..signal
+                };
+                save_revision(tx, previous, &expired, now).await?;
+                let entry = AuditEntry {
+                    at: now,
+                    action: AuditAction::Expire,
+                    actor: Actor::System,
+                    signal_ids: vec![expired.signal_id],
+                    detail: None,
+                };
+                audit::append(tx, &entry).await?;
+                report.expired += 1;
+            }
+            Due::Delete(reason) => {
+                delete_signal(tx, &signal, now).await?;
+                let entry = AuditEntry {
+                    at: now,
+                    action: AuditAction::Purge,
+                    actor: Actor::System,
+                    signal_ids: vec![signal.signal_id],
+                    detail: Some(
+                        match reason {
+                            lifecycle::DeleteReason::ArchiveEnded => "archive_ended",
+                            lifecycle::DeleteReason::Age23 => "age23",
+                        }
+                        .to_owned(),
+                    ),
+                };
+                audit::append(tx, &entry).await?;
+                report.deleted += 1;
+            }
+        }
+    }
+    let purge = report.deleted > 0;
+    Ok((report, purge))
+}
+
+async fn retract_hub_notice(
+    tx: &mut SqliteConnection,
+    notice_id: &str,
+    cursor: u64,
+) -> Result<(bool, bool), StoreError> {
+    let cursor = i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
+    sqlx::query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
+        .bind(cursor)
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM notices WHERE notice_id = ? AND source = 'hub'")
+        .bind(notice_id)
+        .execute(&mut *tx)
+        .await?;
+    let held = deleted.rows_affected() > 0;
+    Ok((held, held))
+}
+
+/// Records a party's coordination change on one of its matches; returns the change.
+async fn coordinate(
+    tx: &mut SqliteConnection,
+    acting: &Acting,
+    notice_id: &str,
+    action: CoordinationAction,
+    now: Timestamp,
+) -> Result<CoordinationChange, StoreError> {
+    let notice = sqlx::query(
+        "SELECT recipient_signal_id, recipient_organisation_id, counterpart_signal_id, source \
+         FROM notices WHERE notice_id = ?",
+    )
+    .bind(notice_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(StoreError::NoSuchMatch)?;
+    if notice.try_get::<&str, _>("recipient_organisation_id")? != acting.organisation_id.as_str() {
+        return Err(StoreError::NotOwner);
+    }
+    let own = parse_signal_id(notice.try_get("recipient_signal_id")?)?;
+    let other = parse_signal_id(notice.try_get("counterpart_signal_id")?)?;
+    let kind = match action {
+        CoordinationAction::NameRegievoerder(Party::Own) => ChangeKind::Regievoerder(own),
+        CoordinationAction::NameRegievoerder(Party::Counterpart) => ChangeKind::Regievoerder(other),
+        CoordinationAction::MarkAfgestemd => ChangeKind::Afgestemd,
+    };
+    let change = CoordinationChange {
+        change_id: uuid::Uuid::new_v4(),
+        by_signal: own,
+        other_signal: other,
+        at: now,
+        kind,
+    };
+    merge_coordination(tx, &change).await?;
+    if notice.try_get::<&str, _>("source")? == "hub" {
+        let json = serde_json::to_string(&outbox::CoordinationRecord::from(&change))
+            .map_err(|_| StoreError::Corrupt("coordination change"))?;
+        sqlx::query("INSERT INTO coordination_outbox (change) VALUES (?)")
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let (action, mut signal_ids) = match kind {
+        ChangeKind::Regievoerder(named) => (AuditAction::Regievoerder, vec![own, other, named]),
+        ChangeKind::Afgestemd => (AuditAction::Afgestemd, vec![own, other]),
+    };
+    signal_ids.dedup();
+    let entry = AuditEntry {
+        at: now,
+        action,
+        actor: acting.actor(),
+        signal_ids,
+        detail: None,
+    };
+    audit::append(tx, &entry).await?;
+    Ok(change)
 }
 
 /// Stores a notice found by the hub, with the counterpart as the hub sent it.
 async fn insert_hub_notice(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     notice: &LoggedNotice,
     recipient: &StoredSignal,
 ) -> Result<(), StoreError> {
@@ -950,13 +1096,13 @@ async fn insert_hub_notice(
     .bind(notice.match_type.as_str())
     .bind(notice.kind.as_str())
     .bind(notice.found_at.as_microsecond())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 async fn load_signal(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut SqliteConnection,
     signal_id: SignalId,
 ) -> Result<Option<StoredSignal>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -973,7 +1119,7 @@ async fn load_signal(
 }
 
 async fn load_owned_signal(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     organisation_id: &OrganisationId,
     signal_id: SignalId,
 ) -> Result<StoredSignal, StoreError> {
@@ -987,7 +1133,7 @@ async fn load_owned_signal(
 }
 
 async fn load_family_keys(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut SqliteConnection,
     signal_id: SignalId,
 ) -> Result<Vec<FamilyKey>, StoreError> {
     let keys: Vec<String> = sqlx::query_scalar(
@@ -1004,7 +1150,7 @@ async fn load_family_keys(
 /// Every signal on the node that shares the new signal's subject key or a family key, in one
 /// query: a busy youth has many signals, and this runs inside the single writer's transaction.
 async fn load_candidates(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     new: &StoredSignal,
     region_id: &RegionId,
 ) -> Result<Vec<MatchSignal>, StoreError> {
@@ -1025,7 +1171,7 @@ async fn load_candidates(
     .bind(new.subject_key.to_stored())
     .bind(family_key(0))
     .bind(family_key(1))
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     rows.iter()
         .map(|row| {
@@ -1052,7 +1198,7 @@ async fn load_candidates(
 
 /// Stores a notice found on this node, with the e-mail to its recipient.
 async fn insert_notice(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     notice: &PlannedNotice,
     found_at: Timestamp,
 ) -> Result<(), StoreError> {
@@ -1074,27 +1220,27 @@ async fn insert_notice(
     .bind(notice.match_type.as_str())
     .bind(notice.kind.as_str())
     .bind(found_at.as_microsecond())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     told::remember(tx, notice).await?;
     insert_email_job(tx, &notice_id, found_at).await
 }
 
 async fn insert_email_job(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     notice_id: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO email_jobs (notice_id, created_at) VALUES (?, ?)")
         .bind(notice_id)
         .bind(now.as_microsecond())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
 async fn append_outbox(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     event: &OutboxEvent,
     now: Timestamp,
 ) -> Result<(), StoreError> {
@@ -1104,7 +1250,7 @@ async fn append_outbox(
         .bind(i64::try_from(event.revision()).map_err(|_| StoreError::Corrupt("revision"))?)
         .bind(json)
         .bind(now.as_microsecond())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -1112,7 +1258,7 @@ async fn append_outbox(
 /// Writes `signal`, a new revision of a signal stored at `previous`, and owes the hub an event
 /// for it. The revision check makes a lost update impossible even if the single writer goes.
 async fn save_revision(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     previous: Revision,
     signal: &StoredSignal,
     now: Timestamp,
@@ -1139,7 +1285,7 @@ async fn save_revision(
     .bind(InformingColumns::of(&signal.informing).reason)
     .bind(signal.signal_id.to_string())
     .bind(revision_to_db(previous))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
         return Err(StoreError::Corrupt("signals.revision"));
@@ -1150,23 +1296,23 @@ async fn save_revision(
 /// Deletes a signal with everything that names it. Events still waiting for the hub carry its
 /// contact, so they go too; one delete event replaces them.
 async fn delete_signal(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     signal: &StoredSignal,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let id = signal.signal_id.to_string();
     sqlx::query("DELETE FROM notices WHERE counterpart_signal_id = ?")
         .bind(&id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM coordination WHERE signal_low = ?1 OR signal_high = ?1")
         .bind(&id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     // Notices to this signal (and their e-mail jobs) cascade with it.
     sqlx::query("DELETE FROM signals WHERE signal_id = ?")
         .bind(&id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     told::forget_party_if_gone(
         tx,
@@ -1176,7 +1322,7 @@ async fn delete_signal(
     .await?;
     sqlx::query("DELETE FROM outbox WHERE signal_id = ?")
         .bind(&id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     let event = OutboxEvent::Delete {
         signal_id: id,
@@ -1259,7 +1405,7 @@ fn coordination_from_row(row: &SqliteRow) -> Result<CoordinationState, StoreErro
 
 /// Loads, merges `change` into, and stores the coordination of its pair.
 async fn merge_coordination(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     change: &CoordinationChange,
 ) -> Result<(), StoreError> {
     let (low, high) = change.pair();
@@ -1270,7 +1416,7 @@ async fn merge_coordination(
     )
     .bind(low.to_string())
     .bind(high.to_string())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?;
     let mut state = match &row {
         Some(row) => coordination_from_row(row)?,
@@ -1300,7 +1446,7 @@ async fn merge_coordination(
     .bind(change_id)
     .bind(state.afgestemd_low)
     .bind(state.afgestemd_high)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

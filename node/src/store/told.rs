@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 
 use super::StoreError;
 use super::row::{parse_org, parse_subject};
@@ -14,7 +15,7 @@ use crate::domain::{OrganisationId, SubjectKey};
 /// The pairs already told in which the new signal's organisation and youth take part: that is
 /// every pair the new signal could produce (the match rule's "nobody is told twice").
 pub(super) async fn load(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     organisation_id: &OrganisationId,
     subject_key: &SubjectKey,
 ) -> Result<HashSet<ToldPair>, StoreError> {
@@ -29,7 +30,7 @@ pub(super) async fn load(
     )
     .bind(organisation_id.as_str())
     .bind(subject_key.to_stored())
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     rows.iter()
         .map(|row| {
@@ -49,7 +50,7 @@ pub(super) async fn load(
 
 /// Remembers that the recipient's party was told about the counterpart's party.
 pub(super) async fn remember(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     notice: &PlannedNotice,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -62,7 +63,7 @@ pub(super) async fn remember(
     .bind(notice.counterpart_organisation_id.as_str())
     .bind(notice.counterpart_subject_key.to_stored())
     .bind(notice.match_type.as_str())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -70,7 +71,7 @@ pub(super) async fn remember(
 /// After a deletion: if the party (organisation, youth) has no signal left, it no longer
 /// exists, and the pairs it was in may be told again (DOMAIN.md section 5).
 pub(super) async fn forget_party_if_gone(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut SqliteConnection,
     organisation_id: &str,
     subject_key: &str,
 ) -> Result<(), StoreError> {
@@ -79,7 +80,7 @@ pub(super) async fn forget_party_if_gone(
     )
     .bind(organisation_id)
     .bind(subject_key)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     if left == 0 {
         sqlx::query(
@@ -89,7 +90,7 @@ pub(super) async fn forget_party_if_gone(
         )
         .bind(organisation_id)
         .bind(subject_key)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     Ok(())

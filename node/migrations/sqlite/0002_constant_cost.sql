@@ -1,0 +1,12 @@
+-- Every statement on a hot path is served by an index whose cost does not grow with the table
+-- (checked by the plan test in `store::plans`).
+
+-- A party (organisation, youth): the re-registration check ("is there an active signal of this
+-- organisation on this youth") and "has the party any signal left" after a deletion. Without
+-- it the planner walked every active signal through the `state` index.
+CREATE INDEX signals_by_party ON signals (organisation_id, subject_key, state, registered_at);
+-- A prefix of signals_by_party.
+DROP INDEX signals_by_organisation;
+
+-- ListMatches of an organisation, read in the order it is shown.
+CREATE INDEX notices_by_recipient_found ON notices (recipient_organisation_id, found_at, notice_id);
