@@ -19,7 +19,7 @@ use super::row::{
 };
 use super::sqlite::open_database;
 use super::told;
-use super::writer::{GroupCommit, Writer};
+use super::writer::{GroupCommit, Writer, WriterStats};
 use super::{CounterpartView, StoreError};
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
@@ -43,6 +43,11 @@ impl HubSqliteStore {
         )
         .await?;
         Ok(Self { writer, reader })
+    }
+
+    /// Writes and commits so far: their ratio is the group commit's mean batch size.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
     }
 
     /// Finishes the queued writes, then closes the database.

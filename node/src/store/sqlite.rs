@@ -73,6 +73,11 @@ impl SqliteStore {
         })
     }
 
+    /// Writes and commits so far: their ratio is the group commit's mean batch size.
+    pub fn writer_stats(&self) -> writer::WriterStats {
+        self.writer.stats()
+    }
+
     /// Finishes the queued writes, then closes the database.
     pub async fn close(&self) {
         self.writer.close().await;

@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -123,6 +124,22 @@ struct Ran {
 pub(super) struct Writer {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     task: Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<Counters>,
+}
+
+/// What the writer has done since it started: writes run and transactions committed. Their
+/// ratio is the group commit's batch size.
+#[derive(Debug, Default)]
+struct Counters {
+    writes: AtomicU64,
+    commits: AtomicU64,
+}
+
+/// A reading of the writer's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub writes: u64,
+    pub commits: u64,
 }
 
 /// How many writes may wait in the queue before callers wait to enqueue.
@@ -137,10 +154,19 @@ impl Writer {
     /// Takes over `connection` (migrated, in WAL mode) and starts the writer task.
     pub(super) fn start(connection: SqliteConnection, options: GroupCommit) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(connection, queue, options));
+        let stats = Arc::new(Counters::default());
+        let task = tokio::spawn(run(connection, queue, options, Arc::clone(&stats)));
         Self {
             jobs: Mutex::new(Some(jobs)),
             task: Mutex::new(Some(task)),
+            stats,
+        }
+    }
+
+    pub(super) fn stats(&self) -> WriterStats {
+        WriterStats {
+            writes: self.stats.writes.load(Ordering::Relaxed),
+            commits: self.stats.commits.load(Ordering::Relaxed),
         }
     }
 
@@ -235,7 +261,12 @@ where
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>, options: GroupCommit) {
+async fn run(
+    mut conn: SqliteConnection,
+    mut queue: mpsc::Receiver<Job>,
+    options: GroupCommit,
+    stats: Arc<Counters>,
+) {
     let max_batch = usize::try_from(options.max_batch.max(1)).unwrap_or(usize::MAX);
     let max_wait = Duration::from_micros(options.max_wait_us);
     let mut optimized = Instant::now();
@@ -252,7 +283,12 @@ async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>, options
                 },
             }
         }
-        let purge_wal = commit_batch(&mut conn, batch).await;
+        let writes = batch.len() as u64;
+        let (committed, purge_wal) = commit_batch(&mut conn, batch).await;
+        if committed {
+            stats.writes.fetch_add(writes, Ordering::Relaxed);
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+        }
         if purge_wal {
             checkpoint_truncate(&mut conn).await;
         }
@@ -267,8 +303,9 @@ async fn run(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>, options
     }
 }
 
-/// Runs one batch in one transaction; answers every caller; says whether to purge the WAL.
-async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) -> bool {
+/// Runs one batch in one transaction and answers every caller; says whether it committed and
+/// whether to purge the WAL.
+async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) -> (bool, bool) {
     let mut ran = Vec::with_capacity(batch.len());
     let mut tx = match conn.begin().await {
         Ok(tx) => tx,
@@ -278,7 +315,7 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) -> bool {
             for job in batch {
                 job.fail(Arc::clone(&error));
             }
-            return false;
+            return (false, false);
         }
     };
     let mut poisoned = false;
@@ -299,10 +336,11 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) -> bool {
         tracing::error!(%error, writes = ran.len(), "group commit failed; every write of the batch failed");
     }
     let purge = committed.is_ok() && ran.iter().any(|done| done.purge_wal);
+    let ok = committed.is_ok();
     for done in ran {
         (done.completion)(committed.clone());
     }
-    purge
+    (ok, purge)
 }
 
 /// After deleting personal data: copy the WAL into the database file and truncate it. The
@@ -341,4 +379,150 @@ pub(super) async fn connect(
         .execute(&mut conn)
         .await?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+
+    use super::*;
+
+    async fn writer(
+        dir: &tempfile::TempDir,
+        group_commit: GroupCommit,
+    ) -> (Writer, SqliteConnectOptions) {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("writer.sqlite"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let mut conn = connect(&options).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE rows (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES rows (id))",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        (Writer::start(conn, group_commit), options)
+    }
+
+    /// Inserts row `id`; fails after inserting it if `fail`.
+    async fn insert(writer: &Writer, id: i64, fail: bool) -> Result<i64, StoreError> {
+        writer
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO rows (id) VALUES (?)")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if fail {
+                        return Err(StoreError::NotFound);
+                    }
+                    Ok(id)
+                })
+            })
+            .await
+    }
+
+    async fn stored(options: &SqliteConnectOptions) -> Vec<i64> {
+        let mut conn = SqliteConnection::connect_with(options).await.unwrap();
+        sqlx::query_scalar("SELECT id FROM rows ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    /// Long enough that writes sent together land in one batch.
+    const GATHER: GroupCommit = GroupCommit {
+        max_batch: 512,
+        max_wait_us: 200_000,
+    };
+
+    #[tokio::test]
+    async fn concurrent_writes_share_one_commit_and_a_failing_write_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, options) = writer(&dir, GATHER).await;
+        let (a, b, c) = tokio::join!(
+            insert(&writer, 1, false),
+            insert(&writer, 2, true),
+            insert(&writer, 3, false)
+        );
+        assert_eq!(a.unwrap(), 1);
+        assert!(matches!(b, Err(StoreError::NotFound)));
+        assert_eq!(c.unwrap(), 3);
+        assert_eq!(
+            stored(&options).await,
+            [1, 3],
+            "the failed write left nothing"
+        );
+        assert_eq!(
+            writer.stats(),
+            WriterStats {
+                writes: 3,
+                commits: 1
+            }
+        );
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_size_of_one_commits_every_write_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, options) = writer(
+            &dir,
+            GroupCommit {
+                max_batch: 1,
+                ..GATHER
+            },
+        )
+        .await;
+        let (a, b) = tokio::join!(insert(&writer, 1, false), insert(&writer, 2, false));
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(stored(&options).await, [1, 2]);
+        assert_eq!(writer.stats().commits, 2);
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn when_the_commit_fails_every_write_of_the_batch_fails_and_none_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, options) = writer(&dir, GATHER).await;
+        // A deferred foreign key is checked at COMMIT: this write's savepoint is released
+        // without complaint, and the commit of the whole batch then fails.
+        let dangling = writer.write(|tx| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA defer_foreign_keys = ON")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO rows (id, parent) VALUES (10, 999)")
+                    .execute(&mut *tx)
+                    .await?;
+                Ok::<_, StoreError>(())
+            })
+        });
+        let (good, bad) = tokio::join!(insert(&writer, 1, false), dangling);
+        assert!(matches!(good, Err(StoreError::Commit(_))), "{good:?}");
+        assert!(matches!(bad, Err(StoreError::Commit(_))), "{bad:?}");
+        assert!(stored(&options).await.is_empty());
+        // The writer goes on with the next batch.
+        insert(&writer, 2, false).await.unwrap();
+        assert_eq!(stored(&options).await, [2]);
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn close_finishes_the_queued_writes_then_refuses_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, options) = writer(&dir, GATHER).await;
+        // `join!` polls in order: the insert is queued before close begins.
+        let (stored_first, ()) = tokio::join!(insert(&writer, 1, false), writer.close());
+        assert_eq!(stored_first.unwrap(), 1);
+        assert!(matches!(
+            insert(&writer, 2, false).await,
+            Err(StoreError::Closed)
+        ));
+        assert_eq!(stored(&options).await, [1]);
+    }
 }
