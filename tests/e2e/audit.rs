@@ -95,6 +95,7 @@ async fn writes_and_contact_reads_are_logged_with_who_and_survive_deletion() {
         .list_matches(pb::ListMatchesRequest {
             signal_id: String::new(),
             acting_professional_id: "m-8".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

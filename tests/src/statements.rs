@@ -1,4 +1,4 @@
-//! Every SQL statement the nodes of this test process run, captured from sqlx's own statement
+//! Every SQL statement the nodes of this test process run (at TRACE), captured from sqlx's own statement
 //! log (`sqlx::query` events), so a test can check the query plan of each.
 //!
 //! sqlx runs SQLite statements on worker threads, so the capture is the process's global
@@ -31,8 +31,10 @@ pub(crate) fn install() {
                 .with_test_writer()
                 .with_filter(tracing_subscriber::EnvFilter::new("info"))
         });
+        // The nodes log their statements at TRACE; tests' own connections (which read the
+        // databases to check them) at sqlx's default, DEBUG, and are left out.
         let capture = Capture.with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            metadata.target() == "sqlx::query"
+            metadata.target() == "sqlx::query" && *metadata.level() == tracing::Level::TRACE
         }));
         let _ = tracing_subscriber::registry()
             .with(capture)

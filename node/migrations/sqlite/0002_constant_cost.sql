@@ -10,3 +10,7 @@ DROP INDEX signals_by_organisation;
 
 -- ListMatches of an organisation, read in the order it is shown.
 CREATE INDEX notices_by_recipient_found ON notices (recipient_organisation_id, found_at, notice_id);
+-- ListMatches of one signal (and cascades from a deleted signal), read in the order shown.
+CREATE INDEX notices_by_recipient_signal_found ON notices (recipient_signal_id, found_at, notice_id);
+-- A prefix of notices_by_recipient_signal_found.
+DROP INDEX notices_by_recipient_signal;

@@ -380,3 +380,58 @@ pub(crate) fn match_to_pb(view: &MatchView) -> pb::Match {
         }),
     }
 }
+
+/// Matches per page when the caller does not say.
+pub(crate) const MATCH_PAGE_DEFAULT: u32 = 100;
+/// The most matches one page may hold: a page is read, audited and sent in one piece.
+pub(crate) const MATCH_PAGE_MAX: u32 = 1000;
+
+/// The page a ListMatches request asks for. The token is the last match of the previous page
+/// (`<found_at in microseconds>.<notice id>`): it names a notice of the caller only, and a
+/// forged one at most skips or repeats the caller's own matches.
+pub(crate) fn parse_match_page(
+    page_size: u32,
+    page_token: &str,
+    errors: &mut ValidationErrors,
+) -> Option<crate::store::MatchPage> {
+    let limit = match page_size {
+        0 => MATCH_PAGE_DEFAULT,
+        size if size > MATCH_PAGE_MAX => {
+            errors.add("page_size", "must be at most 1000");
+            return None;
+        }
+        size => size,
+    };
+    if page_token.is_empty() {
+        return Some(crate::store::MatchPage { after: None, limit });
+    }
+    let position = page_token
+        .split_once('.')
+        .and_then(|(found_at, notice_id)| {
+            let found_at = found_at.parse::<i64>().ok()?;
+            let found_at = jiff::Timestamp::from_microsecond(found_at).ok()?;
+            uuid::Uuid::try_parse(notice_id).ok()?;
+            Some(crate::store::MatchPosition {
+                found_at,
+                notice_id: notice_id.to_owned(),
+            })
+        });
+    match position {
+        Some(position) => Some(crate::store::MatchPage {
+            after: Some(position),
+            limit,
+        }),
+        None => {
+            errors.add(
+                "page_token",
+                "is not a token from a previous ListMatches response",
+            );
+            None
+        }
+    }
+}
+
+/// The token that continues after `last`.
+pub(crate) fn match_page_token(last: &crate::store::MatchPosition) -> String {
+    format!("{}.{}", last.found_at.as_microsecond(), last.notice_id)
+}

@@ -291,15 +291,27 @@ impl<S: SignalStore> RegionApi<S> {
             &request.get_ref().acting_professional_id,
             &mut errors,
         );
+        let page = convert::parse_match_page(
+            request.get_ref().page_size,
+            &request.get_ref().page_token,
+            &mut errors,
+        );
         errors.into_result()?;
-        let Some(acting) = acting else {
+        let (Some(acting), Some(page)) = (acting, page) else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
+        let limit = page.limit;
         let matches = self
             .context
             .store
-            .matches(&organisation_id, signal_id)
+            .matches(&organisation_id, signal_id, page)
             .await?;
+        let next_page_token = match matches.last() {
+            Some(last) if matches.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
+                convert::match_page_token(&last.position())
+            }
+            _ => String::new(),
+        };
         if !matches.is_empty() {
             // The other parties' contacts are about to be shown: logged before they are.
             let shown = matches.iter().map(|m| m.counterpart.signal_id).collect();
@@ -311,6 +323,7 @@ impl<S: SignalStore> RegionApi<S> {
         tracing::info!(organisation_id = %organisation_id, count = matches.len(), "matches read");
         Ok(pb::ListMatchesResponse {
             matches: matches.iter().map(convert::match_to_pb).collect(),
+            next_page_token,
         })
     }
 

@@ -128,7 +128,11 @@ impl<S: SignalStore> RightsApi<S> {
             let notices = self
                 .context
                 .store
-                .matches(&signal.organisation_id, Some(signal.signal_id))
+                .matches(
+                    &signal.organisation_id,
+                    Some(signal.signal_id),
+                    crate::store::MatchPage::all(),
+                )
                 .await?;
             exported.push(pb::ExportedSignal {
                 signal: Some(convert::signal_to_pb(signal)),

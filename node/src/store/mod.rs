@@ -110,6 +110,41 @@ pub struct SignalUpdate {
     pub informing: Option<InformingRecord>,
 }
 
+/// Where a page of matches starts and how long it is. Pages follow the order matches are
+/// listed in (found, then notice id), so each page is one range of an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchPage {
+    /// The last match of the previous page; `None` for the first page.
+    pub after: Option<MatchPosition>,
+    pub limit: u32,
+}
+
+impl MatchPage {
+    /// Every match: for the few notices of one signal.
+    pub fn all() -> Self {
+        Self {
+            after: None,
+            limit: u32::MAX,
+        }
+    }
+}
+
+/// A match's place in the listing order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchPosition {
+    pub found_at: Timestamp,
+    pub notice_id: String,
+}
+
+impl MatchView {
+    pub fn position(&self) -> MatchPosition {
+        MatchPosition {
+            found_at: self.found_at,
+            notice_id: self.notice_id.clone(),
+        }
+    }
+}
+
 /// A notice for the calling organisation, with the other party as it stands now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchView {
@@ -218,11 +253,13 @@ pub trait SignalStore: Send + Sync + 'static {
         signal_id: SignalId,
     ) -> impl Future<Output = Result<Option<StoredSignal>, StoreError>> + Send;
 
-    /// The notices addressed to `organisation_id`, optionally for one of its signals only.
+    /// The notices addressed to `organisation_id`, optionally for one of its signals only,
+    /// oldest first, one page at a time.
     fn matches(
         &self,
         organisation_id: &OrganisationId,
         signal_id: Option<SignalId>,
+        page: MatchPage,
     ) -> impl Future<Output = Result<Vec<MatchView>, StoreError>> + Send;
 
     fn withdraw(

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Row};
 
 use super::hub::LoggedNotice;
 use super::outbox::{self, OutboxEvent};
@@ -26,8 +26,8 @@ use super::row::{
 use super::told;
 use super::writer::{self, GroupCommit, Writer};
 use super::{
-    Acting, CounterpartView, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered,
-    SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
+    Acting, CounterpartView, MatchPage, MatchView, NewSignal, NoticeDelivery, OutboxEntry,
+    Registered, SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{
@@ -100,7 +100,10 @@ pub(super) async fn open_database(
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(LOCK_WAIT_MAX)
-        .pragma("secure_delete", "ON");
+        .pragma("secure_delete", "ON")
+        // Every statement at TRACE (sqlx's default is DEBUG): seen only when asked for, and
+        // told apart from other connections' by the query-plan test.
+        .log_statements(log::LevelFilter::Trace);
     let mut connection = writer::connect(&options).await?;
     migrator.run(&mut connection).await?;
     let reader = SqlitePoolOptions::new()
@@ -156,27 +159,41 @@ impl SignalStore for SqliteStore {
         &self,
         organisation_id: &OrganisationId,
         signal_id: Option<SignalId>,
+        page: MatchPage,
     ) -> Result<Vec<MatchView>, StoreError> {
         // A local counterpart is shown as it stands now; a remote one as the hub sent it. Two
-        // statements, each on its own index: an optional filter (`?2 IS NULL OR ...`) would
-        // read every notice of the organisation to find one signal's.
+        // statements, each a range of its own index: an optional filter (`?2 IS NULL OR ...`)
+        // would read every notice of the organisation to find one signal's.
+        let (found_at, notice_id) = match &page.after {
+            Some(after) => (after.found_at.as_microsecond(), after.notice_id.clone()),
+            None => (i64::MIN, String::new()),
+        };
+        let limit = i64::from(page.limit);
         let rows = match signal_id {
             None => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "{MATCH_VIEW_SELECT} WHERE n.recipient_organisation_id = ? \
-                     ORDER BY n.found_at, n.notice_id"
+                     AND (n.found_at, n.notice_id) > (?, ?) \
+                     ORDER BY n.found_at, n.notice_id LIMIT ?"
                 )))
                 .bind(organisation_id.as_str())
+                .bind(found_at)
+                .bind(notice_id)
+                .bind(limit)
                 .fetch_all(&self.reader)
                 .await?
             }
             Some(signal_id) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "{MATCH_VIEW_SELECT} WHERE n.recipient_signal_id = ? \
-                     AND n.recipient_organisation_id = ? ORDER BY n.found_at, n.notice_id"
+                     AND n.recipient_organisation_id = ? AND (n.found_at, n.notice_id) > (?, ?) \
+                     ORDER BY n.found_at, n.notice_id LIMIT ?"
                 )))
                 .bind(signal_id.to_string())
                 .bind(organisation_id.as_str())
+                .bind(found_at)
+                .bind(notice_id)
+                .bind(limit)
                 .fetch_all(&self.reader)
                 .await?
             }
@@ -244,7 +261,7 @@ impl SignalStore for SqliteStore {
                 .await?
         };
         let own = change.by_signal;
-        self.matches(&acting.organisation_id, Some(own))
+        self.matches(&acting.organisation_id, Some(own), MatchPage::all())
             .await?
             .into_iter()
             .find(|view| view.notice_id == notice_id)
