@@ -31,10 +31,12 @@ pub(crate) fn install() {
                 .with_test_writer()
                 .with_filter(tracing_subscriber::EnvFilter::new("info"))
         });
-        // The nodes log their statements at TRACE; tests' own connections (which read the
-        // databases to check them) at sqlx's default, DEBUG, and are left out.
+        // The nodes log their statements at TRACE: the writer's as `vix::sql`, the readers'
+        // through sqlx. Tests' own connections (which read the databases to check them) log
+        // at sqlx's default, DEBUG, and are left out.
         let capture = Capture.with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            metadata.target() == "sqlx::query" && *metadata.level() == tracing::Level::TRACE
+            matches!(metadata.target(), "sqlx::query" | "vix::sql")
+                && *metadata.level() == tracing::Level::TRACE
         }));
         let _ = tracing_subscriber::registry()
             .with(capture)
@@ -75,7 +77,7 @@ impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "summary" => value.clone_into(&mut self.summary),
-            "db.statement" => value.clone_into(&mut self.statement),
+            "db.statement" | "statement" => value.clone_into(&mut self.statement),
             _ => {}
         }
     }
@@ -83,7 +85,7 @@ impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         match field.name() {
             "summary" => self.summary = format!("{value:?}").trim_matches('"').to_owned(),
-            "db.statement" => {
+            "db.statement" | "statement" => {
                 self.statement = format!("{value:?}").trim_matches('"').replace("\\n", "\n");
             }
             _ => {}

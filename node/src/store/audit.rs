@@ -12,49 +12,49 @@ use crate::domain::audit::{
 };
 
 /// Appends `entry` after the last one, chaining its hash.
-pub(super) async fn append(
-    conn: &mut SqliteConnection,
-    entry: &AuditEntry,
-) -> Result<(), StoreError> {
+pub(super) fn append(conn: &rusqlite::Connection, entry: &AuditEntry) -> Result<(), StoreError> {
     // The highest seq ever handed out (AUTOINCREMENT remembers it after the rows are gone),
-    // then that entry by its key: constant cost, however long the log.
-    let previous_seq = highest_seq(conn).await?;
-    let previous_hash = if previous_seq == 0 {
-        GENESIS.to_owned()
-    } else {
-        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
-            .bind(previous_seq)
-            .fetch_optional(&mut *conn)
-            .await?;
+    // and that entry's hash by its key, in one statement: constant cost, however long the log.
+    let (previous_seq, previous_hash): (i64, Option<String>) = super::sql::prepare(
+        conn,
+        "WITH last AS (SELECT seq FROM sqlite_sequence WHERE name = 'audit_log') \
+             SELECT COALESCE((SELECT seq FROM last), 0), \
+                    (SELECT hash FROM audit_log WHERE seq = (SELECT seq FROM last))",
+    )?
+    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let previous_hash = match previous_hash {
+        Some(hash) => hash,
+        None if previous_seq == 0 => GENESIS.to_owned(),
         // If entries at the end were removed, continuing the chain from the last remaining
         // one would hide it: refuse to write until an operator has looked (verify-audit says
         // where).
-        hash.ok_or_else(|| {
+        None => {
             tracing::error!(
                 highest = previous_seq,
                 "audit log entries were removed; refusing to append"
             );
-            StoreError::Corrupt("audit log truncated")
-        })?
+            return Err(StoreError::Corrupt("audit log truncated"));
+        }
     };
     let stored = entry.to_stored(previous_seq + 1);
     let hash = chain_hash(&previous_hash, &stored);
-    sqlx::query(
+    super::sql::prepare(
+        conn,
         "INSERT INTO audit_log (seq, at, action, actor_kind, actor_id, actor_person_id, \
              signal_ids, detail, hash) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(stored.seq)
-    .bind(stored.at_us)
-    .bind(&stored.action)
-    .bind(&stored.actor_kind)
-    .bind(&stored.actor_id)
-    .bind(&stored.actor_person_id)
-    .bind(&stored.signal_ids)
-    .bind(&stored.detail)
-    .bind(hash)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(rusqlite::params![
+        stored.seq,
+        stored.at_us,
+        stored.action,
+        stored.actor_kind,
+        stored.actor_id,
+        stored.actor_person_id,
+        stored.signal_ids,
+        stored.detail,
+        hash,
+    ])?;
     Ok(())
 }
 

@@ -23,6 +23,7 @@ pub mod hub;
 pub mod hub_sqlite;
 pub mod outbox;
 mod row;
+mod sql;
 pub mod sqlite;
 mod told;
 pub mod writer;
@@ -187,18 +188,23 @@ pub enum StoreError {
     NoSuchMatch,
     /// The database is locked or out of connections; the caller may retry.
     #[error("the database is busy")]
-    Busy(#[source] sqlx::Error),
+    Busy(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// An error of the writer's connection.
+    #[error("database error")]
+    Write(#[source] rusqlite::Error),
     /// The transaction this write was grouped in did not commit: nothing of it happened.
     #[error("the write's group commit failed")]
-    Commit(#[source] std::sync::Arc<sqlx::Error>),
+    Commit(#[source] std::sync::Arc<rusqlite::Error>),
     /// Too many writes are waiting for the writer; the caller may retry.
     #[error("the write queue is full")]
     QueueFull,
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,
+    #[error("starting the writer thread")]
+    WriterThread(#[source] std::io::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value that the domain refuses: the database was changed behind vix's back.
@@ -224,9 +230,20 @@ impl From<sqlx::Error> for StoreError {
             _ => false,
         };
         if busy {
-            Self::Busy(error)
+            Self::Busy(Box::new(error))
         } else {
             Self::Database(error)
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Self::Busy(Box::new(error))
+            }
+            _ => Self::Write(error),
         }
     }
 }

@@ -41,11 +41,56 @@ pub(super) fn parse_state(stored: &str) -> Result<SignalState, StoreError> {
     SignalState::parse(stored).ok_or(StoreError::Corrupt("state"))
 }
 
-pub(super) fn contact_from_row(row: &SqliteRow) -> Result<ProfessionalContact, StoreError> {
+pub(super) fn contact_from_row(row: &impl Columns) -> Result<ProfessionalContact, StoreError> {
     Ok(ProfessionalContact::from_stored(
-        row.try_get("professional_id")?,
-        row.try_get("professional_name")?,
-        row.try_get("professional_email")?,
-        row.try_get("professional_phone")?,
+        row.text("professional_id")?,
+        row.text("professional_name")?,
+        row.text("professional_email")?,
+        row.opt_text("professional_phone")?,
     ))
+}
+
+/// A result row by column name, whichever driver read it: readers use sqlx's pool, the writer
+/// thread rusqlite. Parsing into domain types is written once over this.
+pub(super) trait Columns {
+    fn text(&self, name: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, name: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError>;
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.int(name)? != 0)
+    }
+    fn opt_flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self.opt_int(name)?.map(|value| value != 0))
+    }
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        Ok(self.get(name)?)
+    }
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(name)?)
+    }
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self.get(name)?)
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(name)?)
+    }
 }

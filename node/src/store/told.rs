@@ -4,22 +4,22 @@
 
 use std::collections::HashSet;
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteConnection;
+use rusqlite::Connection;
 
 use super::StoreError;
-use super::row::{parse_org, parse_subject};
+use super::row::{Columns, parse_org, parse_subject};
 use crate::domain::matching::{MatchType, PlannedNotice, ToldPair};
 use crate::domain::{OrganisationId, SubjectKey};
 
 /// The pairs already told in which the new signal's organisation and youth take part: that is
 /// every pair the new signal could produce (the match rule's "nobody is told twice").
-pub(super) async fn load(
-    tx: &mut SqliteConnection,
+pub(super) fn load(
+    tx: &Connection,
     organisation_id: &OrganisationId,
     subject_key: &SubjectKey,
 ) -> Result<HashSet<ToldPair>, StoreError> {
-    let rows = sqlx::query(
+    let mut statement = super::sql::prepare(
+        tx,
         "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
                 counterpart_subject_key, match_type \
          FROM told_pairs WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
@@ -27,71 +27,63 @@ pub(super) async fn load(
          SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
                 counterpart_subject_key, match_type \
          FROM told_pairs WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
-    )
-    .bind(organisation_id.as_str())
-    .bind(subject_key.to_stored())
-    .fetch_all(&mut *tx)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ToldPair {
-                recipient_organisation_id: parse_org(row.try_get("recipient_organisation_id")?)?,
-                recipient_subject_key: parse_subject(row.try_get("recipient_subject_key")?)?,
-                counterpart_organisation_id: parse_org(
-                    row.try_get("counterpart_organisation_id")?,
-                )?,
-                counterpart_subject_key: parse_subject(row.try_get("counterpart_subject_key")?)?,
-                match_type: MatchType::parse(row.try_get("match_type")?)
-                    .ok_or(StoreError::Corrupt("match_type"))?,
-            })
-        })
-        .collect()
+    )?;
+    let mut rows = statement.query(rusqlite::params![
+        organisation_id.as_str(),
+        subject_key.to_stored()
+    ])?;
+    let mut pairs = HashSet::new();
+    while let Some(row) = rows.next()? {
+        pairs.insert(ToldPair {
+            recipient_organisation_id: parse_org(&row.text("recipient_organisation_id")?)?,
+            recipient_subject_key: parse_subject(&row.text("recipient_subject_key")?)?,
+            counterpart_organisation_id: parse_org(&row.text("counterpart_organisation_id")?)?,
+            counterpart_subject_key: parse_subject(&row.text("counterpart_subject_key")?)?,
+            match_type: MatchType::parse(&row.text("match_type")?)
+                .ok_or(StoreError::Corrupt("match_type"))?,
+        });
+    }
+    Ok(pairs)
 }
 
 /// Remembers that the recipient's party was told about the counterpart's party.
-pub(super) async fn remember(
-    tx: &mut SqliteConnection,
-    notice: &PlannedNotice,
-) -> Result<(), StoreError> {
-    sqlx::query(
+pub(super) fn remember(tx: &Connection, notice: &PlannedNotice) -> Result<(), StoreError> {
+    super::sql::prepare(
+        tx,
         "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
              counterpart_organisation_id, counterpart_subject_key, match_type) \
          VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(notice.recipient_organisation_id.as_str())
-    .bind(notice.recipient_subject_key.to_stored())
-    .bind(notice.counterpart_organisation_id.as_str())
-    .bind(notice.counterpart_subject_key.to_stored())
-    .bind(notice.match_type.as_str())
-    .execute(&mut *tx)
-    .await?;
+    )?
+    .execute(rusqlite::params![
+        notice.recipient_organisation_id.as_str(),
+        notice.recipient_subject_key.to_stored(),
+        notice.counterpart_organisation_id.as_str(),
+        notice.counterpart_subject_key.to_stored(),
+        notice.match_type.as_str(),
+    ])?;
     Ok(())
 }
 
 /// After a deletion: if the party (organisation, youth) has no signal left, it no longer
 /// exists, and the pairs it was in may be told again (DOMAIN.md section 5).
-pub(super) async fn forget_party_if_gone(
-    tx: &mut SqliteConnection,
+pub(super) fn forget_party_if_gone(
+    tx: &Connection,
     organisation_id: &str,
     subject_key: &str,
 ) -> Result<(), StoreError> {
-    let left: i64 = sqlx::query_scalar(
+    let left: i64 = super::sql::prepare(
+        tx,
         "SELECT COUNT(*) FROM signals WHERE organisation_id = ? AND subject_key = ?",
-    )
-    .bind(organisation_id)
-    .bind(subject_key)
-    .fetch_one(&mut *tx)
-    .await?;
+    )?
+    .query_row([organisation_id, subject_key], |row| row.get(0))?;
     if left == 0 {
-        sqlx::query(
+        super::sql::prepare(
+            tx,
             "DELETE FROM told_pairs \
              WHERE (recipient_organisation_id = ?1 AND recipient_subject_key = ?2) \
                 OR (counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2)",
-        )
-        .bind(organisation_id)
-        .bind(subject_key)
-        .execute(&mut *tx)
-        .await?;
+        )?
+        .execute([organisation_id, subject_key])?;
     }
     Ok(())
 }

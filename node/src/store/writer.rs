@@ -1,5 +1,10 @@
 //! Group commit for SQLite's single writer.
 //!
+//! The writer is a thread of its own with a rusqlite connection: its statements run
+//! synchronously, with prepared statements cached. Through sqlx every statement was a round trip
+//! to sqlx's worker thread (about 25-30 µs on this kind of machine, most of a registration's
+//! cost), and on the shared runtime each wake-up also queued behind the request tasks.
+//!
 //! With `synchronous=FULL`, a commit costs an fsync, and the disk does only so many of those a
 //! second; one transaction per request made every write wait for its own fsync behind all the
 //! others. Here one task owns the write connection. It takes every write that is queued (up to
@@ -12,17 +17,14 @@
 //! - writes are applied in the order they were queued, each seeing the ones before it, as with
 //!   one transaction after the other.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{Connection, Sqlite, Transaction};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 use super::StoreError;
 
@@ -46,33 +48,26 @@ impl Default for GroupCommit {
     }
 }
 
-/// One write: runs on the writer's connection inside a savepoint.
-pub(super) type WriteFn<T, E> = Box<
-    dyn for<'c> FnOnce(
-            &'c mut SqliteConnection,
-        ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-        + Send,
->;
+/// One write: runs on the writer's connection inside a savepoint. The `bool` says it deleted
+/// personal data, so the WAL is truncated after the commit.
+pub(super) type WriteFn<T, E> = Box<dyn FnOnce(&Connection) -> Result<(T, bool), E> + Send>;
 
 /// What the writer calls once the batch's fate is known: `Ok` if it committed.
-type Completion = Box<dyn FnOnce(Result<(), Arc<sqlx::Error>>) + Send>;
+type Completion = Box<dyn FnOnce(Result<(), Arc<rusqlite::Error>>) + Send>;
 
 /// A write waiting in the queue, with the caller to answer.
 trait Queued: Send {
-    /// Runs the write in its savepoint on `conn`, inside the batch's transaction.
-    fn run<'c>(
-        self: Box<Self>,
-        conn: &'c mut SqliteConnection,
-    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'c>>;
+    /// Runs the write in its savepoint of the batch's transaction.
+    fn run(self: Box<Self>, tx: &mut Transaction<'_>) -> Ran;
 
     /// The batch could not even begin: the write never ran.
-    fn fail(self: Box<Self>, error: Arc<sqlx::Error>);
+    fn fail(self: Box<Self>, error: Arc<rusqlite::Error>);
 }
 
 type Job = Box<dyn Queued>;
 
 struct QueuedWrite<T, E> {
-    write: WriteFn<(T, bool), E>,
+    write: WriteFn<T, E>,
     reply: oneshot::Sender<Result<T, E>>,
 }
 
@@ -81,31 +76,26 @@ where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
-    fn run<'c>(
-        self: Box<Self>,
-        conn: &'c mut SqliteConnection,
-    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'c>> {
+    fn run(self: Box<Self>, tx: &mut Transaction<'_>) -> Ran {
         let Self { write, reply } = *self;
-        Box::pin(async move {
-            let (outcome, purge_wal, poisoned) = in_savepoint(conn, write).await;
-            let completion: Completion = Box::new(move |committed| {
-                let answer = match committed {
-                    Ok(()) => outcome,
-                    // Rolled back with the batch: whatever this write did is undone.
-                    Err(error) => Err(E::from(StoreError::Commit(error))),
-                };
-                // The caller may have gone; its write stands (or fell) all the same.
-                let _ = reply.send(answer);
-            });
-            Ran {
-                completion,
-                purge_wal,
-                poisoned,
-            }
-        })
+        let (outcome, purge_wal, poisoned) = in_savepoint(tx, write);
+        let completion: Completion = Box::new(move |committed| {
+            let answer = match committed {
+                Ok(()) => outcome,
+                // Rolled back with the batch: whatever this write did is undone.
+                Err(error) => Err(E::from(StoreError::Commit(error))),
+            };
+            // The caller may have gone; its write stands (or fell) all the same.
+            let _ = reply.send(answer);
+        });
+        Ran {
+            completion,
+            purge_wal,
+            poisoned,
+        }
     }
 
-    fn fail(self: Box<Self>, error: Arc<sqlx::Error>) {
+    fn fail(self: Box<Self>, error: Arc<rusqlite::Error>) {
         let _ = self.reply.send(Err(E::from(StoreError::Commit(error))));
     }
 }
@@ -119,11 +109,11 @@ struct Ran {
     poisoned: bool,
 }
 
-/// The handle writes are sent through. Cloning is cheap; the writer stops when every handle
-/// is gone or [`Writer::close`] is called.
+/// The handle writes are sent through. The writer stops when [`Writer::close`] is called.
 pub(super) struct Writer {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    jobs: Mutex<Option<flume::Sender<Job>>>,
+    /// Answers when the writer's thread has closed the connection.
+    stopped: Mutex<Option<oneshot::Receiver<()>>>,
     stats: Arc<Counters>,
 }
 
@@ -146,21 +136,35 @@ pub struct WriterStats {
 const QUEUE_DEPTH: usize = 8192;
 /// How long a caller waits for room in the queue before the store answers `Busy`.
 const ENQUEUE_WAIT_MAX: Duration = Duration::from_secs(10);
+/// How long a statement waits for a lock held by another process (`import-mutations`).
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
 /// `PRAGMA optimize` keeps the planner's statistics current; SQLite advises running it
 /// periodically on long-lived connections.
 const OPTIMIZE_EVERY: Duration = Duration::from_secs(3600);
+/// Prepared statements kept by the writer's connection: every statement vix writes with.
+const STATEMENT_CACHE: usize = 256;
 
 impl Writer {
-    /// Takes over `connection` (migrated, in WAL mode) and starts the writer task.
-    pub(super) fn start(connection: SqliteConnection, options: GroupCommit) -> Self {
-        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+    /// Opens the write connection to the (migrated) database at `path` and starts the writer
+    /// on a thread of its own.
+    pub(super) fn start(path: &Path, options: GroupCommit) -> Result<Self, StoreError> {
+        let conn = open_connection(path)?;
+        let (jobs, queue) = flume::bounded(QUEUE_DEPTH);
         let stats = Arc::new(Counters::default());
-        let task = tokio::spawn(run(connection, queue, options, Arc::clone(&stats)));
-        Self {
+        let (stop, stopped) = oneshot::channel();
+        let counters = Arc::clone(&stats);
+        std::thread::Builder::new()
+            .name("vix-writer".into())
+            .spawn(move || {
+                run(conn, &queue, options, &counters);
+                let _ = stop.send(());
+            })
+            .map_err(StoreError::WriterThread)?;
+        Ok(Self {
             jobs: Mutex::new(Some(jobs)),
-            task: Mutex::new(Some(task)),
+            stopped: Mutex::new(Some(stopped)),
             stats,
-        }
+        })
     }
 
     pub(super) fn stats(&self) -> WriterStats {
@@ -175,14 +179,10 @@ impl Writer {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut SqliteConnection,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send
-            + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.enqueue(Box::new(move |conn| {
-            Box::pin(async move { write(conn).await.map(|value| (value, false)) })
+            write(conn).map(|value| (value, false))
         }))
         .await
     }
@@ -193,17 +193,12 @@ impl Writer {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut SqliteConnection,
-            )
-                -> Pin<Box<dyn Future<Output = Result<(T, bool), E>> + Send + 'c>>
-            + Send
-            + 'static,
+        F: FnOnce(&Connection) -> Result<(T, bool), E> + Send + 'static,
     {
         self.enqueue(Box::new(write)).await
     }
 
-    async fn enqueue<T, E>(&self, write: WriteFn<(T, bool), E>) -> Result<T, E>
+    async fn enqueue<T, E>(&self, write: WriteFn<T, E>) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -216,7 +211,7 @@ impl Writer {
             .map_err(|_| StoreError::Closed)?
             .clone()
             .ok_or(StoreError::Closed)?;
-        match tokio::time::timeout(ENQUEUE_WAIT_MAX, sender.send(job)).await {
+        match tokio::time::timeout(ENQUEUE_WAIT_MAX, sender.send_async(job)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(StoreError::Closed.into()),
             Err(_) => return Err(StoreError::QueueFull.into()),
@@ -230,84 +225,100 @@ impl Writer {
     pub(super) async fn close(&self) {
         let sender = self.jobs.lock().ok().and_then(|mut jobs| jobs.take());
         drop(sender);
-        let task = self.task.lock().ok().and_then(|mut task| task.take());
-        if let Some(task) = task {
-            let _ = task.await;
+        let stopped = self
+            .stopped
+            .lock()
+            .ok()
+            .and_then(|mut stopped| stopped.take());
+        if let Some(stopped) = stopped {
+            let _ = stopped.await;
         }
     }
 }
 
+/// The writer's connection, with the settings every vix database uses: WAL, a commit on disk
+/// before anyone hears of it (`synchronous=FULL`), deleted data overwritten (`secure_delete`),
+/// foreign keys enforced.
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(LOCK_WAIT_MAX)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA secure_delete = ON;",
+    )?;
+    // Statistics for the planner from the start (0x10002: analyse what needs it, with a
+    // bounded effort, also tables never analysed).
+    conn.execute_batch("PRAGMA optimize = 0x10002;")?;
+    Ok(conn)
+}
+
 /// Runs `write` in a savepoint: released if it succeeds, rolled back if it fails.
-async fn in_savepoint<T, E>(
-    conn: &mut SqliteConnection,
-    write: WriteFn<(T, bool), E>,
-) -> (Result<T, E>, bool, bool)
+fn in_savepoint<T, E>(tx: &mut Transaction<'_>, write: WriteFn<T, E>) -> (Result<T, E>, bool, bool)
 where
     E: From<StoreError>,
 {
-    let mut savepoint: Transaction<'_, Sqlite> = match conn.begin().await {
+    let mut savepoint = match tx.savepoint() {
         Ok(savepoint) => savepoint,
         Err(error) => return (Err(E::from(StoreError::from(error))), false, true),
     };
-    match write(&mut savepoint).await {
-        Ok((value, purge)) => match savepoint.commit().await {
+    match write(&savepoint) {
+        Ok((value, purge)) => match savepoint.commit() {
             Ok(()) => (Ok(value), purge, false),
             Err(error) => (Err(E::from(StoreError::from(error))), false, true),
         },
-        Err(error) => match savepoint.rollback().await {
-            Ok(()) => (Err(error), false, false),
-            Err(_) => (Err(error), false, true),
-        },
+        Err(error) => {
+            // Undo, then release the (now empty) savepoint.
+            let closed = savepoint.rollback().and_then(|()| savepoint.commit());
+            (Err(error), false, closed.is_err())
+        }
     }
 }
 
-async fn run(
-    mut conn: SqliteConnection,
-    mut queue: mpsc::Receiver<Job>,
-    options: GroupCommit,
-    stats: Arc<Counters>,
-) {
+fn run(mut conn: Connection, queue: &flume::Receiver<Job>, options: GroupCommit, stats: &Counters) {
     let max_batch = usize::try_from(options.max_batch.max(1)).unwrap_or(usize::MAX);
     let max_wait = Duration::from_micros(options.max_wait_us);
     let mut optimized = Instant::now();
-    while let Some(first) = queue.recv().await {
+    while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + max_wait;
+        let deadline = Instant::now() + max_wait;
         while batch.len() < max_batch {
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) if max_wait.is_zero() => break,
-                Err(_) => match tokio::time::timeout_at(deadline, queue.recv()).await {
-                    Ok(Some(job)) => batch.push(job),
-                    Ok(None) | Err(_) => break,
+                Err(_) => match queue.recv_deadline(deadline) {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 },
             }
         }
         let writes = batch.len() as u64;
-        let (committed, purge_wal) = commit_batch(&mut conn, batch).await;
+        let (committed, purge_wal) = commit_batch(&mut conn, batch);
         if committed {
             stats.writes.fetch_add(writes, Ordering::Relaxed);
             stats.commits.fetch_add(1, Ordering::Relaxed);
         }
         if purge_wal {
-            checkpoint_truncate(&mut conn).await;
+            checkpoint_truncate(&conn);
         }
         if optimized.elapsed() >= OPTIMIZE_EVERY {
-            optimize(&mut conn).await;
+            optimize(&conn);
             optimized = Instant::now();
         }
     }
-    optimize(&mut conn).await;
-    if let Err(error) = conn.close().await {
+    optimize(&conn);
+    if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "closing the write connection failed");
     }
 }
 
 /// Runs one batch in one transaction and answers every caller; says whether it committed and
 /// whether to purge the WAL.
-async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) -> (bool, bool) {
-    let mut ran = Vec::with_capacity(batch.len());
-    let mut tx = match conn.begin().await {
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> (bool, bool) {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
             let error = Arc::new(error);
@@ -318,19 +329,21 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) -> (bool, bo
             return (false, false);
         }
     };
+    let mut ran = Vec::with_capacity(batch.len());
     let mut poisoned = false;
     for job in batch {
-        let done = job.run(&mut tx).await;
+        let done = job.run(&mut tx);
         poisoned |= done.poisoned;
         ran.push(done);
     }
     let committed = if poisoned {
-        let _ = tx.rollback().await;
-        Err(Arc::new(sqlx::Error::Protocol(
-            "a savepoint could not be closed; the batch was rolled back".into(),
+        let _ = tx.rollback();
+        Err(Arc::new(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            Some("a savepoint could not be closed; the batch was rolled back".to_owned()),
         )))
     } else {
-        tx.commit().await.map_err(Arc::new)
+        tx.commit().map_err(Arc::new)
     };
     if let Err(error) = &committed {
         tracing::error!(%error, writes = ran.len(), "group commit failed; every write of the batch failed");
@@ -346,15 +359,14 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Job>) -> (bool, bo
 /// After deleting personal data: copy the WAL into the database file and truncate it. The
 /// deleted rows' old page images would otherwise stay in the WAL until the next automatic
 /// checkpoint; `secure_delete` has already zeroed them in the pages themselves (invariant 6).
-async fn checkpoint_truncate(conn: &mut SqliteConnection) {
-    let result: Result<(i64, i64, i64), sqlx::Error> =
-        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&mut *conn)
-            .await;
+fn checkpoint_truncate(conn: &Connection) {
+    let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
     match result {
-        Ok((0, _, _)) => {}
+        Ok(0) => {}
         // A reader still holds an old snapshot; the next deletion or checkpoint finishes it.
-        Ok((busy, _, _)) => tracing::warn!(
+        Ok(busy) => tracing::warn!(
             busy,
             "WAL not truncated after a deletion; a reader was active"
         ),
@@ -362,74 +374,49 @@ async fn checkpoint_truncate(conn: &mut SqliteConnection) {
     }
 }
 
-async fn optimize(conn: &mut SqliteConnection) {
-    if let Err(error) = sqlx::query("PRAGMA optimize").execute(&mut *conn).await {
+fn optimize(conn: &Connection) {
+    if let Err(error) = conn.execute_batch("PRAGMA optimize;") {
         tracing::warn!(%error, "PRAGMA optimize failed");
     }
 }
 
-/// Opens the write connection with the options every vix database uses.
-pub(super) async fn connect(
-    options: &SqliteConnectOptions,
-) -> Result<SqliteConnection, StoreError> {
-    let mut conn = SqliteConnection::connect_with(options).await?;
-    // Statistics for the planner from the start (0x10002: analyse what needs it, with a
-    // bounded effort, also tables never analysed).
-    sqlx::query("PRAGMA optimize=0x10002")
-        .execute(&mut conn)
-        .await?;
-    Ok(conn)
-}
-
 #[cfg(test)]
 mod tests {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    use std::path::PathBuf;
 
     use super::*;
 
-    async fn writer(
-        dir: &tempfile::TempDir,
-        group_commit: GroupCommit,
-    ) -> (Writer, SqliteConnectOptions) {
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("writer.sqlite"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true);
-        let mut conn = connect(&options).await.unwrap();
-        sqlx::query(
-            "CREATE TABLE rows (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES rows (id))",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        (Writer::start(conn, group_commit), options)
+    async fn writer(dir: &tempfile::TempDir, group_commit: GroupCommit) -> (Writer, PathBuf) {
+        let path = dir.path().join("writer.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE rows (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES rows (id))",
+            )
+            .unwrap();
+        (Writer::start(&path, group_commit).unwrap(), path)
     }
 
     /// Inserts row `id`; fails after inserting it if `fail`.
     async fn insert(writer: &Writer, id: i64, fail: bool) -> Result<i64, StoreError> {
         writer
             .write(move |tx| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO rows (id) VALUES (?)")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    if fail {
-                        return Err(StoreError::NotFound);
-                    }
-                    Ok(id)
-                })
+                tx.execute("INSERT INTO rows (id) VALUES (?)", [id])?;
+                if fail {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(id)
             })
             .await
     }
 
-    async fn stored(options: &SqliteConnectOptions) -> Vec<i64> {
-        let mut conn = SqliteConnection::connect_with(options).await.unwrap();
-        sqlx::query_scalar("SELECT id FROM rows ORDER BY id")
-            .fetch_all(&mut conn)
-            .await
+    async fn stored(path: &Path) -> Vec<i64> {
+        let conn = Connection::open(path).unwrap();
+        let mut statement = conn.prepare("SELECT id FROM rows ORDER BY id").unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
             .unwrap()
     }
 
@@ -492,15 +479,10 @@ mod tests {
         // A deferred foreign key is checked at COMMIT: this write's savepoint is released
         // without complaint, and the commit of the whole batch then fails.
         let dangling = writer.write(|tx| {
-            Box::pin(async move {
-                sqlx::query("PRAGMA defer_foreign_keys = ON")
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("INSERT INTO rows (id, parent) VALUES (10, 999)")
-                    .execute(&mut *tx)
-                    .await?;
-                Ok::<_, StoreError>(())
-            })
+            tx.execute_batch(
+                "PRAGMA defer_foreign_keys = ON; INSERT INTO rows (id, parent) VALUES (10, 999);",
+            )?;
+            Ok::<_, StoreError>(())
         });
         let (good, bad) = tokio::join!(insert(&writer, 1, false), dangling);
         assert!(matches!(good, Err(StoreError::Commit(_))), "{good:?}");

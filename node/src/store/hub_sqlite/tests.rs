@@ -1,0 +1,597 @@
+//! The hub store against a real SQLite file.
+use super::*;
+use crate::domain::contact::ContactInput;
+use crate::domain::matching::NoticeKind;
+use crate::domain::{FamilyKey, Revision, SignalState};
+use crate::domain::{
+    KeyVersion, OrganisationId, ProfessionalContact, SubjectKey, ValidationErrors,
+};
+use crate::store::SweepReport;
+use crate::store::hub::{BatchOutcome, HubSignal, SignalEvent};
+
+fn region(id: &str) -> RegionId {
+    RegionId::parse(id).unwrap()
+}
+
+fn signal(org: &str, youth: u8, parents: &[u8], state: SignalState) -> HubSignal {
+    let v1 = KeyVersion::new(1).unwrap();
+    let mut errors = ValidationErrors::new();
+    let contact = ProfessionalContact::parse(
+        ContactInput {
+            professional_id: "p1",
+            name: &format!("Professional of {org}"),
+            email: &format!("p1@{org}.example.nl"),
+            phone: "",
+        },
+        "professional",
+        &mut errors,
+    )
+    .unwrap();
+    HubSignal {
+        organisation_id: OrganisationId::parse(org).unwrap(),
+        organisation_name: org.to_uppercase(),
+        contact,
+        subject_key: SubjectKey::new(v1, [youth; 32]),
+        family_keys: parents
+            .iter()
+            .map(|p| FamilyKey::new(v1, [*p; 32]))
+            .collect(),
+        registered_at: "2026-11-25T10:00:00Z".parse().unwrap(),
+        planned_removal_date: jiff::civil::date(2028, 11, 25),
+        state,
+        inactive_since: (state == SignalState::Inactive).then(|| jiff::civil::date(2026, 11, 25)),
+    }
+}
+
+fn upsert(id: SignalId, revision: u64, signal: HubSignal) -> SignalEvent {
+    SignalEvent {
+        signal_id: id,
+        revision: Revision::new(revision).unwrap(),
+        upsert: Some(signal),
+    }
+}
+
+/// The notices (not retractions) in `region`'s log after `after`.
+async fn notices_after(store: &HubSqliteStore, region: &RegionId, after: u64) -> Vec<LoggedNotice> {
+    store
+        .log_after(region, after, 100)
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .filter_map(|entry| match entry {
+            LogEntry::Notice(notice) => Some(*notice),
+            LogEntry::Retraction { .. } | LogEntry::Coordination { .. } => None,
+        })
+        .collect()
+}
+
+async fn store() -> (tempfile::TempDir, HubSqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = HubSqliteStore::open(&dir.path().join("hub.sqlite"), GroupCommit::default())
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+fn now() -> Timestamp {
+    "2026-11-25T12:00:00Z".parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_cross_region_youth_match_logs_one_notice_for_each_region() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    let a = SignalId::generate();
+    let b = SignalId::generate();
+    store
+        .submit(
+            &north,
+            vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    let outcome = store
+        .submit(
+            &south,
+            vec![upsert(b, 1, signal("school", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        BatchOutcome {
+            applied: 1,
+            ignored: 0,
+            notices: 2
+        }
+    );
+    let to_north = notices_after(&store, &north, 0).await;
+    assert_eq!(to_north.len(), 1);
+    assert_eq!(to_north[0].recipient_signal_id, a);
+    assert_eq!(to_north[0].counterpart.signal_id, b);
+    assert_eq!(to_north[0].counterpart.region_id, south);
+    assert_eq!(
+        to_north[0].counterpart.contact.email(),
+        "p1@school.example.nl"
+    );
+    let to_south = notices_after(&store, &south, 0).await;
+    assert_eq!(to_south.len(), 1);
+    assert_eq!(to_south[0].counterpart.signal_id, a);
+    // Cursors only move forward.
+    assert!(
+        notices_after(&store, &north, to_north[0].cursor)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn same_region_pairs_are_left_to_the_node() {
+    let (_dir, store) = store().await;
+    let north = region("north");
+    store
+        .submit(
+            &north,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("gp", 1, &[7], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let outcome = store
+        .submit(
+            &north,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("school", 2, &[7], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.notices, 0);
+}
+
+#[tokio::test]
+async fn a_replayed_batch_has_one_effect_and_the_latest_revision_wins() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    let a = SignalId::generate();
+    let mut archived = signal("gp", 1, &[], SignalState::Inactive);
+    archived.planned_removal_date = jiff::civil::date(2027, 1, 1);
+    let batch = vec![
+        upsert(a, 1, signal("gp", 1, &[], SignalState::Active)),
+        upsert(a, 2, archived.clone()),
+    ];
+    assert_eq!(
+        store
+            .submit(&north, batch.clone(), now())
+            .await
+            .unwrap()
+            .applied,
+        2
+    );
+    let again = store.submit(&north, batch, now()).await.unwrap();
+    assert_eq!(
+        again,
+        BatchOutcome {
+            applied: 0,
+            ignored: 2,
+            notices: 0
+        }
+    );
+    // An old revision arriving late changes nothing.
+    let late = store
+        .submit(
+            &north,
+            vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.ignored, 1);
+    // A new party sees revision 2: inactive, so a one-sided history notice.
+    store
+        .submit(
+            &south,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("school", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let to_south = notices_after(&store, &south, 0).await;
+    assert_eq!(to_south.len(), 1);
+    assert_eq!(to_south[0].kind, NoticeKind::History);
+    assert_eq!(to_south[0].counterpart.state, SignalState::Inactive);
+    assert!(notices_after(&store, &north, 0).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_region_cannot_write_another_regions_signal_and_the_batch_is_rolled_back() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    let a = SignalId::generate();
+    store
+        .submit(
+            &north,
+            vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    let b = SignalId::generate();
+    let error = store
+        .submit(
+            &south,
+            vec![
+                upsert(b, 1, signal("school", 1, &[], SignalState::Active)),
+                upsert(a, 2, signal("school", 1, &[], SignalState::Inactive)),
+            ],
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HubStoreError::NotOwner { index: 1 }));
+    assert!(
+        notices_after(&store, &north, 0).await.is_empty(),
+        "b was rolled back"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_signal_is_not_revived_by_a_replay() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    let a = SignalId::generate();
+    let delete = SignalEvent {
+        signal_id: a,
+        revision: Revision::new(2).unwrap(),
+        upsert: None,
+    };
+    store
+        .submit(
+            &north,
+            vec![
+                upsert(a, 1, signal("gp", 1, &[], SignalState::Active)),
+                delete,
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    let replay = store
+        .submit(
+            &north,
+            vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay.ignored, 1);
+    store
+        .submit(
+            &south,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("school", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(notices_after(&store, &south, 0).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_organisation_belongs_to_the_region_that_first_submitted_it() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    store
+        .submit(
+            &north,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("gp", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let error = store
+        .submit(
+            &south,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("gp", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        HubStoreError::ForeignOrganisation { index: 0 }
+    ));
+}
+
+#[tokio::test]
+async fn deleting_a_signal_removes_the_notices_that_name_it() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    let a = SignalId::generate();
+    store
+        .submit(
+            &north,
+            vec![upsert(a, 1, signal("gp", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    store
+        .submit(
+            &south,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("school", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let delivered = notices_after(&store, &south, 0).await;
+    assert_eq!(delivered.len(), 1);
+    let delete = SignalEvent {
+        signal_id: a,
+        revision: Revision::new(2).unwrap(),
+        upsert: None,
+    };
+    store.submit(&north, vec![delete], now()).await.unwrap();
+    assert!(notices_after(&store, &south, 0).await.is_empty());
+    assert!(notices_after(&store, &north, 0).await.is_empty());
+    // South, which may hold the notice already, is told to delete it.
+    let after_delivery = store
+        .log_after(&south, delivered[0].cursor, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        after_delivery.entries,
+        [LogEntry::Retraction {
+            cursor: after_delivery.read_through.unwrap(),
+            notice_id: delivered[0].notice_id.clone(),
+        }]
+    );
+    let counted: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notices")
+        .fetch_one(&store.reader)
+        .await
+        .unwrap();
+    assert_eq!(counted, 0);
+}
+
+#[tokio::test]
+async fn the_hub_expires_at_r_and_deletes_five_years_later_with_retractions() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    let mut active = signal("gp", 1, &[], SignalState::Active);
+    active.planned_removal_date = jiff::civil::date(2027, 6, 1);
+    let a = SignalId::generate();
+    store
+        .submit(&north, vec![upsert(a, 1, active)], now())
+        .await
+        .unwrap();
+    store
+        .submit(
+            &south,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("school", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let delivered = notices_after(&store, &south, 0).await;
+    assert_eq!(delivered.len(), 1);
+
+    let day = jiff::civil::date;
+    assert_eq!(
+        store.sweep(day(2027, 5, 31), 100).await.unwrap(),
+        SweepReport::default()
+    );
+    assert_eq!(
+        store.sweep(day(2027, 6, 1), 100).await.unwrap(),
+        SweepReport {
+            expired: 1,
+            deleted: 0
+        }
+    );
+    assert_eq!(
+        store.sweep(day(2027, 6, 1), 100).await.unwrap(),
+        SweepReport::default()
+    );
+    // Meanwhile the school's signal (R = 2028-11-25) expired; the GP's archive still runs.
+    assert_eq!(
+        store.sweep(day(2032, 5, 31), 100).await.unwrap(),
+        SweepReport {
+            expired: 1,
+            deleted: 0
+        }
+    );
+    assert_eq!(
+        store.sweep(day(2032, 6, 1), 100).await.unwrap(),
+        SweepReport {
+            expired: 0,
+            deleted: 1
+        }
+    );
+    let after = store
+        .log_after(&south, delivered[0].cursor, 10)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&after.entries[..], [LogEntry::Retraction { notice_id, .. }] if *notice_id == delivered[0].notice_id)
+    );
+    // The tombstone keeps a late region event from reviving it.
+    let replay = store
+        .submit(
+            &north,
+            vec![upsert(a, 2, signal("gp", 1, &[], SignalState::Inactive))],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay.ignored, 1);
+}
+
+#[tokio::test]
+async fn a_signal_arriving_past_its_removal_date_is_stored_inactive_and_shown_as_history() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    // Sent late by a region that was away: active by its revision, but R has passed.
+    let mut late = signal("gp", 1, &[], SignalState::Active);
+    late.planned_removal_date = jiff::civil::date(2026, 11, 1);
+    store
+        .submit(&north, vec![upsert(SignalId::generate(), 1, late)], now())
+        .await
+        .unwrap();
+    store
+        .submit(
+            &south,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("school", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let to_south = notices_after(&store, &south, 0).await;
+    assert_eq!(to_south.len(), 1);
+    assert_eq!(to_south[0].kind, NoticeKind::History);
+    assert!(notices_after(&store, &north, 0).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_pair_is_not_told_again_while_both_parties_exist_and_is_once_one_is_gone() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    let (s1, s3) = (SignalId::generate(), SignalId::generate());
+    store
+        .submit(
+            &north,
+            vec![upsert(s1, 1, signal("gp", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    store
+        .submit(
+            &south,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("school", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    // The GP's party keeps a second signal; deleting the first does not reset the pair.
+    store
+        .submit(
+            &north,
+            vec![upsert(s3, 1, signal("gp", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    let delete = |id| SignalEvent {
+        signal_id: id,
+        revision: Revision::new(2).unwrap(),
+        upsert: None,
+    };
+    store.submit(&north, vec![delete(s1)], now()).await.unwrap();
+    let again = store
+        .submit(
+            &south,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("school", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.notices, 0);
+    // Once the GP has no signal left on the youth, its party is gone: a new GP signal is
+    // a new party, told anew.
+    store.submit(&north, vec![delete(s3)], now()).await.unwrap();
+    let anew = store
+        .submit(
+            &north,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("gp", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(anew.notices, 2);
+}
+
+#[tokio::test]
+async fn acknowledgements_never_move_backwards() {
+    let (_dir, store) = store().await;
+    let (north, south) = (region("north"), region("south"));
+    store
+        .submit(
+            &north,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("gp", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    for org in ["school", "care"] {
+        store
+            .submit(
+                &south,
+                vec![upsert(
+                    SignalId::generate(),
+                    1,
+                    signal(org, 1, &[], SignalState::Active),
+                )],
+                now(),
+            )
+            .await
+            .unwrap();
+    }
+    let log = notices_after(&store, &north, 0).await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(store.unacked(&north).await.unwrap(), 2);
+    store.ack(&north, log[1].cursor, now()).await.unwrap();
+    store.ack(&north, log[0].cursor, now()).await.unwrap();
+    assert_eq!(store.unacked(&north).await.unwrap(), 0);
+}

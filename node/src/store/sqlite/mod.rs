@@ -1,0 +1,484 @@
+//! The embedded SQLite store: WAL, `synchronous=FULL` (a commit is on disk before the caller
+//! hears of it), `secure_delete` (deleted data is overwritten, not left in free pages).
+//!
+//! SQLite has one writer at a time; the store makes that explicit with one writer thread that
+//! groups concurrent writes into one commit (`store::writer`, the writes in `write`). Reads go
+//! through a pool of read-only sqlx connections and see the last committed state (WAL
+//! snapshot).
+
+mod rows;
+mod write;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row};
+
+use self::rows::{match_view, signal_from_row};
+use self::write::{
+    apply_hub_coordination, coordinate, correct, erase, record_death, register, retract_hub_notice,
+    store_hub_notice, sweep, update_signal, withdraw,
+};
+use super::hub::LoggedNotice;
+use super::outbox;
+use super::row::parse_signal_id;
+use super::sql::query;
+use super::writer::{self, GroupCommit, Writer};
+use super::{
+    Acting, MatchPage, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered, SignalStore,
+    SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
+};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry};
+use crate::domain::coordination::{CoordinationAction, CoordinationChange};
+use crate::domain::{FamilyKey, OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
+
+/// How long a statement waits for a lock held by another process (`import-mutations`).
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
+/// Readers are cheap in WAL mode; a few cover a node's front-ends.
+const READ_CONNECTIONS_MAX: u32 = 4;
+
+pub struct SqliteStore {
+    /// SQLite's single writer, made explicit: one task, one connection, group commit.
+    writer: Writer,
+    reader: SqlitePool,
+    /// Every signal on this node belongs to this region.
+    region_id: RegionId,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(
+        path: &Path,
+        region_id: RegionId,
+        group_commit: GroupCommit,
+    ) -> Result<Self, StoreError> {
+        let (writer, reader) =
+            open_database(path, &sqlx::migrate!("./migrations/sqlite"), group_commit).await?;
+        Ok(Self {
+            writer,
+            reader,
+            region_id,
+        })
+    }
+
+    /// Writes and commits so far: their ratio is the group commit's mean batch size.
+    pub fn writer_stats(&self) -> writer::WriterStats {
+        self.writer.stats()
+    }
+
+    /// Finishes the queued writes, then closes the database.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// Opens a vix SQLite database: runs `migrator`, then starts the group-committing writer and a
+/// read-only pool, all in WAL mode with `synchronous=FULL` and `secure_delete=ON`.
+pub(super) async fn open_database(
+    path: &Path,
+    migrator: &sqlx::migrate::Migrator,
+    group_commit: GroupCommit,
+) -> Result<(Writer, SqlitePool), StoreError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(LOCK_WAIT_MAX)
+        .pragma("secure_delete", "ON")
+        // Every statement at TRACE (sqlx's default is DEBUG): seen only when asked for, and
+        // told apart from other connections' by the query-plan test.
+        .log_statements(log::LevelFilter::Trace);
+    let mut migrating = SqliteConnection::connect_with(&options).await?;
+    migrator.run(&mut migrating).await?;
+    migrating.close().await?;
+    let writer = Writer::start(path, group_commit)?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(READ_CONNECTIONS_MAX)
+        .acquire_timeout(LOCK_WAIT_MAX)
+        .connect_with(options.read_only(true))
+        .await?;
+    Ok((writer, reader))
+}
+
+/// A notice with its counterpart as it stands and the pair's coordination; callers add the
+/// WHERE and ORDER BY.
+const MATCH_VIEW_SELECT: &str = "SELECT n.notice_id, n.match_type, n.kind, n.recipient_signal_id, n.found_at, \
+                    n.counterpart_signal_id, n.counterpart_organisation_id, \
+                    n.counterpart_region_id, \
+                    COALESCE(c.organisation_name, n.counterpart_organisation_name) \
+                        AS organisation_name, \
+                    COALESCE(c.professional_id, n.counterpart_professional_id) AS professional_id, \
+                    COALESCE(c.professional_name, n.counterpart_professional_name) \
+                        AS professional_name, \
+                    COALESCE(c.professional_email, n.counterpart_professional_email) \
+                        AS professional_email, \
+                    CASE WHEN c.signal_id IS NULL THEN n.counterpart_professional_phone \
+                         ELSE c.professional_phone END AS professional_phone, \
+                    COALESCE(c.state, n.counterpart_state) AS state, \
+                    k.regievoerder_signal_id, k.regievoerder_at, k.regievoerder_change_id, \
+                    k.afgestemd_low, k.afgestemd_high \
+             FROM notices n LEFT JOIN signals c \
+                  ON n.source = 'node' AND c.signal_id = n.counterpart_signal_id \
+             LEFT JOIN coordination k \
+                  ON k.signal_low = min(n.recipient_signal_id, n.counterpart_signal_id) \
+                 AND k.signal_high = max(n.recipient_signal_id, n.counterpart_signal_id)";
+
+pub(super) const SIGNAL_COLUMNS: &str = "signal_id, revision, organisation_id, organisation_name, \
+     professional_id, professional_name, professional_email, professional_phone, subject_key, \
+     birth_date, registered_at, planned_removal_date, state, inactive_since, informing, \
+     informed_parents, informed_youth, informed_on, not_informed_reason";
+
+impl SignalStore for SqliteStore {
+    async fn register(&self, new: NewSignal) -> Result<Registered, StoreError> {
+        let region_id = self.region_id.clone();
+        self.writer
+            .write(move |tx| register(tx, new, &region_id))
+            .await
+    }
+
+    async fn signal(&self, signal_id: SignalId) -> Result<Option<StoredSignal>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        load_signal(&mut conn, signal_id).await
+    }
+
+    async fn matches(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: Option<SignalId>,
+        page: MatchPage,
+    ) -> Result<Vec<MatchView>, StoreError> {
+        // A local counterpart is shown as it stands now; a remote one as the hub sent it. Two
+        // statements, each a range of its own index: an optional filter (`?2 IS NULL OR ...`)
+        // would read every notice of the organisation to find one signal's.
+        let (found_at, notice_id) = match &page.after {
+            Some(after) => (after.found_at.as_microsecond(), after.notice_id.clone()),
+            None => (i64::MIN, String::new()),
+        };
+        let limit = i64::from(page.limit);
+        let rows = match signal_id {
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{MATCH_VIEW_SELECT} WHERE n.recipient_organisation_id = ? \
+                     AND (n.found_at, n.notice_id) > (?, ?) \
+                     ORDER BY n.found_at, n.notice_id LIMIT ?"
+                )))
+                .bind(organisation_id.as_str())
+                .bind(found_at)
+                .bind(notice_id)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?
+            }
+            Some(signal_id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{MATCH_VIEW_SELECT} WHERE n.recipient_signal_id = ? \
+                     AND n.recipient_organisation_id = ? AND (n.found_at, n.notice_id) > (?, ?) \
+                     ORDER BY n.found_at, n.notice_id LIMIT ?"
+                )))
+                .bind(signal_id.to_string())
+                .bind(organisation_id.as_str())
+                .bind(found_at)
+                .bind(notice_id)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?
+            }
+        };
+        rows.iter().map(match_view).collect()
+    }
+
+    async fn withdraw(
+        &self,
+        acting: &Acting,
+        signal_id: SignalId,
+        reason: WithdrawReason,
+        now: Timestamp,
+    ) -> Result<Withdrawn, StoreError> {
+        let acting = acting.clone();
+        self.writer
+            .write_purging(move |tx| withdraw(tx, &acting, signal_id, reason, now))
+            .await
+    }
+
+    async fn update(
+        &self,
+        acting: &Acting,
+        signal_id: SignalId,
+        update: SignalUpdate,
+        now: Timestamp,
+    ) -> Result<StoredSignal, StoreError> {
+        let acting = acting.clone();
+        self.writer
+            .write(move |tx| update_signal(tx, &acting, signal_id, update, now))
+            .await
+    }
+
+    async fn record_death(
+        &self,
+        subject_key: &SubjectKey,
+        now: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let subject_key = *subject_key;
+        self.writer
+            .write_purging(move |tx| record_death(tx, &subject_key, now))
+            .await
+    }
+
+    async fn coordinate(
+        &self,
+        acting: &Acting,
+        notice_id: &str,
+        action: CoordinationAction,
+        now: Timestamp,
+    ) -> Result<MatchView, StoreError> {
+        let change = {
+            let acting = acting.clone();
+            let notice_id = notice_id.to_owned();
+            self.writer
+                .write(move |tx| coordinate(tx, &acting, &notice_id, action, now))
+                .await?
+        };
+        let own = change.by_signal;
+        self.matches(&acting.organisation_id, Some(own), MatchPage::all())
+            .await?
+            .into_iter()
+            .find(|view| view.notice_id == notice_id)
+            .ok_or(StoreError::NoSuchMatch)
+    }
+
+    async fn apply_hub_coordination(
+        &self,
+        change: CoordinationChange,
+        cursor: u64,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |tx| apply_hub_coordination(tx, change, cursor))
+            .await
+    }
+
+    async fn coordination_outbox_batch(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(i64, CoordinationChange)>, StoreError> {
+        let rows = sqlx::query("SELECT seq, change FROM coordination_outbox ORDER BY seq LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let json: String = row.try_get("change")?;
+                let record: outbox::CoordinationRecord = serde_json::from_str(&json)
+                    .map_err(|_| StoreError::Corrupt("coordination_outbox"))?;
+                Ok((row.try_get("seq")?, record.into_change()?))
+            })
+            .collect()
+    }
+
+    async fn coordination_outbox_remove_through(&self, seq: i64) -> Result<(), StoreError> {
+        self.writer
+            .write(move |tx| {
+                query("DELETE FROM coordination_outbox WHERE seq <= ?")
+                    .bind(seq)
+                    .execute(tx)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn signals_of_subject(
+        &self,
+        subject_key: &SubjectKey,
+    ) -> Result<Vec<StoredSignal>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT signal_id FROM signals WHERE subject_key = ? ORDER BY registered_at, signal_id",
+        )
+        .bind(subject_key.to_stored())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut signals = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(signal) = load_signal(&mut conn, parse_signal_id(&id)?).await? {
+                signals.push(signal);
+            }
+        }
+        Ok(signals)
+    }
+
+    async fn correct(
+        &self,
+        signal_id: SignalId,
+        correction: SignalUpdate,
+        actor: &Actor,
+        reference: &str,
+        now: Timestamp,
+    ) -> Result<StoredSignal, StoreError> {
+        let actor = actor.clone();
+        let reference = reference.to_owned();
+        self.writer
+            .write(move |tx| correct(tx, signal_id, correction, &actor, &reference, now))
+            .await
+    }
+
+    async fn erase(
+        &self,
+        subject_key: &SubjectKey,
+        only: &[SignalId],
+        actor: &Actor,
+        reference: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SignalId>, StoreError> {
+        let subject_key = *subject_key;
+        let only = only.to_vec();
+        let actor = actor.clone();
+        let reference = reference.to_owned();
+        self.writer
+            .write_purging(move |tx| erase(tx, &subject_key, &only, &actor, &reference, now))
+            .await
+    }
+
+    async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.writer.write(move |tx| audit::append(tx, &entry)).await
+    }
+
+    async fn record_lookup(
+        &self,
+        acting: &Acting,
+        signal_ids: Vec<SignalId>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let entry = AuditEntry {
+            at: now,
+            action: AuditAction::ContactLookup,
+            actor: acting.actor(),
+            signal_ids,
+            detail: None,
+        };
+        self.record_audit(entry).await
+    }
+
+    async fn verify_audit(&self) -> Result<u64, audit::AuditVerifyError> {
+        audit::verify(&self.reader).await
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.reader)
+            .await?;
+        u64::try_from(count).map_err(|_| StoreError::Corrupt("outbox"))
+    }
+
+    async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let event: String = row.try_get("event")?;
+                Ok(OutboxEntry {
+                    seq: row.try_get("seq")?,
+                    event: serde_json::from_str(&event)
+                        .map_err(|_| StoreError::Corrupt("outbox.event"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_remove_through(&self, seq: i64) -> Result<(), StoreError> {
+        self.writer
+            .write(move |tx| {
+                query("DELETE FROM outbox WHERE seq <= ?")
+                    .bind(seq)
+                    .execute(tx)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn hub_cursor(&self) -> Result<u64, StoreError> {
+        let cursor: i64 = sqlx::query_scalar("SELECT cursor FROM hub_cursor WHERE singleton = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        u64::try_from(cursor).map_err(|_| StoreError::Corrupt("hub_cursor"))
+    }
+
+    async fn store_hub_notice(
+        &self,
+        notice: LoggedNotice,
+        now: Timestamp,
+    ) -> Result<NoticeDelivery, StoreError> {
+        self.writer
+            .write(move |tx| store_hub_notice(tx, notice, now))
+            .await
+    }
+
+    async fn sweep(&self, today: Date, limit: u32) -> Result<SweepReport, StoreError> {
+        self.writer
+            .write_purging(move |tx| sweep(tx, today, limit))
+            .await
+    }
+
+    async fn retract_hub_notice(&self, notice_id: &str, cursor: u64) -> Result<bool, StoreError> {
+        let notice_id = notice_id.to_owned();
+        self.writer
+            .write_purging(move |tx| retract_hub_notice(tx, &notice_id, cursor))
+            .await
+    }
+}
+
+/// One signal with its family keys, read on a reader connection.
+async fn load_signal(
+    conn: &mut SqliteConnection,
+    signal_id: SignalId,
+) -> Result<Option<StoredSignal>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SIGNAL_COLUMNS} FROM signals WHERE signal_id = ?"
+    )))
+    .bind(signal_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let keys: Vec<String> = sqlx::query_scalar(
+        "SELECT family_key FROM signal_family_keys WHERE signal_id = ? ORDER BY family_key",
+    )
+    .bind(signal_id.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    let family_keys = keys
+        .iter()
+        .map(|key| FamilyKey::parse_stored(key).map_err(|_| StoreError::Corrupt("family_key")))
+        .collect::<Result<Vec<_>, _>>()?;
+    signal_from_row(&row, family_keys).map(Some)
+}
+
+/// Counts rows per table: for tests that check that a refused request changed nothing.
+pub async fn row_counts(store: &SqliteStore) -> Result<HashMap<&'static str, i64>, StoreError> {
+    let mut counts = HashMap::new();
+    for table in [
+        "signals",
+        "signal_family_keys",
+        "notices",
+        "email_jobs",
+        "outbox",
+    ] {
+        let count: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&store.reader)
+                .await?;
+        counts.insert(table, count);
+    }
+    Ok(counts)
+}

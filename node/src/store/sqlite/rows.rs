@@ -1,0 +1,111 @@
+//! Rows of the node's tables as domain values, whichever connection read them.
+
+use super::super::row::{
+    Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
+    parse_subject,
+};
+use super::super::{CounterpartView, MatchView, StoreError, StoredSignal};
+use crate::domain::coordination::{self, CoordinationState};
+use crate::domain::informing::{InformingRecord, SafetyReason};
+use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::{FamilyKey, RegionId, Revision};
+
+pub(super) fn signal_from_row(
+    row: &impl Columns,
+    family_keys: Vec<FamilyKey>,
+) -> Result<StoredSignal, StoreError> {
+    let revision: i64 = row.int("revision")?;
+    Ok(StoredSignal {
+        signal_id: parse_signal_id(&row.text("signal_id")?)?,
+        revision: u64::try_from(revision)
+            .ok()
+            .and_then(Revision::new)
+            .ok_or(StoreError::Corrupt("revision"))?,
+        organisation_id: parse_org(&row.text("organisation_id")?)?,
+        organisation_name: row.text("organisation_name")?,
+        contact: contact_from_row(row)?,
+        subject_key: parse_subject(&row.text("subject_key")?)?,
+        family_keys,
+        birth_date: parse_date(&row.text("birth_date")?)?,
+        registered_at: parse_instant(row.int("registered_at")?)?,
+        planned_removal_date: parse_date(&row.text("planned_removal_date")?)?,
+        state: parse_state(&row.text("state")?)?,
+        inactive_since: row
+            .opt_text("inactive_since")?
+            .as_deref()
+            .map(parse_date)
+            .transpose()?,
+        informing: informing_from_row(row)?,
+    })
+}
+
+/// The coordination columns of a row (all NULL when nothing was coordinated yet).
+pub(super) fn coordination_from_row(row: &impl Columns) -> Result<CoordinationState, StoreError> {
+    let named: Option<String> = row.opt_text("regievoerder_signal_id")?;
+    let regievoerder = match named {
+        None => None,
+        Some(named) => {
+            let at: i64 = row.opt_int("regievoerder_at")?.unwrap_or_default();
+            let change: Option<String> = row.opt_text("regievoerder_change_id")?;
+            Some((
+                parse_signal_id(&named)?,
+                parse_instant(at)?,
+                change
+                    .as_deref()
+                    .and_then(|id| uuid::Uuid::try_parse(id).ok())
+                    .ok_or(StoreError::Corrupt("regievoerder_change_id"))?,
+            ))
+        }
+    };
+    Ok(CoordinationState {
+        regievoerder,
+        afgestemd_low: row.opt_flag("afgestemd_low")?.unwrap_or(false),
+        afgestemd_high: row.opt_flag("afgestemd_high")?.unwrap_or(false),
+    })
+}
+
+pub(super) fn informing_from_row(row: &impl Columns) -> Result<InformingRecord, StoreError> {
+    let kind = row.text("informing")?;
+    match kind.as_str() {
+        "informed" => Ok(InformingRecord::Informed {
+            parents: row.flag("informed_parents")?,
+            youth: row.flag("informed_youth")?,
+            informed_on: parse_date(
+                &row.opt_text("informed_on")?
+                    .ok_or(StoreError::Corrupt("informed_on"))?,
+            )?,
+        }),
+        "not_informed" => row
+            .opt_text("not_informed_reason")?
+            .as_deref()
+            .and_then(SafetyReason::parse)
+            .map(InformingRecord::NotInformed)
+            .ok_or(StoreError::Corrupt("not_informed_reason")),
+        _ => Err(StoreError::Corrupt("informing")),
+    }
+}
+
+pub(super) fn match_view(row: &impl Columns) -> Result<MatchView, StoreError> {
+    let own = parse_signal_id(&row.text("recipient_signal_id")?)?;
+    let other = parse_signal_id(&row.text("counterpart_signal_id")?)?;
+    let (low, _) = coordination::ordered(own, other);
+    let state = coordination_from_row(row)?;
+    Ok(MatchView {
+        coordination: state.view(low, own),
+        notice_id: row.text("notice_id")?,
+        match_type: MatchType::parse(&row.text("match_type")?)
+            .ok_or(StoreError::Corrupt("match_type"))?,
+        kind: NoticeKind::parse(&row.text("kind")?).ok_or(StoreError::Corrupt("kind"))?,
+        signal_id: parse_signal_id(&row.text("recipient_signal_id")?)?,
+        found_at: parse_instant(row.int("found_at")?)?,
+        counterpart: CounterpartView {
+            organisation_id: parse_org(&row.text("counterpart_organisation_id")?)?,
+            organisation_name: row.text("organisation_name")?,
+            contact: contact_from_row(row)?,
+            signal_id: parse_signal_id(&row.text("counterpart_signal_id")?)?,
+            state: parse_state(&row.text("state")?)?,
+            region_id: RegionId::parse(&row.text("counterpart_region_id")?)
+                .map_err(|_| StoreError::Corrupt("counterpart_region_id"))?,
+        },
+    })
+}
