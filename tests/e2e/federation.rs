@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use tonic::Code;
+use vix_node::store::hub::HubStore;
 use vix_protocol::federation::v1 as fed;
 use vix_protocol::region::v1 as pb;
 use vix_tests::{
@@ -171,6 +172,96 @@ async fn a_region_offline_while_its_match_is_made_gets_the_notice_after_reconnec
     let south = spawn_region_in("south", south_dir, Some(hub.addr)).await;
     let at_south = settled_matches(&south, "vt-south", 1).await;
     assert_eq!(at_south[0].counterpart.as_ref().unwrap().region_id, "north");
+}
+
+/// A registration of an alternative youth id (no BSN): any number of distinct youths.
+async fn register_alt(region: &TestRegion, org: &str, number: u32) {
+    region
+        .client(org)
+        .register_signal(pb::RegisterSignalRequest {
+            request_id: format!("{org}-alt-{number}"),
+            youth: Some(pb::register_signal_request::Youth::AltYouthId(
+                pb::AltYouthId {
+                    issuer: "burst".into(),
+                    number: number.to_string(),
+                    birth_date: "2015-03-01".into(),
+                },
+            )),
+            professional: Some(contact(org)),
+            planned_removal_date: String::new(),
+            informing: Some(vix_tests::informing_for_birth(
+                jiff::civil::date(2015, 3, 1),
+                vix_tests::test_day(),
+            )),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_burst_of_notices_after_an_outage_is_stored_whole_in_few_commits() {
+    const BURST: u32 = 60;
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    for n in 0..BURST {
+        register_alt(&south, "vt-south", n).await;
+    }
+    eventually("the south signals at the hub", || async {
+        (south.row_counts().await["outbox"] == 0).then_some(())
+    })
+    .await;
+    let south_dir = south.stop().await;
+    for n in 0..BURST {
+        register_alt(&north, "jgz-north", n).await;
+    }
+    eventually("the hub's notices for south", || async {
+        let unacked = hub
+            .context
+            .store
+            .unacked(&vix_node::domain::RegionId::parse("south").unwrap())
+            .await
+            .unwrap();
+        (unacked == u64::from(BURST)).then_some(())
+    })
+    .await;
+
+    let south = spawn_region_in("south", south_dir, Some(hub.addr)).await;
+    let stored = south.context.notices_stored.subscribe();
+    eventually("south stored the whole burst", || {
+        let seen = *stored.borrow();
+        async move { (seen >= u64::from(BURST)).then_some(()) }
+    })
+    .await;
+    let matches = south
+        .client("vt-south")
+        .list_matches(pb::ListMatchesRequest {
+            acting_professional_id: "p".into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .matches;
+    assert_eq!(matches.len(), BURST as usize, "each notice once");
+    // Runs of what the stream already holds share a commit: far fewer commits than notices
+    // (the notices' commits plus the start-up sweep and the forwarder's bookkeeping).
+    let commits = south.context.store.writer_stats().commits;
+    assert!(
+        commits < u64::from(BURST) / 2,
+        "{commits} commits for {BURST} notices"
+    );
+    eventually("the hub saw south acknowledge everything", || async {
+        let unacked = hub
+            .context
+            .store
+            .unacked(&vix_node::domain::RegionId::parse("south").unwrap())
+            .await
+            .unwrap();
+        (unacked == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -20,12 +20,14 @@ use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::{
     OrganisationId, ProfessionalContact, RegionId, SignalId, SignalState, ValidationErrors,
 };
-use crate::store::hub::LoggedNotice;
+use crate::store::hub::{LogEntry, LoggedNotice};
 use crate::store::{CounterpartView, SignalStore, StoreError};
 use crate::telemetry::error_chain;
 
 const RETRY_DELAY_MIN: Duration = Duration::from_millis(100);
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(30);
+/// The most log entries stored in one commit.
+const RUN_MAX: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -71,68 +73,75 @@ impl<S: SignalStore> NoticeConsumer<S> {
             .into_inner();
         let mut handled = 0;
         loop {
-            let message = tokio::select! {
+            let first = tokio::select! {
                 message = stream.message() => message?,
                 _ = stopping.changed() => return Ok(handled),
             };
-            let Some(message) = message else {
+            let Some(first) = first else {
                 return Ok(handled); // the hub closed the stream, e.g. on shutdown
             };
-            let cursor = message.cursor;
-            match message.entry {
-                Some(pb::notice_log_entry::Entry::Notice(notice)) => {
-                    let notice = notice_from_pb(notice, cursor)
-                        .map_err(|errors| ConsumeError::Malformed { cursor, errors })?;
-                    let notice_id = notice.notice_id.clone();
-                    let delivery = self
-                        .context
-                        .store
-                        .store_hub_notice(notice, self.context.clock.now())
-                        .await?;
-                    tracing::info!(%notice_id, cursor, ?delivery, "hub notice handled");
-                }
-                Some(pb::notice_log_entry::Entry::Retraction(retraction)) => {
-                    let held = self
-                        .context
-                        .store
-                        .retract_hub_notice(&retraction.notice_id, cursor)
-                        .await?;
-                    tracing::info!(notice_id = %retraction.notice_id, cursor, held, "hub notice retracted");
-                }
-                Some(pb::notice_log_entry::Entry::Coordination(change)) => {
-                    let mut errors = ValidationErrors::new();
-                    let change = crate::hub::convert::coordination_from_pb(
-                        &change,
-                        "coordination",
-                        &mut errors,
-                    )
-                    .ok_or(ConsumeError::Malformed { cursor, errors })?;
-                    let held = self
-                        .context
-                        .store
-                        .apply_hub_coordination(change, cursor)
-                        .await?;
-                    tracing::info!(cursor, held, "coordination change applied");
-                }
-                None => {
-                    return Err(ConsumeError::Malformed {
-                        cursor,
-                        errors: ValidationErrors::single("entry", "is required"),
-                    });
+            // Whatever else the stream already holds joins this run, so a burst (a region back
+            // after an outage) is stored with one commit and acknowledged once per run.
+            let mut run = vec![first];
+            let mut ended = None;
+            while run.len() < RUN_MAX {
+                match tokio::time::timeout(Duration::ZERO, stream.message()).await {
+                    Ok(Ok(Some(message))) => run.push(message),
+                    Ok(Ok(None)) => {
+                        ended = Some(Ok(()));
+                        break;
+                    }
+                    Ok(Err(status)) => {
+                        ended = Some(Err(status));
+                        break;
+                    }
+                    Err(_) => break, // nothing more ready yet
                 }
             }
-            self.context.notices_stored.send_modify(|n| *n += 1);
-            self.hub
-                .ack_notices(pb::AckNoticesRequest {
-                    region_id: self.context.region_id.to_string(),
-                    cursor,
-                })
-                .await?;
-            handled += 1;
+            // Entries are checked in order; a malformed one ends the run after the good ones
+            // before it are stored.
+            let mut entries = Vec::with_capacity(run.len());
+            let mut malformed = None;
+            for message in run {
+                match entry_from_pb(message) {
+                    Ok(entry) => entries.push(entry),
+                    Err(error) => {
+                        malformed = Some(error);
+                        break;
+                    }
+                }
+            }
+            if let Some(last) = entries.last() {
+                let cursor = last.cursor();
+                let count = entries.len();
+                let applied = self
+                    .context
+                    .store
+                    .store_hub_log(entries, self.context.clock.now())
+                    .await?;
+                tracing::info!(count, cursor, ?applied, "hub notice log stored");
+                self.context
+                    .notices_stored
+                    .send_modify(|n| *n += u64::try_from(count).unwrap_or(u64::MAX));
+                self.hub
+                    .ack_notices(pb::AckNoticesRequest {
+                        region_id: self.context.region_id.to_string(),
+                        cursor,
+                    })
+                    .await?;
+                handled += count;
+            }
+            if let Some(error) = malformed {
+                return Err(error);
+            }
+            match ended {
+                None => {}
+                Some(Ok(())) => return Ok(handled),
+                Some(Err(status)) => return Err(status.into()),
+            }
         }
     }
 
-    /// Consumes until `stopping` turns true, reconnecting with exponential backoff and jitter.
     pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
         let backoff = || {
             ExponentialBuilder::new()
@@ -163,6 +172,30 @@ impl<S: SignalStore> NoticeConsumer<S> {
                 _ = stopping.changed() => {},
             }
         }
+    }
+}
+
+/// One entry of the hub's log, checked.
+fn entry_from_pb(message: pb::NoticeLogEntry) -> Result<LogEntry, ConsumeError> {
+    let cursor = message.cursor;
+    match message.entry {
+        Some(pb::notice_log_entry::Entry::Notice(notice)) => notice_from_pb(notice, cursor)
+            .map(|notice| LogEntry::Notice(Box::new(notice)))
+            .map_err(|errors| ConsumeError::Malformed { cursor, errors }),
+        Some(pb::notice_log_entry::Entry::Retraction(retraction)) => Ok(LogEntry::Retraction {
+            cursor,
+            notice_id: retraction.notice_id,
+        }),
+        Some(pb::notice_log_entry::Entry::Coordination(change)) => {
+            let mut errors = ValidationErrors::new();
+            crate::hub::convert::coordination_from_pb(&change, "coordination", &mut errors)
+                .map(|change| LogEntry::Coordination { cursor, change })
+                .ok_or(ConsumeError::Malformed { cursor, errors })
+        }
+        None => Err(ConsumeError::Malformed {
+            cursor,
+            errors: ValidationErrors::single("entry", "is required"),
+        }),
     }
 }
 

@@ -313,14 +313,6 @@ pub trait SignalStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<MatchView, StoreError>> + Send;
 
-    /// Applies a coordination change relayed by the hub and moves the hub cursor, in one
-    /// transaction. Returns whether the match is still here.
-    fn apply_hub_coordination(
-        &self,
-        change: crate::domain::coordination::CoordinationChange,
-        cursor: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
     /// The oldest coordination changes waiting for the hub.
     fn coordination_outbox_batch(
         &self,
@@ -415,14 +407,30 @@ pub trait SignalStore: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<SweepReport, StoreError>> + Send;
 
-    /// Deletes a hub notice whose signal was deleted elsewhere (with its e-mail job, if not yet
-    /// sent) and moves the hub cursor to `cursor`, in one transaction. Returns whether there
-    /// was such a notice.
-    fn retract_hub_notice(
+    /// Applies a run of the hub's notice log in order, in one transaction, and moves the hub
+    /// cursor past it: a notice is stored with its e-mail job (one seen before changes nothing
+    /// but the cursor); a retraction deletes the notice (and its unsent e-mail job) of a signal
+    /// deleted elsewhere; a coordination change is merged into a match this node still holds.
+    /// A burst of the log (a region back after an outage) costs one commit per run.
+    fn store_hub_log(
         &self,
-        notice_id: &str,
-        cursor: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        entries: Vec<hub::LogEntry>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<HubLogApplied>, StoreError>> + Send;
+}
+
+/// What became of one entry of the hub's notice log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubLogApplied {
+    Notice(NoticeDelivery),
+    /// Whether this node held the retracted notice.
+    Retraction {
+        held: bool,
+    },
+    /// Whether this node still holds the coordinated match.
+    Coordination {
+        held: bool,
+    },
 }
 
 /// What a lifecycle sweep changed.

@@ -26,14 +26,14 @@ use self::write::{
     apply_hub_coordination, coordinate, correct, erase, record_death, register, retract_hub_notice,
     store_hub_notice, sweep, update_signal, withdraw,
 };
-use super::hub::LoggedNotice;
+use super::hub::{LogEntry, LoggedNotice};
 use super::outbox;
 use super::row::parse_signal_id;
 use super::sql::query;
 use super::writer::{self, GroupCommit, Writer};
 use super::{
-    Acting, MatchPage, MatchView, NewSignal, NoticeDelivery, OutboxEntry, Registered, SignalStore,
-    SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
+    Acting, HubLogApplied, MatchPage, MatchView, NewSignal, NoticeDelivery, OutboxEntry,
+    Registered, SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{CoordinationAction, CoordinationChange};
@@ -256,16 +256,6 @@ impl SignalStore for SqliteStore {
             .ok_or(StoreError::NoSuchMatch)
     }
 
-    async fn apply_hub_coordination(
-        &self,
-        change: CoordinationChange,
-        cursor: u64,
-    ) -> Result<bool, StoreError> {
-        self.writer
-            .write(move |tx| apply_hub_coordination(tx, change, cursor))
-            .await
-    }
-
     async fn coordination_outbox_batch(
         &self,
         limit: u32,
@@ -429,10 +419,32 @@ impl SignalStore for SqliteStore {
             .await
     }
 
-    async fn retract_hub_notice(&self, notice_id: &str, cursor: u64) -> Result<bool, StoreError> {
-        let notice_id = notice_id.to_owned();
+    async fn store_hub_log(
+        &self,
+        entries: Vec<LogEntry>,
+        now: Timestamp,
+    ) -> Result<Vec<HubLogApplied>, StoreError> {
         self.writer
-            .write_purging(move |tx| retract_hub_notice(tx, &notice_id, cursor))
+            .write_purging(move |tx| {
+                let mut applied = Vec::with_capacity(entries.len());
+                let mut purge = false;
+                for entry in entries {
+                    applied.push(match entry {
+                        LogEntry::Notice(notice) => {
+                            HubLogApplied::Notice(store_hub_notice(tx, *notice, now)?)
+                        }
+                        LogEntry::Retraction { cursor, notice_id } => {
+                            let (held, deleted) = retract_hub_notice(tx, &notice_id, cursor)?;
+                            purge |= deleted;
+                            HubLogApplied::Retraction { held }
+                        }
+                        LogEntry::Coordination { cursor, change } => HubLogApplied::Coordination {
+                            held: apply_hub_coordination(tx, change, cursor)?,
+                        },
+                    });
+                }
+                Ok((applied, purge))
+            })
             .await
     }
 }
