@@ -215,14 +215,10 @@ async fn a_burst_of_notices_after_an_outage_is_stored_whole_in_few_commits() {
     for n in 0..BURST {
         register_alt(&north, "jgz-north", n).await;
     }
+    let south_id = vix_node::domain::RegionId::parse("south").unwrap();
+    let unacked = || hub.context.store.unacked(&south_id);
     eventually("the hub's notices for south", || async {
-        let unacked = hub
-            .context
-            .store
-            .unacked(&vix_node::domain::RegionId::parse("south").unwrap())
-            .await
-            .unwrap();
-        (unacked == u64::from(BURST)).then_some(())
+        (unacked().await.unwrap() == u64::from(BURST)).then_some(())
     })
     .await;
 
@@ -253,13 +249,7 @@ async fn a_burst_of_notices_after_an_outage_is_stored_whole_in_few_commits() {
         "{commits} commits for {BURST} notices"
     );
     eventually("the hub saw south acknowledge everything", || async {
-        let unacked = hub
-            .context
-            .store
-            .unacked(&vix_node::domain::RegionId::parse("south").unwrap())
-            .await
-            .unwrap();
-        (unacked == 0).then_some(())
+        (unacked().await.unwrap() == 0).then_some(())
     })
     .await;
 }

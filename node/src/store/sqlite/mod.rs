@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row};
 
-use self::rows::{match_view, signal_from_row};
+use self::rows::{match_view, parse_family_keys, signal_from_row};
 use self::write::{
     apply_hub_coordination, coordinate, correct, erase, record_death, register, retract_hub_notice,
     store_hub_notice, sweep, update_signal, withdraw,
@@ -37,7 +37,7 @@ use super::{
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{CoordinationAction, CoordinationChange};
-use crate::domain::{FamilyKey, OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
+use crate::domain::{OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
 
 /// How long a statement waits for a lock held by another process (`import-mutations`).
 const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
@@ -469,11 +469,7 @@ async fn load_signal(
     .bind(signal_id.to_string())
     .fetch_all(&mut *conn)
     .await?;
-    let family_keys = keys
-        .iter()
-        .map(|key| FamilyKey::parse_stored(key).map_err(|_| StoreError::Corrupt("family_key")))
-        .collect::<Result<Vec<_>, _>>()?;
-    signal_from_row(&row, family_keys).map(Some)
+    signal_from_row(&row, parse_family_keys(&keys)?).map(Some)
 }
 
 /// Counts rows per table: for tests that check that a refused request changed nothing.

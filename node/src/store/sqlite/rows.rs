@@ -109,3 +109,11 @@ pub(super) fn match_view(row: &impl Columns) -> Result<MatchView, StoreError> {
         },
     })
 }
+
+/// Family keys as stored, each parsed.
+pub(super) fn parse_family_keys(stored: &[String]) -> Result<Vec<FamilyKey>, StoreError> {
+    stored
+        .iter()
+        .map(|key| FamilyKey::parse_stored(key).map_err(|_| StoreError::Corrupt("family_key")))
+        .collect()
+}

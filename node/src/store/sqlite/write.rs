@@ -18,7 +18,7 @@ use super::super::{
     SweepReport, Withdrawn, audit,
 };
 use super::SIGNAL_COLUMNS;
-use super::rows::{coordination_from_row, signal_from_row};
+use super::rows::{coordination_from_row, parse_family_keys, signal_from_row};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{
     ChangeKind, CoordinationAction, CoordinationChange, CoordinationState, Party,
@@ -684,9 +684,7 @@ fn load_family_keys(conn: &Connection, signal_id: SignalId) -> Result<Vec<Family
         query("SELECT family_key FROM signal_family_keys WHERE signal_id = ? ORDER BY family_key")
             .bind(signal_id.to_string())
             .scalars(conn)?;
-    keys.iter()
-        .map(|key| FamilyKey::parse_stored(key).map_err(|_| StoreError::Corrupt("family_key")))
-        .collect()
+    parse_family_keys(&keys)
 }
 
 /// Every signal on the node that shares the new signal's subject key or a family key, in one
