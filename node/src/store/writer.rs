@@ -332,9 +332,18 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> (bool, bool) {
     let mut ran = Vec::with_capacity(batch.len());
     let mut poisoned = false;
     for job in batch {
-        let done = job.run(&mut tx);
-        poisoned |= done.poisoned;
-        ran.push(done);
+        // A write that panics (a bug) must not take the writer down with it: its caller hears
+        // `Closed` (its reply is dropped) and its batch is rolled back, the next one runs.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut tx))) {
+            Ok(done) => {
+                poisoned |= done.poisoned;
+                ran.push(done);
+            }
+            Err(_) => {
+                tracing::error!("a write panicked; its batch is rolled back");
+                poisoned = true;
+            }
+        }
     }
     let committed = if poisoned {
         let _ = tx.rollback();
@@ -491,6 +500,26 @@ mod tests {
         // The writer goes on with the next batch.
         insert(&writer, 2, false).await.unwrap();
         assert_eq!(stored(&options).await, [2]);
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_its_batch_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, path) = writer(&dir, GATHER).await;
+        let panicking = writer.write(|tx| {
+            tx.execute("INSERT INTO rows (id) VALUES (7)", [])?;
+            if tx.is_autocommit() {
+                return Ok::<_, StoreError>(());
+            }
+            panic!("a bug in a write");
+        });
+        let (good, bad) = tokio::join!(insert(&writer, 1, false), panicking);
+        assert!(matches!(good, Err(StoreError::Commit(_))), "{good:?}");
+        assert!(matches!(bad, Err(StoreError::Closed)), "{bad:?}");
+        assert!(stored(&path).await.is_empty());
+        insert(&writer, 2, false).await.unwrap();
+        assert_eq!(stored(&path).await, [2]);
         writer.close().await;
     }
 
