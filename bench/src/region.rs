@@ -1,0 +1,318 @@
+//! The region node's figures: pre-fill through the store's own register path, then
+//! `RegisterSignal`, `GetSignal` and `ListMatches` over mutual TLS against the node process.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use jiff::civil::Date;
+use jiff::{Timestamp, ToSpan};
+use tokio::sync::Mutex;
+use vix_node::domain::contact::ContactInput;
+use vix_node::domain::informing::InformingRecord;
+use vix_node::domain::{
+    Clock, FamilyKey, KeyVersion, OrganisationId, ProfessionalContact, RegionId, SignalId,
+    SubjectKey, SystemClock, ValidationErrors,
+};
+use vix_node::store::sqlite::SqliteStore;
+use vix_node::store::{GroupCommit, NewSignal, Registered, SignalStore};
+use vix_protocol::region::v1 as pb;
+use vix_protocol::region::v1::region_service_client::RegionServiceClient;
+
+/// The organisation whose calls are measured, and the one that shares youths with it.
+pub(crate) const ORG: &str = "jgz-north";
+pub(crate) const OTHER_ORG: &str = "school-north";
+/// Concurrent registrations while pre-filling: enough to fill the group commit's batches.
+const PREFILL_TASKS: usize = 256;
+/// Signal ids kept for `GetSignal` and `ListMatches`.
+const SAMPLE_MAX: usize = 20_000;
+/// One in this many `OTHER_ORG` signals is on a youth `ORG` registered: a local match.
+const SHARED_YOUTH_EVERY: u64 = 10;
+
+/// What the pre-fill left: ids of `ORG`'s signals to look up, those with a match first-class.
+#[derive(Debug, Default)]
+pub(crate) struct Sample {
+    pub(crate) signals: Vec<String>,
+    pub(crate) matched: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Prefill {
+    pub(crate) signals: u64,
+    pub(crate) seconds: f64,
+    pub(crate) per_s: f64,
+    pub(crate) notices: u64,
+    pub(crate) outbox_drain_seconds: f64,
+}
+
+fn org_name(org: &str) -> String {
+    vix_certs_dev::DevPkiSpec::default()
+        .organisations
+        .into_iter()
+        .find(|o| o.id == org)
+        .map(|o| o.name)
+        .unwrap_or_else(|| org.to_owned())
+}
+
+pub(crate) fn random_digest() -> [u8; 32] {
+    let mut digest = [0u8; 32];
+    fastrand::fill(&mut digest);
+    digest
+}
+
+fn today() -> Date {
+    vix_node::domain::clock::local_date(SystemClock.now())
+}
+
+/// Registers `count` signals in the region database at `database` through
+/// [`SignalStore::register`] from many tasks (so group commit batches them), then drains the
+/// outbox as if the forwarder had sent it, and closes the store.
+pub(crate) async fn prefill(
+    database: &Path,
+    region: &str,
+    count: u64,
+) -> anyhow::Result<(Prefill, Sample)> {
+    let store = Arc::new(
+        SqliteStore::open(database, RegionId::parse(region)?, GroupCommit::default())
+            .await
+            .with_context(|| format!("opening {}", database.display()))?,
+    );
+    let version = KeyVersion::new(1)?;
+    let orgs = [
+        (OrganisationId::parse(ORG)?, org_name(ORG)),
+        (OrganisationId::parse(OTHER_ORG)?, org_name(OTHER_ORG)),
+    ];
+    let mut errors = ValidationErrors::new();
+    let contacts: Vec<ProfessionalContact> = ["p1", "p2"]
+        .iter()
+        .zip([ORG, OTHER_ORG])
+        .filter_map(|(id, org)| {
+            ProfessionalContact::parse(
+                ContactInput {
+                    professional_id: id,
+                    name: "A. Bench",
+                    email: &format!("{id}@{org}.example.nl"),
+                    phone: "",
+                },
+                "professional",
+                &mut errors,
+            )
+        })
+        .collect();
+    errors.into_result().context("bench contact")?;
+    let today = today();
+    let removal = today.checked_add(1.year())?;
+    let shared = Arc::new(PrefillShared {
+        next: AtomicU64::new(0),
+        notices: AtomicU64::new(0),
+        recent_subjects: Mutex::new(Vec::new()),
+        sample: Mutex::new(Sample::default()),
+    });
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..PREFILL_TASKS {
+        let store = Arc::clone(&store);
+        let shared = Arc::clone(&shared);
+        let orgs = orgs.clone();
+        let contacts = contacts.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = shared.next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    return anyhow::Ok(());
+                }
+                let own = n.is_multiple_of(2);
+                let (org, name) = &orgs[usize::from(!own)];
+                let subject = if !own && (n / 2).is_multiple_of(SHARED_YOUTH_EVERY) {
+                    shared.recent_subjects.lock().await.pop()
+                } else {
+                    None
+                }
+                .unwrap_or_else(|| SubjectKey::new(version, random_digest()));
+                let family_keys = (0..fastrand::usize(0..=2))
+                    .map(|_| FamilyKey::new(version, random_digest()))
+                    .collect();
+                let new = NewSignal {
+                    signal_id: SignalId::generate(),
+                    request_key: hex::encode(random_digest()),
+                    request_fingerprint: hex::encode(random_digest()),
+                    organisation_id: org.clone(),
+                    organisation_name: name.clone(),
+                    contact: contacts[usize::from(!own)].clone(),
+                    subject_key: subject,
+                    family_keys,
+                    birth_date: jiff::civil::date(2016, 1, 1)
+                        .checked_add(i64::from(fastrand::u16(0..1800)).days())?,
+                    registered_at: SystemClock.now(),
+                    planned_removal_date: removal,
+                    informing: InformingRecord::Informed {
+                        parents: true,
+                        youth: false,
+                        informed_on: today,
+                    },
+                };
+                let registered = register_retrying(&store, new).await?;
+                if let Registered::Created { signal, notices } = registered {
+                    shared.notices.fetch_add(notices as u64, Ordering::Relaxed);
+                    let id = signal.signal_id.to_string();
+                    if own {
+                        let mut recent = shared.recent_subjects.lock().await;
+                        if recent.len() < 4096 {
+                            recent.push(subject);
+                        }
+                        drop(recent);
+                        let mut sample = shared.sample.lock().await;
+                        if sample.signals.len() < SAMPLE_MAX {
+                            sample.signals.push(id);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+
+    let drain_started = Instant::now();
+    loop {
+        let batch = store.outbox_batch(10_000).await?;
+        let Some(last) = batch.last() else { break };
+        store.outbox_remove_through(last.seq).await?;
+    }
+    let outbox_drain_seconds = drain_started.elapsed().as_secs_f64();
+
+    // The ORG signals that have a match, for ListMatches by signal.
+    let org = OrganisationId::parse(ORG)?;
+    let mut sample = std::mem::take(&mut *shared.sample.lock().await);
+    let page = vix_node::store::MatchPage {
+        after: None,
+        limit: u32::try_from(SAMPLE_MAX)?,
+    };
+    sample.matched = store
+        .matches(&org, None, page)
+        .await?
+        .into_iter()
+        .map(|m| m.signal_id.to_string())
+        .collect();
+    store.close().await;
+    let notices = shared.notices.load(Ordering::Relaxed);
+    Ok((
+        Prefill {
+            signals: count,
+            seconds,
+            per_s: count as f64 / seconds.max(1e-9),
+            notices,
+            outbox_drain_seconds,
+        },
+        sample,
+    ))
+}
+
+struct PrefillShared {
+    next: AtomicU64,
+    notices: AtomicU64,
+    /// Subjects of `ORG`'s recent signals, which `OTHER_ORG` registers again.
+    recent_subjects: Mutex<Vec<SubjectKey>>,
+    sample: Mutex<Sample>,
+}
+
+/// A full write queue is back-pressure, not a failure: wait a moment and try again.
+async fn register_retrying(store: &SqliteStore, new: NewSignal) -> anyhow::Result<Registered> {
+    loop {
+        match store.register(new.clone()).await {
+            Err(error) if error.is_transient() => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// A registration of a youth no one else has, by `ORG`.
+pub(crate) fn register_request(run: &str, caller: usize, seq: u64) -> pb::RegisterSignalRequest {
+    register_request_for(ORG, &format!("{run}-{caller}-{seq}"), "p1")
+}
+
+/// `org` registers the youth with alternative id `number` (born 2020: the parents are told).
+pub(crate) fn register_request_for(
+    org: &str,
+    number: &str,
+    professional: &str,
+) -> pb::RegisterSignalRequest {
+    pb::RegisterSignalRequest {
+        request_id: format!("{org}-{number}"),
+        youth: Some(pb::register_signal_request::Youth::AltYouthId(
+            pb::AltYouthId {
+                issuer: "bench".into(),
+                number: number.into(),
+                birth_date: "2020-06-01".into(),
+            },
+        )),
+        professional: Some(pb::ProfessionalContact {
+            professional_id: professional.into(),
+            name: format!("Professional of {org}"),
+            email: format!("{professional}@{org}.example.nl"),
+            phone: String::new(),
+        }),
+        planned_removal_date: String::new(),
+        informing: Some(pb::InformingRecord {
+            record: Some(pb::informing_record::Record::Informed(pb::Informed {
+                parents: true,
+                youth: false,
+                informed_on: today().to_string(),
+            })),
+        }),
+    }
+}
+
+pub(crate) async fn register(
+    channel: tonic::transport::Channel,
+    request: pb::RegisterSignalRequest,
+) -> anyhow::Result<String> {
+    let response = RegionServiceClient::new(channel)
+        .register_signal(request)
+        .await?
+        .into_inner();
+    response
+        .signal
+        .map(|signal| signal.signal_id)
+        .context("RegisterSignal answered without a signal")
+}
+
+pub(crate) async fn get(
+    channel: tonic::transport::Channel,
+    signal_id: String,
+) -> anyhow::Result<()> {
+    RegionServiceClient::new(channel)
+        .get_signal(pb::GetSignalRequest {
+            signal_id,
+            acting_professional_id: "p1".into(),
+        })
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn list_matches(
+    channel: tonic::transport::Channel,
+    signal_id: String,
+) -> anyhow::Result<Vec<pb::Match>> {
+    Ok(RegionServiceClient::new(channel)
+        .list_matches(pb::ListMatchesRequest {
+            signal_id,
+            acting_professional_id: "p1".into(),
+            page_size: 20,
+            page_token: String::new(),
+        })
+        .await?
+        .into_inner()
+        .matches)
+}
+
+/// Now, as the nodes see it.
+pub(crate) fn now() -> Timestamp {
+    SystemClock.now()
+}
