@@ -539,6 +539,37 @@ async fn a_bad_batch_is_refused_whole_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_family_key_named_twice_is_refused_naming_the_field() {
+    let hub = spawn_hub().await;
+    let mut twice = upsert("gp-north", 6, fed::SignalState::Active);
+    if let fed::signal_event::Change::Upsert(upsert) = &mut twice {
+        let parent = fed::Pseudonym {
+            key_version: 1,
+            digest: vec![9; 32],
+        };
+        upsert.family_keys = vec![parent.clone(), parent];
+    }
+    let status = hub
+        .client("north")
+        .submit_signals(fed::SubmitSignalsRequest {
+            region_id: String::new(),
+            events: vec![fed::SignalEvent {
+                signal_id: "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e".into(),
+                revision: 1,
+                change: Some(twice),
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("events[0].upsert.family_keys"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
 async fn the_hub_logs_each_region_call_in_its_own_chained_audit_log() {
     use vix_node::store::hub::HubStore;
     let hub = spawn_hub().await;

@@ -90,6 +90,16 @@ fn parse_upsert(
                 .map(|(version, digest)| FamilyKey::new(version, digest))
         })
         .collect();
+    // Two parents, two different keys: a key named twice is a region's bug, refused here
+    // rather than left to the store's unique constraint (an internal error).
+    if let Some(keys) = &family_keys
+        && keys
+            .iter()
+            .enumerate()
+            .any(|(i, key)| keys[..i].contains(key))
+    {
+        errors.add(field("family_keys"), "names the same parent twice");
+    }
     let organisation_id = errors.check(
         &field("organisation_id"),
         OrganisationId::parse(&upsert.organisation_id),
