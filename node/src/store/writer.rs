@@ -141,6 +141,11 @@ const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
 /// `PRAGMA optimize` keeps the planner's statistics current; SQLite advises running it
 /// periodically on long-lived connections.
 const OPTIMIZE_EVERY: Duration = Duration::from_secs(3600);
+/// The WAL size (pages) at which the writer checkpoints itself: only when the checkpointer
+/// cannot keep up (a reader pinning an old snapshot), so the WAL stays bounded.
+const WAL_PAGES_MAX: u32 = 16_384;
+/// How often the checkpointer looks when the writer is idle.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Prepared statements kept by the writer's connection: every statement vix writes with.
 const STATEMENT_CACHE: usize = 256;
 
@@ -149,6 +154,16 @@ impl Writer {
     /// on a thread of its own.
     pub(super) fn start(path: &Path, options: GroupCommit) -> Result<Self, StoreError> {
         let conn = open_connection(path)?;
+        // Copying the WAL back into the database file is the checkpointer's work, on a thread
+        // and connection of its own, so the writer does not stop for it after every commit
+        // (with the default auto-checkpoint, a busy writer checkpointed about once a batch).
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {WAL_PAGES_MAX};"))?;
+        let checkpointer = open_connection(path)?;
+        let (kick, kicked) = flume::bounded::<()>(1);
+        let checkpoints = std::thread::Builder::new()
+            .name("vix-checkpoint".into())
+            .spawn(move || run_checkpointer(&checkpointer, &kicked))
+            .map_err(StoreError::WriterThread)?;
         let (jobs, queue) = flume::bounded(QUEUE_DEPTH);
         let stats = Arc::new(Counters::default());
         let (stop, stopped) = oneshot::channel();
@@ -156,7 +171,9 @@ impl Writer {
         std::thread::Builder::new()
             .name("vix-writer".into())
             .spawn(move || {
-                run(conn, &queue, options, &counters);
+                run(conn, &queue, options, &counters, &kick);
+                drop(kick);
+                let _ = checkpoints.join();
                 let _ = stop.send(());
             })
             .map_err(StoreError::WriterThread)?;
@@ -248,7 +265,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA secure_delete = ON;",
+         PRAGMA secure_delete = ON; PRAGMA cache_size = -65536;",
     )?;
     // Statistics for the planner from the start (0x10002: analyse what needs it, with a
     // bounded effort, also tables never analysed).
@@ -278,7 +295,13 @@ where
     }
 }
 
-fn run(mut conn: Connection, queue: &flume::Receiver<Job>, options: GroupCommit, stats: &Counters) {
+fn run(
+    mut conn: Connection,
+    queue: &flume::Receiver<Job>,
+    options: GroupCommit,
+    stats: &Counters,
+    checkpoint: &flume::Sender<()>,
+) {
     let max_batch = usize::try_from(options.max_batch.max(1)).unwrap_or(usize::MAX);
     let max_wait = Duration::from_micros(options.max_wait_us);
     let mut optimized = Instant::now();
@@ -300,6 +323,8 @@ fn run(mut conn: Connection, queue: &flume::Receiver<Job>, options: GroupCommit,
         if committed {
             stats.writes.fetch_add(writes, Ordering::Relaxed);
             stats.commits.fetch_add(1, Ordering::Relaxed);
+            // One pending request is enough: the checkpointer takes all the WAL there is.
+            let _ = checkpoint.try_send(());
         }
         if purge_wal {
             checkpoint_truncate(&conn);
@@ -363,6 +388,20 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> (bool, bool) {
         (done.completion)(committed.clone());
     }
     (ok, purge)
+}
+
+/// Copies committed WAL frames into the database file whenever the writer has committed,
+/// without blocking it (a passive checkpoint), until the writer is gone.
+fn run_checkpointer(conn: &Connection, kicked: &flume::Receiver<()>) {
+    while let Ok(()) | Err(flume::RecvTimeoutError::Timeout) = kicked.recv_timeout(CHECKPOINT_EVERY)
+    {
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "WAL checkpoint failed; will retry");
+        }
+    }
+    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(%error, "final WAL checkpoint failed");
+    }
 }
 
 /// After deleting personal data: copy the WAL into the database file and truncate it. The
