@@ -40,16 +40,20 @@ impl EventMaker {
     }
 
     fn key(&self, kind: u8) -> pb::Pseudonym {
-        let digest = if fastrand::u32(0..100) < SHARED_PERCENT {
-            let mut digest = [kind; 32];
-            digest[..8].copy_from_slice(&fastrand::u64(0..self.pool).to_be_bytes());
-            digest.to_vec()
-        } else {
-            random_digest().to_vec()
-        };
         pb::Pseudonym {
             key_version: 1,
-            digest,
+            digest: self.digest(kind).to_vec(),
+        }
+    }
+
+    /// A key digest of `kind` (subject or family): random, or from the shared pool.
+    pub(crate) fn digest(&self, kind: u8) -> [u8; 32] {
+        if fastrand::u32(0..100) < SHARED_PERCENT {
+            let mut digest = [kind; 32];
+            digest[..8].copy_from_slice(&fastrand::u64(0..self.pool).to_be_bytes());
+            digest
+        } else {
+            random_digest()
         }
     }
 

@@ -5,11 +5,14 @@
 //! cross-region one) and written to a JSON file.
 //!
 //! `cargo run --release -p vix-bench -- --out bench-results.json`; `--smoke` runs everything at
-//! tiny sizes in seconds (CI).
+//! tiny sizes in seconds (CI). The databases are pre-filled by a bulk loader (`--prefill bulk`,
+//! the default: rows written with rusqlite before the node starts, reported as a bulk-load rate,
+//! not acknowledged writes) or through the nodes' own paths (`--prefill store`, slow at millions).
 #![forbid(unsafe_code)]
 // A benchmark program reports on stdout: the table is its output.
 #![allow(clippy::print_stdout)]
 
+mod bulk;
 mod hub;
 mod latency;
 mod load;
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vix_node::store::GroupCommit;
+use vix_node::store::hub_sqlite::HubSqliteStore;
 
 use crate::load::{Channels, Phase};
 use crate::nodes::{Federation, NodeProcess, database_bytes};
@@ -47,6 +51,12 @@ struct Args {
     /// Length of each measured window.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// How the databases are pre-filled before the measured phases: `bulk` writes the rows
+    /// with rusqlite into the node's schema before the node starts (fast; its rate is a bulk
+    /// load, not acknowledged writes), `store` goes through the region store's `register` and
+    /// the hub's `SubmitSignals` (slow at millions).
+    #[arg(long, value_enum, default_value = "bulk")]
+    prefill: bulk::PrefillMode,
     /// Cross-region latency probes (and as many local ones).
     #[arg(long, default_value_t = 200)]
     probes: usize,
@@ -135,6 +145,7 @@ struct Settings {
     probes: usize,
     background: u32,
     channels: Channels,
+    prefill: bulk::PrefillMode,
     node_log: String,
     register_callers: Vec<usize>,
     read_callers: Vec<usize>,
@@ -167,6 +178,7 @@ impl Settings {
             probes: if args.smoke { 5 } else { args.probes.max(1) },
             background: args.background,
             channels: args.channels,
+            prefill: args.prefill,
             node_log: args.node_log.clone(),
             register_callers: vec![1, 8, 32],
             read_callers: vec![1, 8],
@@ -208,6 +220,7 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
             "sizes": settings.sizes,
             "seconds": settings.phase.measure.as_secs_f64(),
             "channels": settings.channels,
+            "prefill": settings.prefill,
             "node_log": settings.node_log,
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "run_seconds": started.elapsed().as_secs_f64(),
@@ -261,18 +274,62 @@ async fn region_step(
     report: &mut Report,
 ) -> anyhow::Result<serde_json::Value> {
     let database = dir.join("region-north.sqlite");
-    step(&format!("region north: pre-filling {size} signals"));
-    let (prefill, sample) = region::prefill(&database, "north", size).await?;
-    println!(
-        "   {:.0} signals/s ({:.1} s, {} local notices; outbox drained in {:.1} s)",
-        prefill.per_s, prefill.seconds, prefill.notices, prefill.outbox_drain_seconds
-    );
-    report.add(
-        "region prefill (store register)",
-        Some(size),
-        Unit::PerSecond,
-        prefill.per_s,
-    );
+    step(&format!(
+        "region north: pre-filling {size} signals ({:?})",
+        settings.prefill
+    ));
+    let (prefill, sample) = match settings.prefill {
+        bulk::PrefillMode::Bulk => {
+            let (prefill, sample) = region::prefill_bulk(&database, "north", size).await?;
+            let bulk = &prefill.bulk;
+            println!(
+                "   bulk load (not acknowledged writes): {} signals ({} active, {} inactive) and \
+                 {} family keys in {:.1} s ({:.1} s of it rebuilding indexes): {:.0} signals/s, \
+                 {:.0} rows/s",
+                bulk.signals,
+                bulk.active,
+                bulk.inactive,
+                bulk.family_key_rows,
+                bulk.seconds,
+                bulk.index_seconds,
+                bulk.signals_per_s,
+                bulk.rows_per_s
+            );
+            let store = &prefill.store;
+            println!(
+                "   then {} through the store's register: {:.0} signals/s ({} local notices)",
+                store.signals, store.per_s, store.notices
+            );
+            report.add(
+                "region prefill (bulk load, not acked) signals",
+                Some(size),
+                Unit::PerSecond,
+                bulk.signals_per_s,
+            );
+            report.add(
+                "region prefill (bulk load, not acked) rows",
+                Some(size),
+                Unit::PerSecond,
+                bulk.rows_per_s,
+            );
+            (serde_json::to_value(&prefill)?, sample)
+        }
+        bulk::PrefillMode::Store => {
+            let (prefill, sample) =
+                region::prefill(&database, "north", size, region::SHARED_YOUTH_EVERY).await?;
+            println!(
+                "   {:.0} signals/s ({:.1} s, {} local notices; outbox drained in {:.1} s)",
+                prefill.per_s, prefill.seconds, prefill.notices, prefill.outbox_drain_seconds
+            );
+            report.add(
+                "region prefill (store register)",
+                Some(size),
+                Unit::PerSecond,
+                prefill.per_s,
+            );
+            (serde_json::to_value(&prefill)?, sample)
+        }
+    };
     let signals = Arc::new(sample.signals);
     let matched = Arc::new(if sample.matched.is_empty() {
         (*signals).clone()
@@ -456,6 +513,47 @@ async fn hub_step(
     let mut json = serde_json::Map::new();
     let mut stored = 0u64;
     let mut memory = None;
+    if settings.prefill == bulk::PrefillMode::Bulk {
+        step(&format!("hub: bulk load of {size} signals (pre-fill)"));
+        HubSqliteStore::open(&database, GroupCommit::default())
+            .await
+            .with_context(|| format!("opening {}", database.display()))?
+            .close()
+            .await;
+        let path = database.clone();
+        let digests = Arc::clone(&maker);
+        let fill = tokio::task::spawn_blocking(move || {
+            bulk::hub(&path, &bulk::dev_orgs(), size, |kind| digests.digest(kind))
+        })
+        .await??;
+        stored += fill.signals;
+        println!(
+            "   bulk load (not acknowledged writes): {} signals ({} active, {} inactive) and {} \
+             family keys in {:.1} s ({:.1} s of it rebuilding indexes): {:.0} signals/s, {:.0} \
+             rows/s",
+            fill.signals,
+            fill.active,
+            fill.inactive,
+            fill.family_key_rows,
+            fill.seconds,
+            fill.index_seconds,
+            fill.signals_per_s,
+            fill.rows_per_s
+        );
+        report.add(
+            "hub prefill (bulk load, not acked) signals",
+            Some(size),
+            Unit::PerSecond,
+            fill.signals_per_s,
+        );
+        report.add(
+            "hub prefill (bulk load, not acked) rows",
+            Some(size),
+            Unit::PerSecond,
+            fill.rows_per_s,
+        );
+        json.insert("prefill".into(), serde_json::to_value(&fill)?);
+    }
     for (mode, group_commit) in commit_modes() {
         let base = mode != "group commit";
         let node = NodeProcess::start(
@@ -465,7 +563,7 @@ async fn hub_step(
             &federation.hub_config(&database, group_commit),
         )
         .await?;
-        if !base {
+        if !base && settings.prefill == bulk::PrefillMode::Store {
             step(&format!(
                 "hub: ingest of {size} events from 3 regions (pre-fill)"
             ));

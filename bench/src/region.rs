@@ -1,4 +1,5 @@
-//! The region node's figures: pre-fill through the store's own register path, then
+//! The region node's figures: pre-fill (bulk rows, then a few thousand through the store's own
+//! register path for the local matches; or everything through `register`), then
 //! `RegisterSignal`, `GetSignal` and `ListMatches` over mutual TLS against the node process.
 
 use std::path::Path;
@@ -29,7 +30,11 @@ const PREFILL_TASKS: usize = 256;
 /// Signal ids kept for `GetSignal` and `ListMatches`.
 const SAMPLE_MAX: usize = 20_000;
 /// One in this many `OTHER_ORG` signals is on a youth `ORG` registered: a local match.
-const SHARED_YOUTH_EVERY: u64 = 10;
+pub(crate) const SHARED_YOUTH_EVERY: u64 = 10;
+/// With the bulk pre-fill: signals registered through the store after the bulk rows (at most,
+/// and at most a fifth of the size), every `OTHER_ORG` one on a youth of `ORG` if it can: the
+/// local matches (notices) `ListMatches` reads.
+const BULK_STORE_PART: u64 = 2_000;
 
 /// What the pre-fill left: ids of `ORG`'s signals to look up, those with a match first-class.
 #[derive(Debug, Default)]
@@ -38,6 +43,7 @@ pub(crate) struct Sample {
     pub(crate) matched: Vec<String>,
 }
 
+/// What the store part of a pre-fill did (all of it with `--prefill store`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Prefill {
     pub(crate) signals: u64,
@@ -45,6 +51,45 @@ pub(crate) struct Prefill {
     pub(crate) per_s: f64,
     pub(crate) notices: u64,
     pub(crate) outbox_drain_seconds: f64,
+}
+
+/// A bulk pre-fill: the bulk rows, then the store part.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct BulkPrefill {
+    pub(crate) bulk: crate::bulk::BulkFill,
+    pub(crate) store: Prefill,
+}
+
+/// Pre-fills the region database with `count` signals: the node's store creates the schema,
+/// the bulk loader writes all but a few thousand, and those go through [`SignalStore::register`]
+/// with many shared youths, so `ORG` has local matches to list.
+pub(crate) async fn prefill_bulk(
+    database: &Path,
+    region: &str,
+    count: u64,
+) -> anyhow::Result<(BulkPrefill, Sample)> {
+    let store = SqliteStore::open(database, RegionId::parse(region)?, GroupCommit::default())
+        .await
+        .with_context(|| format!("opening {}", database.display()))?;
+    store.close().await;
+    let through_store = (count / 5).min(BULK_STORE_PART);
+    let orgs: Vec<crate::bulk::Org> = crate::bulk::dev_orgs()
+        .into_iter()
+        .filter(|o| o.id == ORG || o.id == OTHER_ORG)
+        .collect();
+    let path = database.to_owned();
+    let (bulk, bulk_sample) = tokio::task::spawn_blocking(move || {
+        crate::bulk::region(&path, &orgs, count - through_store, ORG, SAMPLE_MAX)
+    })
+    .await??;
+    let (store, mut sample) = prefill(database, region, through_store, 1).await?;
+    // Lookups over the whole table, not only the last few thousand rows.
+    let mut signals = bulk_sample.signals;
+    signals.extend(sample.signals);
+    signals.truncate(SAMPLE_MAX);
+    fastrand::shuffle(&mut signals);
+    sample.signals = signals;
+    Ok((BulkPrefill { bulk, store }, sample))
 }
 
 fn org_name(org: &str) -> String {
@@ -68,11 +113,13 @@ fn today() -> Date {
 
 /// Registers `count` signals in the region database at `database` through
 /// [`SignalStore::register`] from many tasks (so group commit batches them), then drains the
-/// outbox as if the forwarder had sent it, and closes the store.
+/// outbox as if the forwarder had sent it, and closes the store. One in `shared_youth_every`
+/// `OTHER_ORG` signals is on a youth `ORG` registered (a local match).
 pub(crate) async fn prefill(
     database: &Path,
     region: &str,
     count: u64,
+    shared_youth_every: u64,
 ) -> anyhow::Result<(Prefill, Sample)> {
     let store = Arc::new(
         SqliteStore::open(database, RegionId::parse(region)?, GroupCommit::default())
@@ -125,7 +172,7 @@ pub(crate) async fn prefill(
                 }
                 let own = n.is_multiple_of(2);
                 let (org, name) = &orgs[usize::from(!own)];
-                let subject = if !own && (n / 2).is_multiple_of(SHARED_YOUTH_EVERY) {
+                let subject = if !own && (n / 2).is_multiple_of(shared_youth_every) {
                     shared.recent_subjects.lock().await.pop()
                 } else {
                     None
