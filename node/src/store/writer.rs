@@ -144,8 +144,10 @@ const OPTIMIZE_EVERY: Duration = Duration::from_secs(3600);
 /// The WAL size (pages) at which the writer checkpoints itself: only when the checkpointer
 /// cannot keep up (a reader pinning an old snapshot), so the WAL stays bounded.
 const WAL_PAGES_MAX: u32 = 16_384;
-/// How often the checkpointer looks when the writer is idle.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often the checkpointer copies the WAL into the database file. Measured against a
+/// checkpoint after every commit, this gave the region more throughput and lower latency: the
+/// checkpoints no longer competed with every request for the two cores.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Prepared statements kept by the writer's connection: every statement vix writes with.
 const STATEMENT_CACHE: usize = 256;
 
@@ -155,14 +157,17 @@ impl Writer {
     pub(super) fn start(path: &Path, options: GroupCommit) -> Result<Self, StoreError> {
         let conn = open_connection(path)?;
         // Copying the WAL back into the database file is the checkpointer's work, on a thread
-        // and connection of its own, so the writer does not stop for it after every commit
-        // (with the default auto-checkpoint, a busy writer checkpointed about once a batch).
+        // and connection of its own, a few times a second, so the writer does not stop for it
+        // (with the default auto-checkpoint, a busy writer checkpointed about once a batch) and
+        // a page written by many commits is copied once per round, not once per commit.
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {WAL_PAGES_MAX};"))?;
         let checkpointer = open_connection(path)?;
-        let (kick, kicked) = flume::bounded::<()>(1);
+        // Nothing is sent on it: the writer drops its end when it stops, which stops the
+        // checkpointer.
+        let (writer_running, running) = flume::bounded::<()>(1);
         let checkpoints = std::thread::Builder::new()
             .name("vix-checkpoint".into())
-            .spawn(move || run_checkpointer(&checkpointer, &kicked))
+            .spawn(move || run_checkpointer(&checkpointer, &running))
             .map_err(StoreError::WriterThread)?;
         let (jobs, queue) = flume::bounded(QUEUE_DEPTH);
         let stats = Arc::new(Counters::default());
@@ -171,8 +176,8 @@ impl Writer {
         std::thread::Builder::new()
             .name("vix-writer".into())
             .spawn(move || {
-                run(conn, &queue, options, &counters, &kick);
-                drop(kick);
+                run(conn, &queue, options, &counters);
+                drop(writer_running);
                 let _ = checkpoints.join();
                 let _ = stop.send(());
             })
@@ -295,13 +300,7 @@ where
     }
 }
 
-fn run(
-    mut conn: Connection,
-    queue: &flume::Receiver<Job>,
-    options: GroupCommit,
-    stats: &Counters,
-    checkpoint: &flume::Sender<()>,
-) {
+fn run(mut conn: Connection, queue: &flume::Receiver<Job>, options: GroupCommit, stats: &Counters) {
     let max_batch = usize::try_from(options.max_batch.max(1)).unwrap_or(usize::MAX);
     let max_wait = Duration::from_micros(options.max_wait_us);
     let mut optimized = Instant::now();
@@ -323,8 +322,6 @@ fn run(
         if committed {
             stats.writes.fetch_add(writes, Ordering::Relaxed);
             stats.commits.fetch_add(1, Ordering::Relaxed);
-            // One pending request is enough: the checkpointer takes all the WAL there is.
-            let _ = checkpoint.try_send(());
         }
         if purge_wal {
             checkpoint_truncate(&conn);
@@ -390,10 +387,11 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> (bool, bool) {
     (ok, purge)
 }
 
-/// Copies committed WAL frames into the database file whenever the writer has committed,
-/// without blocking it (a passive checkpoint), until the writer is gone.
-fn run_checkpointer(conn: &Connection, kicked: &flume::Receiver<()>) {
-    while let Ok(()) | Err(flume::RecvTimeoutError::Timeout) = kicked.recv_timeout(CHECKPOINT_EVERY)
+/// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`] without
+/// blocking the writer (a passive checkpoint), until the writer is gone.
+fn run_checkpointer(conn: &Connection, writer_running: &flume::Receiver<()>) {
+    while let Ok(()) | Err(flume::RecvTimeoutError::Timeout) =
+        writer_running.recv_timeout(CHECKPOINT_EVERY)
     {
         if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(%error, "WAL checkpoint failed; will retry");
