@@ -342,6 +342,7 @@ async fn region_step(
     let mut memory = None;
     for (mode, group_commit) in commit_modes() {
         let base = mode != "group commit";
+        nodes::warm_page_cache(&database)?;
         let node = NodeProcess::start(
             dir,
             &format!("region-north-{}", if base { "single" } else { "group" }),
@@ -556,6 +557,7 @@ async fn hub_step(
     }
     for (mode, group_commit) in commit_modes() {
         let base = mode != "group commit";
+        nodes::warm_page_cache(&database)?;
         let node = NodeProcess::start(
             dir,
             &format!("hub-{}", if base { "single" } else { "group" }),

@@ -308,3 +308,21 @@ pub(crate) fn database_bytes(database: &Path) -> u64 {
     wal.push("-wal");
     size(database) + size(Path::new(&wal))
 }
+
+/// Reads the database file (and its WAL) once, so every node started on it finds it in the OS
+/// page cache. Without this the second commit mode measured at a size ran on a cache the first
+/// one had warmed, which at millions of signals (a file of gigabytes) favoured the second.
+pub(crate) fn warm_page_cache(database: &Path) -> std::io::Result<()> {
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    for path in [database, Path::new(&wal)] {
+        match std::fs::File::open(path) {
+            Ok(mut file) => {
+                std::io::copy(&mut file, &mut std::io::sink())?;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
