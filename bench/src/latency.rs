@@ -62,7 +62,9 @@ fn background(channel: Channel, per_s: u32, stop: Arc<AtomicBool>) -> tokio::tas
     })
 }
 
-/// Waits until `signal_id`'s matches at north are not empty.
+/// Waits until `signal_id`'s matches at north are not empty. North is another process and
+/// offers no watermark to wait on, so the bench polls its API every `POLL`; that interval is
+/// the measurement's resolution (2 ms against the ~15 ms measured).
 async fn until_matched(north: &Channel, signal_id: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + PROBE_TIMEOUT;
     loop {

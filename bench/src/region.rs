@@ -267,13 +267,12 @@ struct PrefillShared {
     sample: Mutex<Sample>,
 }
 
-/// A full write queue is back-pressure, not a failure: wait a moment and try again.
+/// A full write queue is back-pressure, not a failure: the store already waited for room, so
+/// let the other tasks run and try again.
 async fn register_retrying(store: &SqliteStore, new: NewSignal) -> anyhow::Result<Registered> {
     loop {
         match store.register(new.clone()).await {
-            Err(error) if error.is_transient() => {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
+            Err(error) if error.is_transient() => tokio::task::yield_now().await,
             other => return Ok(other?),
         }
     }

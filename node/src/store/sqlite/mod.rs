@@ -165,35 +165,23 @@ impl SignalStore for SqliteStore {
             None => (i64::MIN, String::new()),
         };
         let limit = i64::from(page.limit);
-        let rows = match signal_id {
-            None => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{MATCH_VIEW_SELECT} WHERE n.recipient_organisation_id = ? \
-                     AND (n.found_at, n.notice_id) > (?, ?) \
-                     ORDER BY n.found_at, n.notice_id LIMIT ?"
-                )))
-                .bind(organisation_id.as_str())
-                .bind(found_at)
-                .bind(notice_id)
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await?
-            }
-            Some(signal_id) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{MATCH_VIEW_SELECT} WHERE n.recipient_signal_id = ? \
-                     AND n.recipient_organisation_id = ? AND (n.found_at, n.notice_id) > (?, ?) \
-                     ORDER BY n.found_at, n.notice_id LIMIT ?"
-                )))
-                .bind(signal_id.to_string())
-                .bind(organisation_id.as_str())
-                .bind(found_at)
-                .bind(notice_id)
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await?
-            }
+        // ?1 organisation, ?2-?3 the last match of the previous page, ?4 the page size, ?5 the
+        // signal when one is asked for.
+        let filter = match signal_id {
+            None => "n.recipient_organisation_id = ?1",
+            Some(_) => "n.recipient_signal_id = ?5 AND n.recipient_organisation_id = ?1",
         };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{MATCH_VIEW_SELECT} WHERE {filter} AND (n.found_at, n.notice_id) > (?2, ?3) \
+             ORDER BY n.found_at, n.notice_id LIMIT ?4"
+        )))
+        .bind(organisation_id.as_str())
+        .bind(found_at)
+        .bind(notice_id)
+        .bind(limit)
+        .bind(signal_id.map(|id| id.to_string()))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(match_view).collect()
     }
 
