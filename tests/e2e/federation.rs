@@ -19,34 +19,14 @@ const PARENTS: [&str; 2] = ["999993562", "999990937"];
 /// Born 2019, parents without other children in these tests.
 const OTHER_YOUTH: &str = "999996046";
 
-fn contact(org: &str) -> pb::ProfessionalContact {
-    pb::ProfessionalContact {
-        professional_id: format!("p-{org}"),
-        name: format!("Professional of {org}"),
-        email: format!("p@{org}.example.nl"),
-        phone: String::new(),
-    }
-}
+use vix_tests::professional as contact;
 
 async fn register(region: &TestRegion, org: &str, bsn: &str) -> pb::Signal {
     register_as(region, org, bsn, &format!("{org}-{bsn}")).await
 }
 
 async fn register_as(region: &TestRegion, org: &str, bsn: &str, request_id: &str) -> pb::Signal {
-    region
-        .client(org)
-        .register_signal(pb::RegisterSignalRequest {
-            request_id: request_id.into(),
-            youth: Some(pb::register_signal_request::Youth::Bsn(bsn.into())),
-            professional: Some(contact(org)),
-            planned_removal_date: String::new(),
-            informing: Some(vix_tests::informing_for(bsn, vix_tests::test_day())),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .signal
-        .unwrap()
+    region.register_bsn(org, bsn, request_id).await
 }
 
 /// Waits until `org` has exactly `count` matches, then a little longer to catch extras.

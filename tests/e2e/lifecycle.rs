@@ -14,14 +14,7 @@ const YOUNG: &str = "999995807";
 /// Born 2003-12-02: 23 a week after the test day.
 const ALMOST_23: &str = "999997853";
 
-fn contact(org: &str) -> pb::ProfessionalContact {
-    pb::ProfessionalContact {
-        professional_id: format!("p-{org}"),
-        name: format!("Professional of {org}"),
-        email: format!("p@{org}.example.nl"),
-        phone: String::new(),
-    }
-}
+use vix_tests::professional as contact;
 
 async fn register(region: &TestRegion, org: &str, bsn: &str, removal: &str) -> pb::Signal {
     region

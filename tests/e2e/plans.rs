@@ -42,30 +42,10 @@ const MAY_SCAN: [(&str, &str); 5] = [
 const YOUTH: &str = "999991383";
 const SIBLING: &str = "999992065";
 
-fn contact(org: &str) -> pb::ProfessionalContact {
-    pb::ProfessionalContact {
-        professional_id: format!("p-{org}"),
-        name: format!("Professional of {org}"),
-        email: format!("p@{org}.example.nl"),
-        phone: String::new(),
-    }
-}
+use vix_tests::professional as contact;
 
 async fn register(region: &TestRegion, org: &str, bsn: &str, request_id: &str) -> pb::Signal {
-    region
-        .client(org)
-        .register_signal(pb::RegisterSignalRequest {
-            request_id: request_id.into(),
-            youth: Some(pb::register_signal_request::Youth::Bsn(bsn.into())),
-            professional: Some(contact(org)),
-            planned_removal_date: String::new(),
-            informing: Some(vix_tests::informing_for(bsn, vix_tests::test_day())),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .signal
-        .unwrap()
+    region.register_bsn(org, bsn, request_id).await
 }
 
 async fn matches_of(region: &TestRegion, org: &str, signal_id: &str) -> Vec<pb::Match> {

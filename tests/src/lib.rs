@@ -103,6 +103,16 @@ pub fn informing_for(bsn: &str, today: Date) -> vix_protocol::region::v1::Inform
     informing_for_birth(birth, today)
 }
 
+/// A professional of `org` with a contact derived from its id.
+pub fn professional(org: &str) -> vix_protocol::region::v1::ProfessionalContact {
+    vix_protocol::region::v1::ProfessionalContact {
+        professional_id: format!("p-{org}"),
+        name: format!("Professional of {org}"),
+        email: format!("p@{org}.example.nl"),
+        phone: String::new(),
+    }
+}
+
 /// The organisations of the dev PKI that each region serves.
 pub fn organisations_of(region: &str) -> Vec<String> {
     vix_certs_dev::DevPkiSpec::default()
@@ -257,6 +267,30 @@ impl TestRegion {
         vix_protocol::region::v1::rights_service_client::RightsServiceClient::new(channel_with(
             self.addr, &cert, &key,
         ))
+    }
+
+    /// `org` registers the fixture youth `bsn` with `request_id`, its professional being
+    /// [`professional`]`(org)` and the informing record the duty asks for on the test day.
+    pub async fn register_bsn(
+        &self,
+        org: &str,
+        bsn: &str,
+        request_id: &str,
+    ) -> vix_protocol::region::v1::Signal {
+        use vix_protocol::region::v1 as pb;
+        self.client(org)
+            .register_signal(pb::RegisterSignalRequest {
+                request_id: request_id.into(),
+                youth: Some(pb::register_signal_request::Youth::Bsn(bsn.into())),
+                professional: Some(professional(org)),
+                planned_removal_date: String::new(),
+                informing: Some(informing_for(bsn, test_day())),
+            })
+            .await
+            .expect("RegisterSignal")
+            .into_inner()
+            .signal
+            .expect("a signal")
     }
 
     /// The calling organisation's matches.
