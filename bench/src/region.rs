@@ -227,8 +227,12 @@ pub(crate) async fn prefill(
     let drain_started = Instant::now();
     loop {
         let batch = store.outbox_batch(10_000).await?;
-        let Some(last) = batch.last() else { break };
-        store.outbox_remove_through(last.seq).await?;
+        if batch.is_empty() {
+            break;
+        }
+        store
+            .outbox_remove(batch.iter().map(|entry| entry.seq).collect())
+            .await?;
     }
     let outbox_drain_seconds = drain_started.elapsed().as_secs_f64();
 

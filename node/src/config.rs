@@ -35,6 +35,13 @@ pub struct HubSettings {
     /// How concurrent writes share one commit (`[hub.group_commit]`).
     #[serde(default)]
     pub group_commit: GroupCommit,
+    /// Days an acknowledged notice-log entry is kept before it is pruned.
+    #[serde(default = "default_log_retention_days")]
+    pub log_retention_days: u32,
+}
+
+fn default_log_retention_days() -> u32 {
+    90
 }
 
 /// How a region node reaches the hub. Without it the node runs alone and its outbox waits.
@@ -47,6 +54,14 @@ pub struct HubLink {
     pub server_name: String,
     /// This region's client certificate (`urn:vix:region:<id>`) and the federation CA.
     pub tls: TlsFiles,
+    /// The longest wait between attempts to reach the hub, in milliseconds. The link should be
+    /// up: after an outage the region is back within this much of the hub.
+    #[serde(default = "default_retry_delay_max_ms")]
+    pub retry_delay_max_ms: u64,
+}
+
+fn default_retry_delay_max_ms() -> u64 {
+    3_000
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

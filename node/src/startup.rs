@@ -99,6 +99,13 @@ impl RegionNode {
                 municipalities,
                 outbox_ready: Arc::default(),
                 notices_stored: watch::Sender::new(0),
+                hub_log_halted: watch::Sender::new(None),
+                hub_retry_delay_max: std::time::Duration::from_millis(
+                    settings
+                        .hub
+                        .as_ref()
+                        .map_or(0, |link| link.retry_delay_max_ms),
+                ),
                 daily_sweep: Default::default(),
             }),
             tls,
@@ -173,6 +180,9 @@ impl HubNode {
                 notices_logged: watch::Sender::new(0),
                 stopping,
                 daily_sweep: Default::default(),
+                log_retention: jiff::SignedDuration::from_hours(
+                    24 * i64::from(settings.log_retention_days),
+                ),
             }),
             tls,
             stop,

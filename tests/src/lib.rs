@@ -165,6 +165,7 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
                 address,
                 server_name: "localhost".into(),
                 tls,
+                retry_delay_max_ms: 1_000,
             }
         }),
         group_commit: Default::default(),
@@ -369,6 +370,7 @@ pub fn hub_settings(dir: &Path) -> HubSettings {
             crls: vec![pki.join(vix_certs_dev::files::CRL)],
         },
         group_commit: Default::default(),
+        log_retention_days: 90,
     }
 }
 

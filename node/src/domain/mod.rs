@@ -15,6 +15,7 @@ pub mod informing;
 pub mod keys;
 pub mod lifecycle;
 pub mod matching;
+pub mod notice_log;
 pub mod registry;
 pub mod signal;
 pub mod validation;

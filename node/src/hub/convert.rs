@@ -201,6 +201,16 @@ pub(crate) fn contact_to_pb(contact: &ProfessionalContact) -> pb::ProfessionalCo
     }
 }
 
+pub(crate) fn head_to_pb(head: &crate::store::hub::LogHead) -> pb::NoticeLogEntry {
+    pb::NoticeLogEntry {
+        cursor: 0,
+        entry: Some(pb::notice_log_entry::Entry::Head(pb::LogHead {
+            epoch: head.epoch.clone(),
+            end_cursor: head.end_cursor,
+        })),
+    }
+}
+
 pub(crate) fn entry_to_pb(entry: &LogEntry) -> pb::NoticeLogEntry {
     let body = match entry {
         LogEntry::Notice(notice) => pb::notice_log_entry::Entry::Notice(notice_to_pb(notice)),

@@ -13,6 +13,9 @@ pub enum HubError {
     PermissionDenied(String),
     #[error("invalid request: {0}")]
     Invalid(ValidationErrors),
+    /// Items of the request this region may not submit, named.
+    #[error("refused: {0}")]
+    Forbidden(ValidationErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -26,12 +29,16 @@ impl From<ValidationErrors> for HubError {
 impl From<HubStoreError> for HubError {
     fn from(error: HubStoreError) -> Self {
         match error {
-            HubStoreError::NotOwner { index } => Self::PermissionDenied(format!(
-                "events[{index}] names a signal of another region; nothing was applied"
+            HubStoreError::NotOwner { index } => Self::Forbidden(ValidationErrors::single(
+                format!("events[{index}].signal_id"),
+                "names a signal of another region; nothing of the batch was applied",
             )),
-            HubStoreError::ForeignOrganisation { index } => Self::PermissionDenied(format!(
-                "events[{index}] names an organisation of another region; nothing was applied"
-            )),
+            HubStoreError::ForeignOrganisation { index } => {
+                Self::Forbidden(ValidationErrors::single(
+                    format!("events[{index}].upsert.organisation_id"),
+                    "names an organisation of another region; nothing of the batch was applied",
+                ))
+            }
             HubStoreError::Store(error) => Self::Store(error),
         }
     }
@@ -42,6 +49,7 @@ impl From<HubError> for Status {
         match error {
             HubError::PermissionDenied(message) => Status::permission_denied(message),
             HubError::Invalid(errors) => crate::bad_request::invalid_argument(&errors),
+            HubError::Forbidden(errors) => crate::bad_request::permission_denied(&errors),
             HubError::Store(error) if error.is_transient() => {
                 tracing::warn!(error = %error_chain(&error), "hub store busy");
                 Status::unavailable("the hub is busy; retry")

@@ -43,6 +43,9 @@ pub struct HubContext<S> {
     pub stopping: watch::Receiver<bool>,
     /// The hub's own lifecycle (expiry, end of archive), swept once a day before batches.
     pub daily_sweep: crate::sweeper::DailySweep,
+    /// How long an acknowledged notice-log entry is kept (for an operator's inquiry) before
+    /// it is pruned.
+    pub log_retention: jiff::SignedDuration,
 }
 
 impl<S: HubStore> HubContext<S> {
@@ -63,12 +66,28 @@ impl<S: HubStore> HubContext<S> {
         Ok(report)
     }
 
-    /// Sweeps at every tick until `stopping` turns true.
+    /// Prunes the notice-log entries acknowledged a retention period ago.
+    pub async fn prune_log(&self) -> Result<u64, crate::store::StoreError> {
+        let now = self.clock.now();
+        let acked_before = now
+            .checked_sub(self.log_retention)
+            .unwrap_or(jiff::Timestamp::MIN);
+        let pruned = self.store.prune_log(acked_before, now).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "acknowledged notice-log entries pruned");
+        }
+        Ok(pruned)
+    }
+
+    /// Sweeps (and prunes the log) at every tick until `stopping` turns true.
     pub async fn run_sweeper(self: Arc<Self>) {
         let mut stopping = self.stopping.clone();
         while !*stopping.borrow() {
             if let Err(error) = self.ensure_swept().await {
                 tracing::warn!(error = %crate::telemetry::error_chain(&error), "lifecycle sweep failed; will retry");
+            }
+            if let Err(error) = self.prune_log().await {
+                tracing::warn!(error = %crate::telemetry::error_chain(&error), "notice-log pruning failed; will retry");
             }
             tokio::select! {
                 () = tokio::time::sleep(crate::sweeper::SWEEP_TICK) => {},
@@ -77,6 +96,9 @@ impl<S: HubStore> HubContext<S> {
         }
     }
 }
+
+/// What the hub's port serves, besides health and reflection.
+const SERVICES: &[&str] = &[vix_protocol::federation::v1::federation_service_server::SERVICE_NAME];
 
 /// Serves the federation API on `listener` until `shutdown` completes. `api` is normally
 /// [`HubApi`]; tests may wrap it to observe what the hub receives.
@@ -92,8 +114,8 @@ pub async fn run<T: FederationService>(
         .await;
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_optional_service(crate::reflection::v1())
-        .add_optional_service(crate::reflection::v1alpha())
+        .add_optional_service(crate::reflection::v1(SERVICES))
+        .add_optional_service(crate::reflection::v1alpha(SERVICES))
         .add_service(FederationServiceServer::new(api))
         .serve_with_incoming_shutdown(tls::incoming(listener, tls_config), shutdown)
         .await
@@ -281,7 +303,19 @@ async fn stream_log<S: HubStore>(
 ) {
     let mut logged = context.notices_logged.subscribe();
     let mut stopping = context.stopping.clone();
-    tracing::info!(%region_id, after = cursor, "notice stream opened");
+    // The head goes first, so the region can tell that this is the log it consumed before it
+    // stores anything from it.
+    let head = match context.store.log_head().await {
+        Ok(head) => head,
+        Err(error) => {
+            let _ = sender.send(Err(HubError::from(error).into())).await;
+            return;
+        }
+    };
+    if sender.send(Ok(convert::head_to_pb(&head))).await.is_err() {
+        return;
+    }
+    tracing::info!(%region_id, after = cursor, end = head.end_cursor, "notice stream opened");
     loop {
         if *stopping.borrow() {
             break;

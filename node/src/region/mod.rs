@@ -22,6 +22,7 @@ use crate::tls::{self, PeerIdentity};
 mod convert;
 mod error;
 pub mod forwarder;
+mod link;
 pub mod notice_consumer;
 pub mod rights;
 
@@ -46,6 +47,11 @@ pub struct RegionContext<S> {
     pub outbox_ready: Arc<tokio::sync::Notify>,
     /// Bumped after every hub notice stored; lets tests and operators wait for delivery.
     pub notices_stored: tokio::sync::watch::Sender<u64>,
+    /// Set, with the reason, when the notice consumer stopped because the hub serves another
+    /// log; health then reports `NOT_SERVING`.
+    pub hub_log_halted: tokio::sync::watch::Sender<Option<String>>,
+    /// The longest wait between attempts to reach the hub.
+    pub hub_retry_delay_max: std::time::Duration,
     /// The lifecycle, swept once a day before anything is served.
     pub daily_sweep: crate::sweeper::DailySweep,
 }
@@ -79,7 +85,15 @@ impl<S: SignalStore> RegionContext<S> {
     }
 }
 
+/// What a region's port serves, besides health and reflection.
+const SERVICES: &[&str] = &[
+    vix_protocol::region::v1::region_service_server::SERVICE_NAME,
+    vix_protocol::region::v1::rights_service_server::SERVICE_NAME,
+];
+
 /// Serves the region API on `listener` until `shutdown` completes, then drains open requests.
+/// Health reports each service and the whole node (`""`); all turn `NOT_SERVING` when the notice
+/// consumer stopped on another hub log.
 pub async fn run<S: SignalStore>(
     listener: TcpListener,
     tls_config: Arc<ServerConfig>,
@@ -87,14 +101,19 @@ pub async fn run<S: SignalStore>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<RegionServiceServer<RegionApi<S>>>()
-        .await;
+    set_health(&health_reporter, true).await;
+    let mut halted = context.hub_log_halted.subscribe();
+    let health_task = tokio::spawn(async move {
+        while halted.changed().await.is_ok() {
+            let serving = halted.borrow_and_update().is_none();
+            set_health(&health_reporter, serving).await;
+        }
+    });
     let incoming = tls::incoming(listener, tls_config);
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_optional_service(crate::reflection::v1())
-        .add_optional_service(crate::reflection::v1alpha())
+        .add_optional_service(crate::reflection::v1(SERVICES))
+        .add_optional_service(crate::reflection::v1alpha(SERVICES))
         .add_service(RegionServiceServer::new(RegionApi {
             context: Arc::clone(&context),
         }))
@@ -104,7 +123,20 @@ pub async fn run<S: SignalStore>(
             ),
         )
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .await;
+    health_task.abort();
+    served
+}
+
+async fn set_health(reporter: &tonic_health::server::HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    for service in SERVICES.iter().chain(&[""]) {
+        reporter.set_service_status(*service, status).await;
+    }
 }
 
 pub struct RegionApi<S> {

@@ -2,21 +2,28 @@
 //! notice (deduplicated by notice id) with its e-mail job and the new cursor in one transaction,
 //! then acknowledges it to the hub. After a break it reconnects with backoff and resumes from
 //! the stored cursor, so a notice is neither lost nor stored twice.
+//!
+//! Every stream starts with the log's head; a head that does not continue the log this node
+//! consumed (another epoch, or an end before the stored cursor) stops the consumer for good and
+//! turns the node's health to `NOT_SERVING`: an operator must look. An entry the node cannot
+//! read is kept as a dead letter and the stream goes on.
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use jiff::Timestamp;
+use prost::Message;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 use vix_protocol::federation::v1 as pb;
 use vix_protocol::federation::v1::federation_service_client::FederationServiceClient;
 
 use super::RegionContext;
+use super::link::LinkBackoff;
 use crate::domain::contact::ContactInput;
 use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::notice_log::{self, Mismatch};
 use crate::domain::{
     OrganisationId, ProfessionalContact, RegionId, SignalId, SignalState, ValidationErrors,
 };
@@ -24,8 +31,6 @@ use crate::store::hub::{LogEntry, LoggedNotice};
 use crate::store::{CounterpartView, SignalStore, StoreError};
 use crate::telemetry::error_chain;
 
-const RETRY_DELAY_MIN: Duration = Duration::from_millis(100);
-const RETRY_DELAY_MAX: Duration = Duration::from_secs(30);
 /// The most log entries stored in one commit.
 const RUN_MAX: usize = 512;
 
@@ -35,17 +40,27 @@ pub enum ConsumeError {
     Store(#[from] StoreError),
     #[error("the hub: {0}")]
     Hub(#[from] tonic::Status),
-    /// A notice the node cannot read; it is not acknowledged, so the hub keeps it.
-    #[error("notice at cursor {cursor} is malformed: {errors}")]
-    Malformed {
-        cursor: u64,
-        errors: ValidationErrors,
-    },
+    /// The stream did not start with the log's head.
+    #[error("the hub's notice stream did not start with the log's head")]
+    NoHead,
+    /// The hub serves another log than the one this node consumed; retrying cannot help.
+    #[error(transparent)]
+    OtherLog(#[from] Mismatch),
+}
+
+/// An entry of the log that the node cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("notice-log entry at cursor {cursor} is malformed: {errors}")]
+pub struct Malformed {
+    pub cursor: u64,
+    pub errors: ValidationErrors,
 }
 
 pub struct NoticeConsumer<S> {
     context: Arc<RegionContext<S>>,
     hub: FederationServiceClient<Channel>,
+    /// A stream opened since the last look: the link works.
+    opened: bool,
 }
 
 impl<S: SignalStore> NoticeConsumer<S> {
@@ -53,24 +68,52 @@ impl<S: SignalStore> NoticeConsumer<S> {
         Self {
             context,
             hub: FederationServiceClient::new(hub),
+            opened: false,
         }
     }
 
-    /// Opens the stream after the stored cursor and stores notices until the stream ends,
-    /// fails, or `stopping` turns true. Returns how many notices it handled.
+    /// Opens the stream after the stored cursor, checks its head and stores notices until the
+    /// stream ends, fails, or `stopping` turns true. Returns how many entries it handled.
     pub async fn consume(
         &mut self,
         stopping: &mut watch::Receiver<bool>,
     ) -> Result<usize, ConsumeError> {
-        let after_cursor = self.context.store.hub_cursor().await?;
+        let position = self.context.store.hub_log_position().await?;
         let mut stream = self
             .hub
             .stream_notices(pb::StreamNoticesRequest {
                 region_id: self.context.region_id.to_string(),
-                after_cursor,
+                after_cursor: position.cursor,
             })
             .await?
             .into_inner();
+        self.opened = true;
+        let head = tokio::select! {
+            message = stream.message() => message?,
+            _ = stopping.changed() => return Ok(0),
+        };
+        let Some(pb::NoticeLogEntry {
+            entry: Some(pb::notice_log_entry::Entry::Head(head)),
+            ..
+        }) = head
+        else {
+            return Err(ConsumeError::NoHead);
+        };
+        let stored = notice_log::Stored {
+            cursor: position.cursor,
+            epoch: position.epoch.as_deref(),
+        };
+        let served = notice_log::Head {
+            epoch: &head.epoch,
+            end_cursor: head.end_cursor,
+        };
+        if notice_log::check(&stored, &served)? == notice_log::Continue::Adopt {
+            tracing::info!(epoch = %head.epoch, "consuming the hub's notice log");
+            self.context
+                .store
+                .adopt_hub_epoch(head.epoch.clone())
+                .await?;
+        }
         let mut handled = 0;
         loop {
             let first = tokio::select! {
@@ -98,42 +141,7 @@ impl<S: SignalStore> NoticeConsumer<S> {
                     Err(_) => break, // nothing more ready yet
                 }
             }
-            // Entries are checked in order; a malformed one ends the run after the good ones
-            // before it are stored.
-            let mut entries = Vec::with_capacity(run.len());
-            let mut malformed = None;
-            for message in run {
-                match entry_from_pb(message) {
-                    Ok(entry) => entries.push(entry),
-                    Err(error) => {
-                        malformed = Some(error);
-                        break;
-                    }
-                }
-            }
-            if let Some(last) = entries.last() {
-                let cursor = last.cursor();
-                let count = entries.len();
-                let applied = self
-                    .context
-                    .store
-                    .store_hub_log(entries, self.context.clock.now())
-                    .await?;
-                tracing::info!(count, cursor, ?applied, "hub notice log stored");
-                self.context
-                    .notices_stored
-                    .send_modify(|n| *n += u64::try_from(count).unwrap_or(u64::MAX));
-                self.hub
-                    .ack_notices(pb::AckNoticesRequest {
-                        region_id: self.context.region_id.to_string(),
-                        cursor,
-                    })
-                    .await?;
-                handled += count;
-            }
-            if let Some(error) = malformed {
-                return Err(error);
-            }
+            handled += self.store_run(run).await?;
             match ended {
                 None => {}
                 Some(Ok(())) => return Ok(handled),
@@ -142,27 +150,83 @@ impl<S: SignalStore> NoticeConsumer<S> {
         }
     }
 
-    pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
-        let backoff = || {
-            ExponentialBuilder::new()
-                .with_min_delay(RETRY_DELAY_MIN)
-                .with_max_delay(RETRY_DELAY_MAX)
-                .with_jitter()
-                .without_max_times()
-                .build()
+    /// Stores a run of entries in order, keeps the ones it cannot read as dead letters, then
+    /// acknowledges the run.
+    async fn store_run(&mut self, run: Vec<pb::NoticeLogEntry>) -> Result<usize, ConsumeError> {
+        let count = run.len();
+        let mut last_cursor = None;
+        let mut entries = Vec::with_capacity(run.len());
+        for message in run {
+            let cursor = message.cursor;
+            last_cursor = Some(cursor);
+            let payload = message.encode_to_vec();
+            match entry_from_pb(message) {
+                Ok(entry) => entries.push(entry),
+                Err(malformed) => {
+                    // The good entries before it first, so the cursor only moves forward.
+                    self.store_entries(std::mem::take(&mut entries)).await?;
+                    tracing::error!(cursor, reason = %malformed.errors, "unreadable notice-log entry kept as a dead letter");
+                    self.context
+                        .store
+                        .quarantine_hub_entry(
+                            cursor,
+                            payload,
+                            malformed.to_string(),
+                            self.context.clock.now(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        self.store_entries(entries).await?;
+        if let Some(cursor) = last_cursor {
+            self.hub
+                .ack_notices(pb::AckNoticesRequest {
+                    region_id: self.context.region_id.to_string(),
+                    cursor,
+                })
+                .await?;
+        }
+        Ok(count)
+    }
+
+    async fn store_entries(&self, entries: Vec<LogEntry>) -> Result<(), ConsumeError> {
+        let Some(cursor) = entries.last().map(LogEntry::cursor) else {
+            return Ok(());
         };
-        let mut delays = backoff();
+        let count = entries.len();
+        let applied = self
+            .context
+            .store
+            .store_hub_log(entries, self.context.clock.now())
+            .await?;
+        tracing::info!(count, cursor, ?applied, "hub notice log stored");
+        self.context
+            .notices_stored
+            .send_modify(|n| *n += u64::try_from(count).unwrap_or(u64::MAX));
+        Ok(())
+    }
+
+    pub async fn run(mut self, mut stopping: watch::Receiver<bool>) {
+        let mut backoff = LinkBackoff::new(self.context.hub_retry_delay_max);
         while !*stopping.borrow() {
-            let delay = match self.consume(&mut stopping).await {
-                Ok(handled) => {
-                    if handled > 0 {
-                        delays = backoff();
-                    }
-                    // A clean end (hub restart): reconnect soon, but not in a tight loop.
-                    delays.next().unwrap_or(RETRY_DELAY_MAX)
+            let result = self.consume(&mut stopping).await;
+            if std::mem::take(&mut self.opened) {
+                backoff.reset();
+            }
+            let delay = match result {
+                // A clean end (hub restart): reconnect soon, but not in a tight loop.
+                Ok(_) => backoff.next_delay(),
+                Err(ConsumeError::OtherLog(mismatch)) => {
+                    tracing::error!(error = %mismatch, "notice consumer stopped: the hub serves another notice log; nothing more is consumed until an operator resolves it");
+                    self.context
+                        .hub_log_halted
+                        .send_replace(Some(mismatch.to_string()));
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                    return;
                 }
                 Err(error) => {
-                    let delay = delays.next().unwrap_or(RETRY_DELAY_MAX);
+                    let delay = backoff.next_delay();
                     tracing::warn!(error = %error_chain(&error), ?delay, "notice stream broken; will reconnect");
                     delay
                 }
@@ -175,24 +239,45 @@ impl<S: SignalStore> NoticeConsumer<S> {
     }
 }
 
+/// Reads one notice-log entry as stored in a dead letter (for a retry after an upgrade).
+pub fn entry_from_bytes(payload: &[u8]) -> Result<LogEntry, Malformed> {
+    let message = pb::NoticeLogEntry::decode(payload).map_err(|error| Malformed {
+        cursor: 0,
+        errors: ValidationErrors::single("entry", format!("cannot be decoded: {error}")),
+    })?;
+    entry_from_pb(message)
+}
+
 /// One entry of the hub's log, checked.
-fn entry_from_pb(message: pb::NoticeLogEntry) -> Result<LogEntry, ConsumeError> {
+pub fn entry_from_pb(message: pb::NoticeLogEntry) -> Result<LogEntry, Malformed> {
     let cursor = message.cursor;
     match message.entry {
         Some(pb::notice_log_entry::Entry::Notice(notice)) => notice_from_pb(notice, cursor)
             .map(|notice| LogEntry::Notice(Box::new(notice)))
-            .map_err(|errors| ConsumeError::Malformed { cursor, errors }),
-        Some(pb::notice_log_entry::Entry::Retraction(retraction)) => Ok(LogEntry::Retraction {
-            cursor,
-            notice_id: retraction.notice_id,
-        }),
+            .map_err(|errors| Malformed { cursor, errors }),
+        Some(pb::notice_log_entry::Entry::Retraction(retraction)) => {
+            if uuid::Uuid::try_parse(&retraction.notice_id).is_err() {
+                return Err(Malformed {
+                    cursor,
+                    errors: ValidationErrors::single("retraction.notice_id", "is not a UUID"),
+                });
+            }
+            Ok(LogEntry::Retraction {
+                cursor,
+                notice_id: retraction.notice_id,
+            })
+        }
         Some(pb::notice_log_entry::Entry::Coordination(change)) => {
             let mut errors = ValidationErrors::new();
             crate::hub::convert::coordination_from_pb(&change, "coordination", &mut errors)
                 .map(|change| LogEntry::Coordination { cursor, change })
-                .ok_or(ConsumeError::Malformed { cursor, errors })
+                .ok_or(Malformed { cursor, errors })
         }
-        None => Err(ConsumeError::Malformed {
+        Some(pb::notice_log_entry::Entry::Head(_)) => Err(Malformed {
+            cursor,
+            errors: ValidationErrors::single("entry", "a head in the middle of the log"),
+        }),
+        None => Err(Malformed {
             cursor,
             errors: ValidationErrors::single("entry", "is required"),
         }),

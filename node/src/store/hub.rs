@@ -96,6 +96,15 @@ pub struct LogPage {
     pub full: bool,
 }
 
+/// Which notice log this is and how far it reaches (the head of every notice stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHead {
+    /// Made once with the hub's database.
+    pub epoch: String,
+    /// The highest cursor ever given to an entry, in any region's log.
+    pub end_cursor: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HubStoreError {
     /// The batch names a signal that another region owns; nothing of it was applied.
@@ -131,6 +140,17 @@ pub trait HubStore: Send + Sync + 'static {
         after_cursor: u64,
         limit: u32,
     ) -> impl Future<Output = Result<LogPage, StoreError>> + Send;
+
+    /// The log's identity and end, read before a stream sends its first entry.
+    fn log_head(&self) -> impl Future<Output = Result<LogHead, StoreError>> + Send;
+
+    /// Forgets the log entries that were acknowledged at or before `acked_before`; returns how
+    /// many went. Unacknowledged entries stay however old they are.
+    fn prune_log(
+        &self,
+        acked_before: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Records that `region_id` stored its log up to `cursor`; never moves backwards.
     fn ack(

@@ -19,6 +19,7 @@ use crate::domain::{
 use hub::LoggedNotice;
 
 pub mod audit;
+pub mod dead_letter;
 pub mod hub;
 pub mod hub_sqlite;
 pub mod outbox;
@@ -321,9 +322,10 @@ pub trait SignalStore: Send + Sync + 'static {
         Output = Result<Vec<(i64, crate::domain::coordination::CoordinationChange)>, StoreError>,
     > + Send;
 
-    fn coordination_outbox_remove_through(
+    /// Forgets the coordination changes `seqs`: the hub has relayed them.
+    fn coordination_outbox_remove(
         &self,
-        seq: i64,
+        seqs: Vec<i64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every signal on the node about the youth `subject_key`, in every state.
@@ -376,20 +378,66 @@ pub trait SignalStore: Send + Sync + 'static {
     /// How many events wait for the hub: the forwarder's lag.
     fn outbox_len(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// The oldest `limit` events waiting for the hub, in the order they were written.
+    /// The oldest `limit` events waiting for the hub, in the order they were written, leaving
+    /// out the events of a signal with a dead letter: they wait behind it.
     fn outbox_batch(
         &self,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
 
-    /// Forgets the events up to and including `seq`: the hub has applied them.
-    fn outbox_remove_through(
+    /// Forgets the events `seqs`: the hub has applied them.
+    fn outbox_remove(&self, seqs: Vec<i64>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Where this node stands in the hub's notice log: the stream resumes after its cursor.
+    fn hub_log_position(&self) -> impl Future<Output = Result<LogPosition, StoreError>> + Send;
+
+    /// Remembers the epoch of the hub's log on the first stream.
+    fn adopt_hub_epoch(&self, epoch: String)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves outbox event `seq`, which the hub refused for good, to the dead letters with
+    /// `reason`. False if it is no longer queued.
+    fn quarantine_outbox(
         &self,
         seq: i64,
+        reason: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Moves coordination change `seq`, which the hub refused for good, to the dead letters.
+    fn quarantine_coordination(
+        &self,
+        seq: i64,
+        reason: String,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Keeps a notice-log entry this node cannot read as a dead letter and moves the hub cursor
+    /// past it, in one transaction.
+    fn quarantine_hub_entry(
+        &self,
+        cursor: u64,
+        payload: Vec<u8>,
+        reason: String,
+        now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The cursor of the last hub notice stored; the notice stream resumes after it.
-    fn hub_cursor(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Up to `limit` dead letters after `after_id`, oldest first.
+    fn dead_letters(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<dead_letter::DeadLetter>, StoreError>> + Send;
+
+    fn dead_letter_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Retries dead letter `id` (see [`dead_letter::Retried`]).
+    fn retry_dead_letter(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<dead_letter::Retried, StoreError>> + Send;
+
+    fn remove_dead_letter(&self, id: i64) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores a notice from the hub with its e-mail job, and moves the hub cursor to it, in one
     /// transaction. A notice seen before changes nothing but the cursor.
@@ -450,7 +498,17 @@ impl SweepReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     pub seq: i64,
-    pub event: outbox::OutboxEvent,
+    /// `None` if the stored event cannot be read: it goes to the dead letters.
+    pub event: Option<outbox::OutboxEvent>,
+}
+
+/// Where a node stands in the hub's notice log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    /// The last cursor stored.
+    pub cursor: u64,
+    /// The log's epoch, once a stream told it.
+    pub epoch: Option<String>,
 }
 
 /// What became of a notice from the hub (DOMAIN.md section 5, Delivery).

@@ -304,7 +304,25 @@ fn run(mut conn: Connection, queue: &flume::Receiver<Job>, options: GroupCommit,
     let max_batch = usize::try_from(options.max_batch.max(1)).unwrap_or(usize::MAX);
     let max_wait = Duration::from_micros(options.max_wait_us);
     let mut optimized = Instant::now();
-    while let Ok(first) = queue.recv() {
+    // A deletion whose WAL could not be truncated (a reader held an old snapshot): the old
+    // frames still hold what was deleted, so truncation is tried again until it succeeds.
+    let mut purge_pending = false;
+    loop {
+        let first = if purge_pending {
+            match queue.recv_timeout(CHECKPOINT_EVERY) {
+                Ok(job) => job,
+                Err(flume::RecvTimeoutError::Timeout) => {
+                    purge_pending = !checkpoint_truncate(&conn);
+                    continue;
+                }
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
         let mut batch = vec![first];
         let deadline = Instant::now() + max_wait;
         while batch.len() < max_batch {
@@ -317,14 +335,9 @@ fn run(mut conn: Connection, queue: &flume::Receiver<Job>, options: GroupCommit,
                 },
             }
         }
-        let writes = batch.len() as u64;
-        let (committed, purge_wal) = commit_batch(&mut conn, batch);
-        if committed {
-            stats.writes.fetch_add(writes, Ordering::Relaxed);
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-        }
-        if purge_wal {
-            checkpoint_truncate(&conn);
+        purge_pending |= commit_batch(&mut conn, batch, stats);
+        if purge_pending {
+            purge_pending = !checkpoint_truncate(&conn);
         }
         if optimized.elapsed() >= OPTIMIZE_EVERY {
             optimize(&conn);
@@ -339,7 +352,10 @@ fn run(mut conn: Connection, queue: &flume::Receiver<Job>, options: GroupCommit,
 
 /// Runs one batch in one transaction and answers every caller; says whether it committed and
 /// whether to purge the WAL.
-fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> (bool, bool) {
+/// Runs and commits one batch, counts it, then answers its callers (in that order, so a caller
+/// that reads the counters after its answer sees its commit). Returns whether the WAL should be
+/// truncated.
+fn commit_batch(conn: &mut Connection, batch: Vec<Job>, stats: &Counters) -> bool {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
@@ -348,7 +364,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> (bool, bool) {
             for job in batch {
                 job.fail(Arc::clone(&error));
             }
-            return (false, false);
+            return false;
         }
     };
     let mut ran = Vec::with_capacity(batch.len());
@@ -380,11 +396,14 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) -> (bool, bool) {
         tracing::error!(%error, writes = ran.len(), "group commit failed; every write of the batch failed");
     }
     let purge = committed.is_ok() && ran.iter().any(|done| done.purge_wal);
-    let ok = committed.is_ok();
+    if committed.is_ok() {
+        stats.writes.fetch_add(ran.len() as u64, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+    }
     for done in ran {
         (done.completion)(committed.clone());
     }
-    (ok, purge)
+    purge
 }
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`] without
@@ -405,18 +424,25 @@ fn run_checkpointer(conn: &Connection, writer_running: &flume::Receiver<()>) {
 /// After deleting personal data: copy the WAL into the database file and truncate it. The
 /// deleted rows' old page images would otherwise stay in the WAL until the next automatic
 /// checkpoint; `secure_delete` has already zeroed them in the pages themselves (invariant 6).
-fn checkpoint_truncate(conn: &Connection) {
+/// Whether the WAL was checkpointed and truncated.
+fn checkpoint_truncate(conn: &Connection) -> bool {
     let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
         row.get::<_, i64>(0)
     });
     match result {
-        Ok(0) => {}
-        // A reader still holds an old snapshot; the next deletion or checkpoint finishes it.
-        Ok(busy) => tracing::warn!(
-            busy,
-            "WAL not truncated after a deletion; a reader was active"
-        ),
-        Err(error) => tracing::warn!(%error, "WAL checkpoint after a deletion failed"),
+        Ok(0) => true,
+        // A reader still holds an old snapshot; the writer tries again shortly.
+        Ok(busy) => {
+            tracing::debug!(
+                busy,
+                "WAL not truncated after a deletion; a reader was active; will retry"
+            );
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, "WAL checkpoint after a deletion failed; will retry");
+            false
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::SweepReport;
 use super::hub::{
-    BatchOutcome, HubSignal, HubStore, HubStoreError, LogEntry, LogPage, LoggedNotice, SignalEvent,
+    BatchOutcome, HubSignal, HubStore, HubStoreError, LogEntry, LogHead, LogPage, LoggedNotice,
+    SignalEvent,
 };
 use super::row::{contact_from_row, parse_instant, parse_org, parse_signal_id, parse_state};
 use super::sqlite::open_database;
@@ -51,7 +52,7 @@ impl HubSqliteStore {
 
 mod write;
 
-use self::write::{ack, submit, submit_coordination, sweep};
+use self::write::{ack, prune_log, submit, submit_coordination, sweep};
 
 /// A signal row with the region that owns it.
 pub(super) struct StoredHubSignal {
@@ -160,6 +161,29 @@ impl HubStore for HubSqliteStore {
     async fn sweep(&self, today: Date, limit: u32) -> Result<SweepReport, StoreError> {
         self.writer
             .write_purging(move |tx| sweep(tx, today, limit))
+            .await
+    }
+
+    async fn log_head(&self) -> Result<LogHead, StoreError> {
+        let epoch: String =
+            sqlx::query_scalar("SELECT epoch FROM log_identity WHERE singleton = 1")
+                .fetch_one(&self.reader)
+                .await?;
+        // AUTOINCREMENT's high-water mark: never lowered by deletions or pruning.
+        let end: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'region_log'")
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(LogHead {
+            epoch,
+            end_cursor: u64::try_from(end.unwrap_or(0))
+                .map_err(|_| StoreError::Corrupt("region_log cursor"))?,
+        })
+    }
+
+    async fn prune_log(&self, acked_before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .write_purging(move |tx| prune_log(tx, acked_before, now))
             .await
     }
 

@@ -222,12 +222,14 @@ pub(super) fn ack(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     query(
-        "INSERT INTO region_cursors (region_id, acked_cursor) VALUES (?1, ?2) \
+        "INSERT INTO region_cursors (region_id, acked_cursor, noted_cursor, noted_at) \
+         VALUES (?1, ?2, 0, ?3) \
          ON CONFLICT (region_id) DO UPDATE \
          SET acked_cursor = MAX(acked_cursor, excluded.acked_cursor)",
     )
     .bind(region_id.as_str())
     .bind(i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?)
+    .bind(now.as_microsecond())
     .execute(tx)?;
     let entry = crate::domain::audit::AuditEntry {
         at: now,
@@ -238,6 +240,37 @@ pub(super) fn ack(
     };
     super::super::audit::append(tx, &entry)?;
     Ok(())
+}
+
+/// Forgets log entries acknowledged at least a retention period ago (`noted_before`): each
+/// region's acknowledgement noted then goes, and today's is noted. Returns the entries removed
+/// and whether the WAL should be truncated.
+pub(super) fn prune_log(
+    tx: &Connection,
+    noted_before: Timestamp,
+    now: Timestamp,
+) -> Result<(u64, bool), StoreError> {
+    let due = query("SELECT region_id, noted_cursor FROM region_cursors WHERE noted_at <= ?")
+        .bind(noted_before.as_microsecond())
+        .fetch_all(tx)?;
+    let mut pruned = 0;
+    for row in due {
+        let region_id: String = row.try_get("region_id")?;
+        let noted: i64 = row.try_get("noted_cursor")?;
+        pruned += query("DELETE FROM region_log WHERE region_id = ? AND cursor <= ?")
+            .bind(&region_id)
+            .bind(noted)
+            .execute(tx)?
+            .rows_affected();
+        query(
+            "UPDATE region_cursors SET noted_cursor = acked_cursor, noted_at = ? \
+             WHERE region_id = ?",
+        )
+        .bind(now.as_microsecond())
+        .bind(&region_id)
+        .execute(tx)?;
+    }
+    Ok((pruned, pruned > 0))
 }
 
 pub(super) fn submit_coordination(

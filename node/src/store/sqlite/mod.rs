@@ -6,6 +6,7 @@
 //! through a pool of read-only sqlx connections and see the last committed state (WAL
 //! snapshot).
 
+mod dead_letters;
 mod rows;
 mod write;
 
@@ -262,12 +263,14 @@ impl SignalStore for SqliteStore {
             .collect()
     }
 
-    async fn coordination_outbox_remove_through(&self, seq: i64) -> Result<(), StoreError> {
+    async fn coordination_outbox_remove(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
         self.writer
             .write(move |tx| {
-                query("DELETE FROM coordination_outbox WHERE seq <= ?")
-                    .bind(seq)
-                    .execute(tx)?;
+                for seq in seqs {
+                    query("DELETE FROM coordination_outbox WHERE seq = ?")
+                        .bind(seq)
+                        .execute(tx)?;
+                }
                 Ok(())
             })
             .await
@@ -357,38 +360,120 @@ impl SignalStore for SqliteStore {
     }
 
     async fn outbox_batch(&self, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query("SELECT seq, event FROM outbox ORDER BY seq LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await?;
+        // Events held behind a dead letter stay in the outbox and are stepped over here; there
+        // are as many as the operator has not retried yet.
+        let rows = sqlx::query(
+            "SELECT seq, event FROM outbox o \
+             WHERE NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.signal_id = o.signal_id) \
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter()
             .map(|row| {
                 let event: String = row.try_get("event")?;
                 Ok(OutboxEntry {
                     seq: row.try_get("seq")?,
-                    event: serde_json::from_str(&event)
-                        .map_err(|_| StoreError::Corrupt("outbox.event"))?,
+                    event: serde_json::from_str(&event).ok(),
                 })
             })
             .collect()
     }
 
-    async fn outbox_remove_through(&self, seq: i64) -> Result<(), StoreError> {
+    async fn outbox_remove(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        // By seq, not by range: a retried dead letter goes back at its old place, which may lie
+        // inside the range of a batch in flight.
         self.writer
             .write(move |tx| {
-                query("DELETE FROM outbox WHERE seq <= ?")
-                    .bind(seq)
+                for seq in seqs {
+                    query("DELETE FROM outbox WHERE seq = ?")
+                        .bind(seq)
+                        .execute(tx)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn hub_log_position(&self) -> Result<super::LogPosition, StoreError> {
+        let row = sqlx::query("SELECT cursor, epoch FROM hub_cursor WHERE singleton = 1")
+            .fetch_one(&self.reader)
+            .await?;
+        let cursor: i64 = row.try_get("cursor")?;
+        Ok(super::LogPosition {
+            cursor: u64::try_from(cursor).map_err(|_| StoreError::Corrupt("hub_cursor"))?,
+            epoch: row.try_get("epoch")?,
+        })
+    }
+
+    async fn adopt_hub_epoch(&self, epoch: String) -> Result<(), StoreError> {
+        self.writer
+            .write(move |tx| {
+                query("UPDATE hub_cursor SET epoch = ? WHERE singleton = 1 AND epoch IS NULL")
+                    .bind(epoch)
                     .execute(tx)?;
                 Ok(())
             })
             .await
     }
 
-    async fn hub_cursor(&self) -> Result<u64, StoreError> {
-        let cursor: i64 = sqlx::query_scalar("SELECT cursor FROM hub_cursor WHERE singleton = 1")
-            .fetch_one(&self.reader)
-            .await?;
-        u64::try_from(cursor).map_err(|_| StoreError::Corrupt("hub_cursor"))
+    async fn quarantine_outbox(
+        &self,
+        seq: i64,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |tx| dead_letters::quarantine_outbox(tx, seq, &reason, now))
+            .await
+    }
+
+    async fn quarantine_coordination(
+        &self,
+        seq: i64,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |tx| dead_letters::quarantine_coordination(tx, seq, &reason, now))
+            .await
+    }
+
+    async fn quarantine_hub_entry(
+        &self,
+        cursor: u64,
+        payload: Vec<u8>,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |tx| dead_letters::quarantine_hub_entry(tx, cursor, &payload, &reason, now))
+            .await
+    }
+
+    async fn dead_letters(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<super::dead_letter::DeadLetter>, StoreError> {
+        dead_letters::list(&self.reader, after_id, limit).await
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        dead_letters::count(&self.reader).await
+    }
+
+    async fn retry_dead_letter(&self, id: i64) -> Result<super::dead_letter::Retried, StoreError> {
+        self.writer
+            .write(move |tx| dead_letters::retry(tx, id))
+            .await
+    }
+
+    async fn remove_dead_letter(&self, id: i64) -> Result<(), StoreError> {
+        self.writer
+            .write(move |tx| dead_letters::remove(tx, id))
+            .await
     }
 
     async fn store_hub_notice(

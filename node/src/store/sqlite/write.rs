@@ -839,7 +839,12 @@ fn delete_signal(tx: &Connection, signal: &StoredSignal, now: Timestamp) -> Resu
         signal.organisation_id.as_str(),
         &signal.subject_key.to_stored(),
     )?;
+    // The deletion supersedes every earlier event of the signal, a refused one included: the
+    // hub needs only the tombstone, and the deletion must not wait behind a dead letter.
     query("DELETE FROM outbox WHERE signal_id = ?")
+        .bind(&id)
+        .execute(tx)?;
+    query("DELETE FROM dead_letters WHERE signal_id = ?")
         .bind(&id)
         .execute(tx)?;
     let event = OutboxEvent::Delete {
