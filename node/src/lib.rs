@@ -3,6 +3,7 @@
 
 mod bad_request;
 pub mod config;
+pub mod dead_letters;
 pub mod domain;
 pub mod hub;
 pub mod mutations;

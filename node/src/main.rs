@@ -41,11 +41,40 @@ enum Role {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// What a region node could not deliver: events the hub refused for good, notice-log
+    /// entries this node could not read. The node may be running.
+    DeadLetters {
+        /// The region node's TOML configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
     /// Run the national hub: the federation API for the region nodes, on SQLite.
     Hub {
         /// TOML configuration file; `VIX_` variables override it (`VIX_HUB__LISTEN`).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLetterAction {
+    /// Every dead letter with its source, place and reason; the count last.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back (after fixing their cause): events at their old place in the
+    /// outbox, notice-log entries read again.
+    Retry {
+        /// The ids shown by `list`.
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
     },
 }
 
@@ -97,6 +126,25 @@ async fn main() -> anyhow::Result<()> {
             report_import(&report);
             Ok(())
         }
+        Role::DeadLetters { config, action } => {
+            let settings = config::load(config.as_deref(), std::env::vars())?;
+            telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());
+            let region = settings
+                .region
+                .context("the configuration has no [region] section")?;
+            let region_id =
+                vix_node::domain::RegionId::parse(&region.region_id).context("region.region_id")?;
+            let store = vix_node::store::sqlite::SqliteStore::open(
+                &region.database,
+                region_id,
+                region.group_commit,
+            )
+            .await
+            .with_context(|| format!("opening {}", region.database.display()))?;
+            let result = dead_letters(&store, action).await;
+            store.close().await;
+            result
+        }
         Role::VerifyAudit { config } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
             let database = match (&settings.region, &settings.hub) {
@@ -121,6 +169,79 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", hub.listen))?;
             node.run(listener, shutdown_signal()).await
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)] // the command's answer, for the operator
+async fn dead_letters(
+    store: &vix_node::store::sqlite::SqliteStore,
+    action: DeadLetterAction,
+) -> anyhow::Result<()> {
+    use vix_node::dead_letters::RetryOutcome;
+    match action {
+        DeadLetterAction::List { json } => {
+            let letters = vix_node::dead_letters::list(store).await?;
+            for letter in &letters {
+                if json {
+                    let line = serde_json::json!({
+                        "id": letter.id,
+                        "source": letter.source.as_str(),
+                        "position": letter.position,
+                        "signal_id": letter.signal_id,
+                        "revision": letter.revision,
+                        "quarantined_at": letter.quarantined_at.to_string(),
+                        "reason": letter.reason,
+                    });
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{:>6}  {:<12}  {:>10}  {:<36}  {}  {}",
+                        letter.id,
+                        letter.source.as_str(),
+                        letter.position,
+                        letter.signal_id.as_deref().unwrap_or("-"),
+                        letter.quarantined_at,
+                        letter.reason
+                    );
+                }
+            }
+            if !json {
+                println!("{} dead letters", letters.len());
+            }
+            Ok(())
+        }
+        DeadLetterAction::Retry { ids, all } => {
+            let ids = if all {
+                vix_node::dead_letters::list(store)
+                    .await?
+                    .iter()
+                    .map(|letter| letter.id)
+                    .collect()
+            } else {
+                ids
+            };
+            let now = vix_node::domain::Clock::now(&SystemClock);
+            let outcomes = vix_node::dead_letters::retry(store, &ids, now).await?;
+            let mut failed = false;
+            for (id, outcome) in outcomes {
+                match outcome {
+                    RetryOutcome::Requeued => println!("{id}: back in the queue"),
+                    RetryOutcome::Stored => println!("{id}: read and stored"),
+                    RetryOutcome::StillUnreadable(why) => {
+                        failed = true;
+                        println!("{id}: still unreadable, kept: {why}");
+                    }
+                    RetryOutcome::Unknown => {
+                        failed = true;
+                        println!("{id}: no such dead letter");
+                    }
+                }
+            }
+            if failed {
+                anyhow::bail!("some dead letters were not retried");
+            }
+            Ok(())
         }
     }
 }

@@ -4,10 +4,13 @@
 
 mod audit;
 mod coordination;
+mod dead_letters;
 mod examples;
 mod federation;
 mod lifecycle;
+mod notice_log;
 mod plans;
+mod ports;
 mod region_api;
 mod rights;
 mod tls_refusals;

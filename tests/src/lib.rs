@@ -192,7 +192,7 @@ pub async fn spawn_linked_region(region: &str, hub: &TestHub) -> TestRegion {
     spawn_region_in(region, new_dir(region), Some(hub.addr)).await
 }
 
-fn new_dir(name: &str) -> tempfile::TempDir {
+pub fn new_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("vix-test-{name}-"))
         .tempdir()
@@ -205,9 +205,20 @@ pub async fn spawn_region_in(
     dir: tempfile::TempDir,
     hub: Option<SocketAddr>,
 ) -> TestRegion {
+    spawn_region_with(region, dir, hub, |_| {}).await
+}
+
+/// Like [`spawn_region_in`], with the settings changed by `adjust` first.
+pub async fn spawn_region_with(
+    region: &str,
+    dir: tempfile::TempDir,
+    hub: Option<SocketAddr>,
+    adjust: impl FnOnce(&mut RegionSettings),
+) -> TestRegion {
     init_tracing();
     let clock = Arc::new(ManualClock::at_noon(test_day()));
-    let settings = region_settings(region, dir.path(), hub);
+    let mut settings = region_settings(region, dir.path(), hub);
+    adjust(&mut settings);
     let node = RegionNode::build(&settings, clock.clone())
         .await
         .expect("region node builds");
@@ -382,6 +393,8 @@ pub struct TestHub {
     pub dir: tempfile::TempDir,
     /// Every request message the hub received, protobuf-encoded, in arrival order.
     pub received: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// When set, changes each notice-log entry the hub sends (a fault on the wire).
+    pub tamper: Tamper,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -412,10 +425,12 @@ pub async fn spawn_hub_in_at(dir: tempfile::TempDir, listen: SocketAddr) -> Test
     let addr = listener.local_addr().expect("bound address");
     let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let recorder = Arc::clone(&received);
+    let tamper: Tamper = Arc::default();
+    let tampering = Arc::clone(&tamper);
     let (shutdown, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(node.run_with(
         listener,
-        move |api| recording::Recording::new(api, recorder),
+        move |api| recording::Recording::new(api, recorder, tampering),
         async {
             let _ = stopped.await;
         },
@@ -426,6 +441,7 @@ pub async fn spawn_hub_in_at(dir: tempfile::TempDir, listen: SocketAddr) -> Test
         context,
         dir,
         received,
+        tamper,
         shutdown: Some(shutdown),
         task: Some(task),
     }
@@ -464,4 +480,5 @@ impl Drop for TestHub {
 }
 
 mod recording;
+pub use recording::Tamper;
 pub mod statements;
