@@ -1,12 +1,10 @@
 //! DOMAIN.md's worked examples 4 and 5 end to end across regions (examples 1, 2, 3 and 6 are in
 //! `federation`, `region_api` and `lifecycle`).
 
-use std::time::Duration;
-
 use jiff::civil::{Date, date};
 use vix_node::domain::Clock;
 use vix_protocol::region::v1 as pb;
-use vix_tests::{TestRegion, eventually, spawn_hub, spawn_linked_region};
+use vix_tests::{TestRegion, spawn_hub, spawn_linked_region};
 
 /// Y1 and Y2 share both BRP parents in the fixture.
 const Y1: &str = "999991383";
@@ -43,11 +41,7 @@ async fn register(
 /// `(match type, kind, counterpart organisation)` of each of `org`'s matches, sorted, once
 /// there are `count` of them and no more arrive.
 async fn settled(region: &TestRegion, org: &str, count: usize) -> Vec<(i32, i32, String)> {
-    eventually(&format!("{count} matches for {org}"), || async {
-        (region.matches(org).await.len() >= count).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    region.quiet().await;
     let mut seen: Vec<_> = region
         .matches(org)
         .await

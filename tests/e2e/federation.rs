@@ -2,8 +2,6 @@
 //! Cross-region notices travel node -> hub -> node through the forwarder, the hub's matcher and
 //! the notice stream.
 
-use std::time::Duration;
-
 use tonic::Code;
 use vix_node::store::hub::HubStore;
 use vix_protocol::federation::v1 as fed;
@@ -29,15 +27,10 @@ async fn register_as(region: &TestRegion, org: &str, bsn: &str, request_id: &str
     region.register_bsn(org, bsn, request_id).await
 }
 
-/// Waits until `org` has exactly `count` matches, then a little longer to catch extras.
+/// Waits until the federation is quiet, then expects `org` to have exactly `count` matches: a
+/// late duplicate would have been stored by then.
 async fn settled_matches(region: &TestRegion, org: &str, count: usize) -> Vec<pb::Match> {
-    eventually(&format!("{count} matches for {org}"), || async {
-        let matches = region.matches(org).await;
-        (matches.len() >= count).then_some(())
-    })
-    .await;
-    // Duplicates would arrive in the same stream right after; give them the chance.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    region.quiet().await;
     let matches = region.matches(org).await;
     assert_eq!(matches.len(), count, "{org}: {matches:#?}");
     matches
@@ -149,7 +142,8 @@ async fn a_region_offline_while_its_match_is_made_gets_the_notice_after_reconnec
     register(&north, "jgz-north", YOUTH).await;
     settled_matches(&north, "jgz-north", 1).await;
 
-    let south = spawn_region_in("south", south_dir, Some(hub.addr)).await;
+    let mut south = spawn_region_in("south", south_dir, Some(hub.addr)).await;
+    hub.link(&mut south);
     let at_south = settled_matches(&south, "vt-south", 1).await;
     assert_eq!(at_south[0].counterpart.as_ref().unwrap().region_id, "north");
 }
@@ -237,8 +231,8 @@ async fn a_burst_of_notices_after_an_outage_is_stored_whole_in_few_commits() {
 #[tokio::test]
 async fn a_restarted_hub_resumes_streams_without_losing_or_repeating_notices() {
     let hub = spawn_hub().await;
-    let north = spawn_linked_region("north", &hub).await;
-    let south = spawn_linked_region("south", &hub).await;
+    let mut north = spawn_linked_region("north", &hub).await;
+    let mut south = spawn_linked_region("south", &hub).await;
     register(&north, "jgz-north", YOUTH).await;
     register(&south, "vt-south", YOUTH).await;
     settled_matches(&north, "jgz-north", 1).await;
@@ -252,6 +246,8 @@ async fn a_restarted_hub_resumes_streams_without_losing_or_repeating_notices() {
 
     // The restarted hub takes the port the regions know.
     let hub = spawn_hub_in_at(hub_dir, addr).await;
+    hub.link(&mut north);
+    hub.link(&mut south);
     // school-north <-> gp-south (youth); school-north <-> vt-south and gp-south <-> jgz-north
     // (family). Nodes found school-north <-> jgz-north and gp-south <-> vt-south themselves.
     settled_matches(&north, "school-north", 3).await;

@@ -237,7 +237,7 @@ async fn an_unjustified_signal_is_retracted_from_the_other_region() {
         (!seen.is_empty()).then_some(seen)
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    east.quiet().await;
     assert_eq!(east.matches("wijkteam-east").await.len(), 1);
     assert_eq!(south.matches("vt-south").await.len(), 1);
     assert_eq!(
@@ -274,7 +274,7 @@ async fn the_hub_expires_signals_itself_and_shows_them_as_history() {
         at_south[0].counterpart.as_ref().unwrap().state,
         pb::SignalState::Inactive as i32
     );
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    north.quiet().await;
     assert!(
         north.matches("jgz-north").await.is_empty(),
         "the archived owner is told nothing"
@@ -398,6 +398,6 @@ async fn a_signal_withdrawn_as_risk_gone_is_archived_at_the_hub_too() {
     })
     .await;
     assert_eq!(seen[0].kind, pb::NoticeKind::History as i32);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    north.quiet().await;
     assert!(north.matches("jgz-north").await.is_empty());
 }

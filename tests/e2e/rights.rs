@@ -1,8 +1,6 @@
 //! The rights of youths and parents through the municipality (DOMAIN.md section 8): export,
 //! correction and erasure order, on the node and at the hub, audited without personal data.
 
-use std::time::Duration;
-
 use tonic::Code;
 use vix_node::store::SignalStore;
 use vix_protocol::region::v1 as pb;
@@ -227,7 +225,7 @@ async fn an_erasure_order_removes_the_youths_signals_on_the_node_and_the_hub() {
         south.matches("vt-south").await.is_empty().then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    south.quiet().await;
     assert!(south.matches("vt-south").await.is_empty());
 
     // Nothing of the signal is left at the hub but its tombstone.

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use jiff::civil::Date;
@@ -178,6 +178,8 @@ pub struct TestRegion {
     pub clock: Arc<ManualClock>,
     pub context: Arc<RegionContext<SqliteStore>>,
     pub dir: tempfile::TempDir,
+    /// The hub and regions this one was linked with, to wait until the federation is quiet.
+    federation: Option<Federation>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -189,7 +191,54 @@ pub async fn spawn_region(region: &str) -> TestRegion {
 
 /// A region node linked to `hub`, with a fresh database.
 pub async fn spawn_linked_region(region: &str, hub: &TestHub) -> TestRegion {
-    spawn_region_in(region, new_dir(region), Some(hub.addr)).await
+    let mut node = spawn_region_in(region, new_dir(region), Some(hub.addr)).await;
+    hub.link(&mut node);
+    node
+}
+
+/// The in-process nodes of one federation, held weakly: a node that stopped drops out.
+#[derive(Clone, Default)]
+struct Federation {
+    hub: Weak<HubContext<HubSqliteStore>>,
+    regions: Arc<Mutex<Vec<Weak<RegionContext<SqliteStore>>>>>,
+}
+
+impl Federation {
+    /// Whether everything written so far has gone as far as it goes: every region's outboxes
+    /// are empty (the hub applied them) and every region stored and acknowledged its whole
+    /// notice log. What the hub found before this held has been stored by its recipients.
+    async fn is_quiet(&self) -> bool {
+        use vix_node::store::SignalStore;
+        use vix_node::store::hub::HubStore;
+        let Some(hub) = self.hub.upgrade() else {
+            return false;
+        };
+        let regions: Vec<_> = self
+            .regions
+            .lock()
+            .expect("federation lock")
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for region in &regions {
+            let store = &region.store;
+            let (Ok(outbox), Ok(coordination)) = (
+                store.outbox_len().await,
+                store.coordination_outbox_batch(1).await,
+            ) else {
+                continue; // stopped: its store is closed
+            };
+            if outbox > 0 || !coordination.is_empty() {
+                return false;
+            }
+        }
+        for region in &regions {
+            if hub.store.unacked(&region.region_id).await.ok() != Some(0) {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 pub fn new_dir(name: &str) -> tempfile::TempDir {
@@ -236,12 +285,27 @@ pub async fn spawn_region_with(
         clock,
         context,
         dir,
+        federation: None,
         shutdown: Some(shutdown),
         task: Some(task),
     }
 }
 
 impl TestRegion {
+    /// Waits until the federation this region was linked in is quiet (see `Federation`): a
+    /// watermark after which "nothing more arrived" can be asserted, so a late duplicate would
+    /// be seen.
+    pub async fn quiet(&self) {
+        let federation = self
+            .federation
+            .clone()
+            .expect("a region spawned with spawn_linked_region");
+        eventually("the federation quiet", || async {
+            federation.is_quiet().await.then_some(())
+        })
+        .await;
+    }
+
     /// A client authenticated as organisation `org` of the dev PKI (`expired`, `revoked` and
     /// `rogue` are the certificates that must be refused).
     pub fn client(&self, org: &str) -> RegionServiceClient<Channel> {
@@ -395,6 +459,7 @@ pub struct TestHub {
     pub received: Arc<Mutex<Vec<Vec<u8>>>>,
     /// When set, changes each notice-log entry the hub sends (a fault on the wire).
     pub tamper: Tamper,
+    federation: Federation,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -426,6 +491,10 @@ pub async fn spawn_hub_in_at(dir: tempfile::TempDir, listen: SocketAddr) -> Test
     let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let recorder = Arc::clone(&received);
     let tamper: Tamper = Arc::default();
+    let federation = Federation {
+        hub: Arc::downgrade(&context),
+        regions: Arc::default(),
+    };
     let tampering = Arc::clone(&tamper);
     let (shutdown, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(node.run_with(
@@ -442,12 +511,31 @@ pub async fn spawn_hub_in_at(dir: tempfile::TempDir, listen: SocketAddr) -> Test
         dir,
         received,
         tamper,
+        federation,
         shutdown: Some(shutdown),
         task: Some(task),
     }
 }
 
 impl TestHub {
+    /// Counts `region` in this hub's federation for [`TestRegion::quiet`].
+    pub fn link(&self, region: &mut TestRegion) {
+        self.federation
+            .regions
+            .lock()
+            .expect("federation lock")
+            .push(Arc::downgrade(&region.context));
+        region.federation = Some(self.federation.clone());
+    }
+
+    /// Waits until this federation is quiet (see [`TestRegion::quiet`]).
+    pub async fn quiet(&self) {
+        eventually("the federation quiet", || async {
+            self.federation.is_quiet().await.then_some(())
+        })
+        .await;
+    }
+
     /// A federation client authenticated with `region`'s client certificate.
     pub fn client(
         &self,
