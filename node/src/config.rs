@@ -115,6 +115,10 @@ pub struct RegionSettings {
     /// How concurrent writes share one commit (`[region.group_commit]`).
     #[serde(default)]
     pub group_commit: GroupCommit,
+    /// For process tests only: a named point where the node stops and waits to be killed
+    /// (`VIX_REGION__FAILPOINT=notice-stored-before-ack`). Unset in every real deployment.
+    #[serde(default)]
+    pub failpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -100,6 +100,7 @@ impl RegionNode {
                 outbox_ready: Arc::default(),
                 notices_stored: watch::Sender::new(0),
                 hub_log_halted: watch::Sender::new(None),
+                failpoint: settings.failpoint.clone(),
                 hub_retry_delay_max: std::time::Duration::from_millis(
                     settings
                         .hub

@@ -169,6 +169,7 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
             }
         }),
         group_commit: Default::default(),
+        failpoint: None,
     }
 }
 

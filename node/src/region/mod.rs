@@ -52,11 +52,25 @@ pub struct RegionContext<S> {
     pub hub_log_halted: tokio::sync::watch::Sender<Option<String>>,
     /// The longest wait between attempts to reach the hub.
     pub hub_retry_delay_max: std::time::Duration,
+    /// A crash point for process tests (`RegionSettings::failpoint`).
+    pub failpoint: Option<String>,
     /// The lifecycle, swept once a day before anything is served.
     pub daily_sweep: crate::sweeper::DailySweep,
 }
 
+/// Where a process test may stop a region node: after a run of the hub's log is committed,
+/// before the hub hears of it.
+pub const FAILPOINT_BEFORE_ACK: &str = "notice-stored-before-ack";
+
 impl<S: SignalStore> RegionContext<S> {
+    /// Stops here for good (to be killed) if the failpoint `name` is set.
+    pub(crate) async fn failpoint(&self, name: &str) {
+        if self.failpoint.as_deref() == Some(name) {
+            tracing::warn!(failpoint = name, "failpoint reached; waiting to be killed");
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Applies today's lifecycle if that has not happened yet; the changes go to the hub.
     pub async fn ensure_swept(&self) -> Result<SweepReport, crate::store::StoreError> {
         let report = self

@@ -114,6 +114,17 @@ impl<S: SignalStore> NoticeConsumer<S> {
                 .adopt_hub_epoch(head.epoch.clone())
                 .await?;
         }
+        if position.cursor > 0 {
+            // A node stopped between storing a run and acknowledging it has the run (its cursor
+            // moved in the same commit) but the hub does not know: tell it now, or the hub
+            // counts the run as owed and never prunes it.
+            self.hub
+                .ack_notices(pb::AckNoticesRequest {
+                    region_id: self.context.region_id.to_string(),
+                    cursor: position.cursor,
+                })
+                .await?;
+        }
         let mut handled = 0;
         loop {
             let first = tokio::select! {
@@ -179,6 +190,7 @@ impl<S: SignalStore> NoticeConsumer<S> {
             }
         }
         self.store_entries(entries).await?;
+        self.context.failpoint(super::FAILPOINT_BEFORE_ACK).await;
         if let Some(cursor) = last_cursor {
             self.hub
                 .ack_notices(pb::AckNoticesRequest {

@@ -22,6 +22,8 @@ use vix_node::tls::{self, TlsFiles};
 use vix_protocol::region::v1 as pb;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 
+mod federation;
+
 const CLIENTS: usize = 8;
 /// More than the node can take before the kill, so every client is cut off mid-stream.
 const REQUESTS_PER_CLIENT: usize = 80;
@@ -141,6 +143,20 @@ async fn start_role(role: &str, config: &Path) -> (Child, SocketAddr) {
 
 /// Like `start_role`, with `VIX_` overrides in the environment.
 async fn start_role_with(role: &str, config: &Path, env: &[(&str, &str)]) -> (Child, SocketAddr) {
+    let (child, addr, _log) = start_role_watching(role, config, env).await;
+    (child, addr)
+}
+
+/// Like `start_role_with`, also handing over the node's log lines from then on.
+async fn start_role_watching(
+    role: &str,
+    config: &Path,
+    env: &[(&str, &str)],
+) -> (
+    Child,
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vix-node"))
         .arg(role)
         .arg("--config")
@@ -169,8 +185,13 @@ async fn start_role_with(role: &str, config: &Path, env: &[(&str, &str)]) -> (Ch
     .await
     .expect("vix-node did not start in time");
     // Keep draining the log so the node never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = sender.send(line);
+        }
+    });
+    (child, addr, receiver)
 }
 
 fn client(addr: SocketAddr, pki: &Path, org: &str) -> RegionServiceClient<Channel> {
@@ -537,136 +558,6 @@ fn alt_youth_request(org: &str, n: usize) -> pb::RegisterSignalRequest {
             })),
         }),
     }
-}
-
-/// Registers until acknowledged, resending the same request_id after a failure (the node may be
-/// down): idempotency makes the retry safe. Bounded in attempts.
-async fn register_until_acknowledged(
-    client: &mut RegionServiceClient<Channel>,
-    request: pb::RegisterSignalRequest,
-) {
-    for _ in 0..600 {
-        if client.register_signal(request.clone()).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} was never acknowledged", request.request_id);
-}
-
-async fn match_counterparts(client: &mut RegionServiceClient<Channel>) -> Option<Vec<String>> {
-    let matches = client
-        .list_matches(pb::ListMatchesRequest {
-            acting_professional_id: "p-acting".into(),
-            ..Default::default()
-        })
-        .await
-        .ok()?
-        .into_inner()
-        .matches;
-    Some(
-        matches
-            .into_iter()
-            .map(|m| m.counterpart.unwrap().signal_id)
-            .collect(),
-    )
-}
-
-/// Waits (bounded) until `client` sees at least `count` matches.
-async fn wait_for_matches(client: &mut RegionServiceClient<Channel>, count: usize) {
-    let deadline = tokio::time::Instant::now() + FEDERATION_WAIT_MAX;
-    loop {
-        if match_counterparts(client)
-            .await
-            .is_some_and(|seen| seen.len() >= count)
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "fewer than {count} matches in time"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Youths registered in both regions in the federation test.
-const FEDERATION_YOUTHS: usize = 60;
-const FEDERATION_WAIT_MAX: Duration = Duration::from_secs(60);
-
-#[tokio::test]
-async fn kill_9_of_the_hub_mid_stream_and_of_a_region_mid_forward_loses_and_repeats_nothing() {
-    let pki = tempfile::tempdir().unwrap();
-    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let hub_addr = free_port();
-    let south_addr = free_port();
-    let hub_toml = hub_config(dir.path(), pki.path(), hub_addr);
-    let north_toml = region_config(
-        dir.path(),
-        pki.path(),
-        "north",
-        "127.0.0.1:0",
-        Some(hub_addr),
-    );
-    let south_toml = region_config(
-        dir.path(),
-        pki.path(),
-        "south",
-        &south_addr.to_string(),
-        Some(hub_addr),
-    );
-
-    let (hub, _) = start_role("hub", &hub_toml).await;
-    let (_north, north_addr) = start_node(&north_toml).await;
-    let (south, _) = start_node(&south_toml).await;
-    let mut jgz = client(north_addr, pki.path(), "jgz-north");
-    let mut vt = client(south_addr, pki.path(), "vt-south");
-
-    // Load: each youth in the north, then in the south, from two concurrent clients.
-    let load = {
-        let (mut jgz, mut vt) = (jgz.clone(), vt.clone());
-        tokio::spawn(async move {
-            for n in 0..FEDERATION_YOUTHS {
-                register_until_acknowledged(&mut jgz, alt_youth_request("jgz-north", n)).await;
-                register_until_acknowledged(&mut vt, alt_youth_request("vt-south", n)).await;
-            }
-        })
-    };
-
-    // Chaos: kill -9 the hub once notices flow, bring it back; then the south region.
-    wait_for_matches(&mut jgz, 5).await;
-    let mut hub = hub;
-    hub.start_kill().unwrap();
-    hub.wait().await.unwrap();
-    let (hub, _) = start_role("hub", &hub_toml).await;
-
-    wait_for_matches(&mut jgz, 20).await;
-    let mut south = south;
-    south.start_kill().unwrap();
-    south.wait().await.unwrap();
-    let (south, _) = start_node(&south_toml).await;
-
-    load.await.unwrap();
-
-    // Every youth gives exactly one notice at each side: none lost, none twice.
-    wait_for_matches(&mut jgz, FEDERATION_YOUTHS).await;
-    wait_for_matches(&mut vt, FEDERATION_YOUTHS).await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // room for any duplicate to land
-    for (org, client) in [("jgz-north", &mut jgz), ("vt-south", &mut vt)] {
-        let mut seen = match_counterparts(client).await.unwrap();
-        assert_eq!(seen.len(), FEDERATION_YOUTHS, "{org}");
-        seen.sort();
-        seen.dedup();
-        assert_eq!(
-            seen.len(),
-            FEDERATION_YOUTHS,
-            "{org} was told twice about one signal"
-        );
-    }
-    eprintln!("federation kill -9: {FEDERATION_YOUTHS} youths, one notice each side");
-    stop_gracefully(south).await;
-    stop_gracefully(hub).await;
 }
 
 /// Runs `vix-node verify-audit` on `config` (with `env` overrides): (success, stdout, stderr).
