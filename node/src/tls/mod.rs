@@ -78,6 +78,8 @@ pub enum TlsError {
 
 /// Where an endpoint's PKI material lives, and how long what it read stays trusted.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+// Like every other section: a misspelt timing must stop the node, not fall back to a default.
+#[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     /// The federation CA that issued every peer's certificate.
     pub ca: PathBuf,
