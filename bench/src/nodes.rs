@@ -67,6 +67,7 @@ impl Federation {
             } else {
                 vec![]
             },
+            ..Default::default()
         }
     }
 

@@ -6,7 +6,7 @@
 //! | file | what it is |
 //! | --- | --- |
 //! | `ca.pem`, `ca.key` | the federation's development CA |
-//! | `crl.pem` | the CA's certificate revocation list; it revokes `org-revoked.pem` |
+//! | `crl.pem` | the CA's certificate revocation list, valid for [`CRL_VALIDITY_DAYS`]; it revokes `org-revoked.pem` |
 //! | `hub.pem`, `hub.key` | hub server certificate (`localhost`, `127.0.0.1`, `urn:vix:hub`) |
 //! | `region-<id>-server.pem`, `.key` | a region node's server certificate (`localhost`, `127.0.0.1`) |
 //! | `region-<id>-client.pem`, `.key` | a region node's client certificate for the hub (`urn:vix:region:<id>`) |
@@ -19,10 +19,15 @@
 //! | `federation.key` | the development federation key for pseudonyms (64 hex characters), shared by the dev regions |
 //!
 //! Private keys are PKCS#8 PEM, ECDSA P-256.
+//!
+//! A CRL has a nextUpdate and the nodes refuse every client once it has passed, as they would
+//! in production; [`DevCa::renew_crl`] re-issues it from `ca.key` (the binary does so on every
+//! run without `--force`), and [`DevCa::revoke`] adds a certificate to it.
 #![forbid(unsafe_code)]
 
 use std::fs;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -31,7 +36,13 @@ use rcgen::{
     KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
+/// Re-exported so that tests can say how long a certificate or CRL is valid.
+pub use time;
 use time::{Duration, OffsetDateTime};
+
+/// How long a CRL of the dev CA is valid: a week, like a production CA that re-issues its CRL
+/// daily, so a forgotten renewal shows up (the nodes fail closed) rather than never.
+pub const CRL_VALIDITY_DAYS: i64 = 7;
 
 /// One organisation of the development federation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +123,13 @@ pub enum DevPkiError {
     },
     #[error("the system random generator failed")]
     Random,
+    #[error("could not read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid {what}")]
+    Parse { path: PathBuf, what: &'static str },
 }
 
 /// File names inside a dev PKI folder; see the crate docs for what each holds.
@@ -231,21 +249,13 @@ pub fn generate(dir: &Path, spec: &DevPkiSpec) -> Result<(), DevPkiError> {
     let revoked = Leaf::client("Ingetrokken Organisatie", uri("urn:vix:org:revoked")?);
     let revoked_serial = writer.leaf(&cert, &key, &revoked, &ca, valid_from, valid_until)?;
 
-    let crl = CertificateRevocationListParams {
-        this_update: valid_from,
-        next_update: valid_until,
-        crl_number: random_serial()?,
-        issuing_distribution_point: None,
-        revoked_certs: vec![RevokedCertParams {
-            serial_number: revoked_serial,
-            revocation_time: valid_from,
-            reason_code: Some(RevocationReason::KeyCompromise),
-            invalidity_date: None,
-        }],
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(&ca)?;
-    writer.file(files::CRL, crl.pem()?.as_bytes())?;
+    let revoked = vec![RevokedCertParams {
+        serial_number: revoked_serial,
+        revocation_time: valid_from,
+        reason_code: Some(RevocationReason::KeyCompromise),
+        invalidity_date: None,
+    }];
+    write_crl(dir, &ca, revoked, Duration::days(CRL_VALIDITY_DAYS))?;
 
     let rogue = new_ca("rogue CA", valid_from, valid_until)?;
     writer.file(files::ROGUE_CA_CERT, rogue.pem().as_bytes())?;
@@ -262,6 +272,259 @@ pub fn generate(dir: &Path, spec: &DevPkiSpec) -> Result<(), DevPkiError> {
         format!("{}\n", hex::encode(federation_key)).as_bytes(),
     )?;
     Ok(())
+}
+
+/// Signs a CRL listing `revoked`, valid from an hour ago (clock skew) for `next_update` from
+/// now, and replaces `crl.pem` atomically: a node re-reading it never sees half a file.
+fn write_crl(
+    dir: &Path,
+    ca: &Issuer<'_, KeyPair>,
+    revoked: Vec<RevokedCertParams>,
+    next_update: Duration,
+) -> Result<OffsetDateTime, DevPkiError> {
+    let now = OffsetDateTime::now_utc();
+    // X.509 times have whole seconds: return the time as the CRL states it.
+    let next_update = now + next_update;
+    let next_update = next_update.replace_nanosecond(0).unwrap_or(next_update);
+    let crl = CertificateRevocationListParams {
+        this_update: (now - Duration::hours(1)).min(next_update - Duration::seconds(1)),
+        next_update,
+        crl_number: crl_number(now),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(ca)?;
+    let path = dir.join(files::CRL);
+    let temporary = dir.join(format!(".{}.tmp", files::CRL));
+    fs::write(&temporary, crl.pem()?.as_bytes())
+        .and_then(|()| fs::rename(&temporary, &path))
+        .map_err(|source| DevPkiError::Write { path, source })?;
+    Ok(next_update)
+}
+
+/// CRL numbers must increase with every CRL the CA issues; the issue time in nanoseconds does.
+fn crl_number(now: OffsetDateTime) -> SerialNumber {
+    let nanos = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(u64::MAX);
+    SerialNumber::from_slice(&nanos.to_be_bytes())
+}
+
+/// What a certificate issued by [`DevCa::issue`] may be used for (its extended key usage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    ClientAuth,
+    ServerAuth,
+}
+
+/// A certificate to issue from the dev CA, mostly for tests of what the nodes must refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafSpec {
+    pub common_name: String,
+    /// URI SANs (`urn:vix:...`), in this order.
+    pub uris: Vec<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    /// Extended key usages; empty means the certificate has no EKU extension at all.
+    pub usages: Vec<Usage>,
+    /// Start and end of validity, relative to now.
+    pub valid_from: Duration,
+    pub valid_until: Duration,
+}
+
+impl LeafSpec {
+    /// A client certificate named `uri`, valid from an hour ago for a day.
+    pub fn client(common_name: &str, uri: &str) -> Self {
+        Self {
+            common_name: common_name.to_owned(),
+            uris: vec![uri.to_owned()],
+            dns_names: vec![],
+            ip_addresses: vec![],
+            usages: vec![Usage::ClientAuth],
+            valid_from: -Duration::hours(1),
+            valid_until: Duration::days(1),
+        }
+    }
+
+    /// A server certificate for `localhost` and 127.0.0.1, valid from an hour ago for a day.
+    pub fn server(common_name: &str) -> Self {
+        Self {
+            common_name: common_name.to_owned(),
+            uris: vec![],
+            dns_names: vec!["localhost".to_owned()],
+            ip_addresses: vec![[127, 0, 0, 1].into()],
+            usages: vec![Usage::ServerAuth],
+            valid_from: -Duration::hours(1),
+            valid_until: Duration::days(1),
+        }
+    }
+}
+
+/// The dev CA of a folder written by [`generate`], loaded from `ca.pem` and `ca.key`, to issue
+/// more certificates and CRLs.
+pub struct DevCa {
+    dir: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl DevCa {
+    pub fn load(dir: &Path) -> Result<Self, DevPkiError> {
+        let cert = read_text(&dir.join(files::CA_CERT))?;
+        let key = read_text(&dir.join(files::CA_KEY))?;
+        let key = KeyPair::from_pem(&key)?;
+        let issuer = Issuer::from_ca_cert_pem(&cert, key)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            issuer,
+        })
+    }
+
+    /// Issues `leaf` into `cert_file` and `key_file` of the folder.
+    pub fn issue(
+        &self,
+        leaf: &LeafSpec,
+        cert_file: &str,
+        key_file: &str,
+    ) -> Result<(), DevPkiError> {
+        let mut sans = Vec::new();
+        for name in &leaf.dns_names {
+            sans.push(SanType::DnsName(name.as_str().try_into()?));
+        }
+        sans.extend(leaf.ip_addresses.iter().copied().map(SanType::IpAddress));
+        for value in &leaf.uris {
+            sans.push(uri(value)?);
+        }
+        let usages = leaf
+            .usages
+            .iter()
+            .map(|usage| match usage {
+                Usage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+                Usage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            })
+            .collect();
+        let now = OffsetDateTime::now_utc();
+        let writer = Writer { dir: &self.dir };
+        writer.leaf_with(
+            cert_file,
+            key_file,
+            &leaf.common_name,
+            sans,
+            usages,
+            &self.issuer,
+            now + leaf.valid_from,
+            now + leaf.valid_until,
+        )?;
+        Ok(())
+    }
+
+    /// Re-issues `crl.pem` with the same revoked certificates, valid for [`CRL_VALIDITY_DAYS`]
+    /// from now. Returns the new nextUpdate.
+    pub fn renew_crl(&self) -> Result<OffsetDateTime, DevPkiError> {
+        let revoked = self.revoked()?;
+        write_crl(
+            &self.dir,
+            &self.issuer,
+            revoked,
+            Duration::days(CRL_VALIDITY_DAYS),
+        )
+    }
+
+    /// Adds the certificate in `cert_file` (a file of the folder) to `crl.pem` and re-issues it.
+    pub fn revoke(&self, cert_file: &str) -> Result<OffsetDateTime, DevPkiError> {
+        let mut revoked = self.revoked()?;
+        let serial = certificate_serial(&self.dir.join(cert_file))?;
+        if !revoked.iter().any(|entry| entry.serial_number == serial) {
+            revoked.push(RevokedCertParams {
+                serial_number: serial,
+                revocation_time: OffsetDateTime::now_utc(),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            });
+        }
+        write_crl(
+            &self.dir,
+            &self.issuer,
+            revoked,
+            Duration::days(CRL_VALIDITY_DAYS),
+        )
+    }
+
+    /// Replaces `crl.pem` with one that revokes exactly `cert_files` and whose nextUpdate is
+    /// `next_update` from now (negative: a CRL already out of date).
+    pub fn write_crl(&self, cert_files: &[&str], next_update: Duration) -> Result<(), DevPkiError> {
+        let revoked = cert_files
+            .iter()
+            .map(|file| {
+                Ok(RevokedCertParams {
+                    serial_number: certificate_serial(&self.dir.join(file))?,
+                    revocation_time: OffsetDateTime::now_utc() + next_update.min(Duration::ZERO)
+                        - Duration::hours(2),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+            })
+            .collect::<Result<Vec<_>, DevPkiError>>()?;
+        write_crl(&self.dir, &self.issuer, revoked, next_update)?;
+        Ok(())
+    }
+
+    /// The entries of the current `crl.pem` (none if there is no CRL yet).
+    fn revoked(&self) -> Result<Vec<RevokedCertParams>, DevPkiError> {
+        use x509_parser::prelude::{CertificateRevocationList, FromDer, parse_x509_pem};
+        let path = self.dir.join(files::CRL);
+        if !path.exists() {
+            return Ok(vec![]);
+        }
+        let text = fs::read(&path).map_err(|source| DevPkiError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let invalid = || DevPkiError::Parse {
+            path: path.clone(),
+            what: "CRL",
+        };
+        let (_, pem) = parse_x509_pem(&text).map_err(|_| invalid())?;
+        let (_, crl) = CertificateRevocationList::from_der(&pem.contents).map_err(|_| invalid())?;
+        Ok(crl
+            .iter_revoked_certificates()
+            .map(|entry| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(strip_sign_byte(entry.raw_serial())),
+                revocation_time: entry.revocation_date.to_datetime(),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect())
+    }
+}
+
+/// A DER integer's content may start with a 0 byte that only marks it positive; rcgen adds that
+/// byte itself, so it is dropped to keep the serial the same.
+fn strip_sign_byte(serial: &[u8]) -> &[u8] {
+    match serial {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        _ => serial,
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, DevPkiError> {
+    fs::read_to_string(path).map_err(|source| DevPkiError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn certificate_serial(path: &Path) -> Result<SerialNumber, DevPkiError> {
+    use x509_parser::prelude::{FromDer, X509Certificate, parse_x509_pem};
+    let text = fs::read(path).map_err(|source| DevPkiError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = || DevPkiError::Parse {
+        path: path.to_owned(),
+        what: "certificate",
+    };
+    let (_, pem) = parse_x509_pem(&text).map_err(|_| invalid())?;
+    let (_, cert) = X509Certificate::from_der(&pem.contents).map_err(|_| invalid())?;
+    Ok(SerialNumber::from_slice(strip_sign_byte(cert.raw_serial())))
 }
 
 fn uri(value: &str) -> Result<SanType, DevPkiError> {
@@ -343,13 +606,37 @@ impl Writer<'_> {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Result<SerialNumber, DevPkiError> {
+        self.leaf_with(
+            cert_file,
+            key_file,
+            &leaf.common_name,
+            leaf.sans.clone(),
+            vec![leaf.usage.clone()],
+            issuer,
+            not_before,
+            not_after,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call per kind of leaf; a struct adds nothing
+    fn leaf_with(
+        &self,
+        cert_file: &str,
+        key_file: &str,
+        common_name: &str,
+        sans: Vec<SanType>,
+        usages: Vec<ExtendedKeyUsagePurpose>,
+        issuer: &Issuer<'_, KeyPair>,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<SerialNumber, DevPkiError> {
         let key = KeyPair::generate()?;
         let serial = random_serial()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name = distinguished_name(&leaf.common_name);
-        params.subject_alt_names = leaf.sans.clone();
+        params.distinguished_name = distinguished_name(common_name);
+        params.subject_alt_names = sans;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![leaf.usage.clone()];
+        params.extended_key_usages = usages;
         params.not_before = not_before;
         params.not_after = not_after;
         params.serial_number = Some(serial.clone());
@@ -476,5 +763,85 @@ mod tests {
         let der = parse_pem(&dir.path().join("org-expired.pem"));
         let (_, cert) = X509Certificate::from_der(&der).unwrap();
         assert!(!cert.validity().is_valid());
+    }
+
+    fn crl_of(dir: &Path) -> (Vec<Vec<u8>>, OffsetDateTime) {
+        let crl_pem = fs::read(dir.join(files::CRL)).unwrap();
+        let (_, crl_pem) = parse_x509_pem(&crl_pem).unwrap();
+        let (_, crl) = CertificateRevocationList::from_der(&crl_pem.contents).unwrap();
+        let serials = crl
+            .iter_revoked_certificates()
+            .map(|r| r.raw_serial().to_vec())
+            .collect();
+        (serials, crl.next_update().unwrap().to_datetime())
+    }
+
+    fn serial_of(path: &Path) -> Vec<u8> {
+        let der = parse_pem(path);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        cert.raw_serial().to_vec()
+    }
+
+    #[test]
+    fn the_crl_is_valid_for_a_week_not_for_the_life_of_the_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), &DevPkiSpec::default()).unwrap();
+        let (_, next_update) = crl_of(dir.path());
+        let left = next_update - OffsetDateTime::now_utc();
+        assert!(
+            left > Duration::days(CRL_VALIDITY_DAYS) - Duration::minutes(5),
+            "{left}"
+        );
+        assert!(left <= Duration::days(CRL_VALIDITY_DAYS), "{left}");
+    }
+
+    #[test]
+    fn renewing_the_crl_keeps_what_it_revokes_and_revoking_adds_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), &DevPkiSpec::default()).unwrap();
+        let revoked = serial_of(&dir.path().join("org-revoked.pem"));
+        let ca = DevCa::load(dir.path()).unwrap();
+        // An out-of-date CRL, as a forgotten renewal leaves it, is renewed in place.
+        ca.write_crl(&["org-revoked.pem"], -Duration::days(1))
+            .unwrap();
+        assert!(crl_of(dir.path()).1 < OffsetDateTime::now_utc());
+        let next_update = ca.renew_crl().unwrap();
+        assert_eq!(crl_of(dir.path()), (vec![revoked.clone()], next_update));
+        assert!(next_update > OffsetDateTime::now_utc() + Duration::days(6));
+
+        ca.revoke("org-jgz-north.pem").unwrap();
+        let jgz = serial_of(&dir.path().join("org-jgz-north.pem"));
+        assert_eq!(crl_of(dir.path()).0, vec![revoked, jgz]);
+    }
+
+    #[test]
+    fn the_dev_ca_issues_custom_certificates_that_it_signed() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), &DevPkiSpec::default()).unwrap();
+        let ca = DevCa::load(dir.path()).unwrap();
+        let mut spec = LeafSpec::client("Twee Namen", "urn:vix:org:a");
+        spec.uris.push("urn:vix:org:b".into());
+        spec.usages.clear();
+        ca.issue(&spec, "two.pem", "two.key").unwrap();
+        let der = parse_pem(&dir.path().join("two.pem"));
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let ca_der = parse_pem(&dir.path().join(files::CA_CERT));
+        let (_, ca_cert) = X509Certificate::from_der(&ca_der).unwrap();
+        assert_eq!(cert.issuer(), ca_cert.subject());
+        assert!(cert.verify_signature(Some(ca_cert.public_key())).is_ok());
+        assert!(cert.extended_key_usage().unwrap().is_none());
+        let uris: Vec<_> = cert
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::URI(uri) => Some(*uri),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(uris, ["urn:vix:org:a", "urn:vix:org:b"]);
     }
 }

@@ -259,6 +259,43 @@ mod tests {
     }
 
     #[test]
+    fn tls_timings_have_defaults_and_can_be_set() {
+        let file = write(REGION_TOML);
+        let tls = load(Some(file.path()), []).unwrap().region.unwrap().tls;
+        assert_eq!(
+            (
+                tls.crl_reload_secs,
+                tls.max_connection_age_secs,
+                tls.max_connection_age_grace_secs
+            ),
+            (5, 900, 60)
+        );
+        let env = [
+            (
+                "VIX_REGION__TLS__CRL_RELOAD_SECS".to_owned(),
+                "1".to_owned(),
+            ),
+            (
+                "VIX_REGION__TLS__MAX_CONNECTION_AGE_SECS".to_owned(),
+                "0".to_owned(),
+            ),
+        ];
+        let tls = load(Some(file.path()), env).unwrap().region.unwrap().tls;
+        assert_eq!((tls.crl_reload_secs, tls.max_connection_age_secs), (1, 0));
+        let typo = write(&format!("{REGION_TOML}crl_reload_sec = 1\n"));
+        let error = load(Some(typo.path()), []).unwrap_err().to_string();
+        assert!(error.contains("crl_reload_sec"), "{error}");
+    }
+
+    #[test]
+    fn the_dev_configs_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev");
+        for name in ["hub.toml", "region-north.toml", "region-south.toml"] {
+            load(Some(&root.join(name)), []).unwrap_or_else(|error| panic!("{name}: {error}"));
+        }
+    }
+
+    #[test]
     fn a_missing_file_is_a_clear_error() {
         let error = load(Some(Path::new("/nonexistent.toml")), []).unwrap_err();
         assert!(matches!(error, ConfigError::Missing(_)));

@@ -35,7 +35,7 @@ fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
 /// A region node that has opened its store and loaded its keys, ready to serve.
 pub struct RegionNode {
     context: Arc<RegionContext<SqliteStore>>,
-    tls: Arc<rustls::ServerConfig>,
+    tls: tls::ServerTls,
     /// The hub connection (connects lazily); `None` for a region running alone.
     hub: Option<Channel>,
 }
@@ -152,7 +152,7 @@ impl RegionNode {
 /// The hub, with its store open, ready to serve.
 pub struct HubNode {
     context: Arc<HubContext<HubSqliteStore>>,
-    tls: Arc<rustls::ServerConfig>,
+    tls: tls::ServerTls,
     stop: watch::Sender<bool>,
 }
 

@@ -131,6 +131,7 @@ fn client_files(cert: &str, key: &str) -> TlsFiles {
         cert: pki.join(cert),
         key: pki.join(key),
         crls: vec![],
+        ..Default::default()
     }
 }
 
@@ -156,6 +157,7 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
             cert: pki.join(cert),
             key: pki.join(key),
             crls: vec![pki.join(vix_certs_dev::files::CRL)],
+            ..Default::default()
         },
         hub: hub.map(|address| {
             let (cert, key) = vix_certs_dev::files::region_client(region);
@@ -444,6 +446,7 @@ pub fn hub_settings(dir: &Path) -> HubSettings {
             cert: pki.join(vix_certs_dev::files::HUB_CERT),
             key: pki.join(vix_certs_dev::files::HUB_KEY),
             crls: vec![pki.join(vix_certs_dev::files::CRL)],
+            ..Default::default()
         },
         group_commit: Default::default(),
         log_retention_days: 90,

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
@@ -104,7 +103,7 @@ const SERVICES: &[&str] = &[vix_protocol::federation::v1::federation_service_ser
 /// [`HubApi`]; tests may wrap it to observe what the hub receives.
 pub async fn run<T: FederationService>(
     listener: TcpListener,
-    tls_config: Arc<ServerConfig>,
+    tls: tls::ServerTls,
     api: T,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -112,12 +111,12 @@ pub async fn run<T: FederationService>(
     health_reporter
         .set_serving::<FederationServiceServer<T>>()
         .await;
-    tonic::transport::Server::builder()
+    tls.server()
         .add_service(health_service)
         .add_optional_service(crate::reflection::v1(SERVICES))
         .add_optional_service(crate::reflection::v1alpha(SERVICES))
         .add_service(FederationServiceServer::new(api))
-        .serve_with_incoming_shutdown(tls::incoming(listener, tls_config), shutdown)
+        .serve_with_incoming_shutdown(tls::incoming(listener, &tls), shutdown)
         .await
 }
 

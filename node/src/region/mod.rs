@@ -6,7 +6,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use ring::digest;
-use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 use vix_protocol::region::v1 as pb;
@@ -110,7 +109,7 @@ const SERVICES: &[&str] = &[
 /// consumer stopped on another hub log.
 pub async fn run<S: SignalStore>(
     listener: TcpListener,
-    tls_config: Arc<ServerConfig>,
+    tls: tls::ServerTls,
     context: Arc<RegionContext<S>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -123,8 +122,9 @@ pub async fn run<S: SignalStore>(
             set_health(&health_reporter, serving).await;
         }
     });
-    let incoming = tls::incoming(listener, tls_config);
-    let served = tonic::transport::Server::builder()
+    let incoming = tls::incoming(listener, &tls);
+    let served = tls
+        .server()
         .add_service(health_service)
         .add_optional_service(crate::reflection::v1(SERVICES))
         .add_optional_service(crate::reflection::v1alpha(SERVICES))

@@ -200,6 +200,7 @@ fn client(addr: SocketAddr, pki: &Path, org: &str) -> RegionServiceClient<Channe
         cert: pki.join(format!("org-{org}.pem")),
         key: pki.join(format!("org-{org}.key")),
         crls: vec![],
+        ..Default::default()
     };
     let channel = tls::channel(addr, "localhost", tls::client_config(&files).unwrap()).unwrap();
     RegionServiceClient::new(channel)
