@@ -9,6 +9,7 @@ mod examples;
 mod federation;
 mod lifecycle;
 mod notice_log;
+mod party;
 mod plans;
 mod ports;
 mod region_api;

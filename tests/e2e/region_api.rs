@@ -1036,21 +1036,42 @@ async fn deleting_one_of_a_partys_signals_does_not_let_the_pair_be_told_again() 
     jgz.withdraw_signal(withdraw(s1.signal_id.clone(), pb::WithdrawReason::RiskGone))
         .await
         .unwrap();
-    register(
+    let s3 = register(
         &north,
         "jgz-north",
         register_bsn("s3", YOUTH, jgz_contact()),
     )
     .await;
-    // S1 turns out to have been unjustified: it goes, with the notices that named it, but
-    // JGZ's party still exists through S3.
+    let before = (
+        matches(&north, "jgz-north").await,
+        matches(&north, "school-north").await,
+    );
+    assert_eq!((before.0.len(), before.1.len()), (1, 1));
+    let e_mails = north.row_counts().await["email_jobs"];
+    // S1 turns out to have been unjustified: it goes, but JGZ's party still exists through
+    // S3, and the notices that named S1 or were addressed to it move there (invariant 2).
     jgz.withdraw_signal(withdraw(
         s1.signal_id.clone(),
         pb::WithdrawReason::Unjustified,
     ))
     .await
     .unwrap();
-    let e_mails = north.row_counts().await["email_jobs"];
+    let at_jgz = matches(&north, "jgz-north").await;
+    let at_school = matches(&north, "school-north").await;
+    assert_eq!(at_jgz.len(), 1, "{at_jgz:#?}");
+    assert_eq!(at_jgz[0].notice_id, before.0[0].notice_id);
+    assert_eq!(at_jgz[0].signal_id, s3.signal_id);
+    assert_eq!(
+        at_jgz[0].counterpart.as_ref().unwrap().signal_id,
+        s2.signal_id
+    );
+    assert_eq!(at_school.len(), 1, "{at_school:#?}");
+    assert_eq!(at_school[0].notice_id, before.1[0].notice_id);
+    assert_eq!(
+        at_school[0].counterpart.as_ref().unwrap().signal_id,
+        s3.signal_id
+    );
+    assert_eq!(north.row_counts().await["email_jobs"], e_mails);
     // The school archives S2 and registers S4: still nobody is told twice.
     school
         .withdraw_signal(withdraw(s2.signal_id.clone(), pb::WithdrawReason::RiskGone))

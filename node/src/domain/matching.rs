@@ -119,6 +119,25 @@ pub enum MatchScope<'a> {
     AcrossRegions(&'a RegionId),
 }
 
+/// One of a party's signals (one organisation on one youth), as far as choosing which one
+/// stands for the party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartySignal {
+    pub signal_id: SignalId,
+    pub state: SignalState,
+    pub registered_at: Timestamp,
+}
+
+/// The signal that stands for a party: its newest active signal, or its newest inactive one if
+/// none is active. A notice names it when the party is found (step 1 of the rule), and a
+/// notice moves to it when the signal it named or was addressed to is deleted while the party
+/// goes on (invariant 2: no pair is silenced). `None`: the party has no signal left.
+pub fn standing_signal(signals: impl IntoIterator<Item = PartySignal>) -> Option<PartySignal> {
+    signals
+        .into_iter()
+        .max_by_key(|s| (s.state == SignalState::Active, s.registered_at, s.signal_id))
+}
+
 /// Decides the notices that the newly registered signal `new` causes.
 ///
 /// `others` may contain anything the caller found on the same keys (including `new` itself and
@@ -161,17 +180,17 @@ pub fn plan_notices(
         } else {
             continue;
         };
-        let newest = |state: SignalState| {
-            signals
-                .iter()
-                .filter(|s| s.state == state)
-                .max_by_key(|s| (s.registered_at, s.signal_id))
-                .copied()
-        };
-        let party_active = newest(SignalState::Active);
-        let Some(party_shown) = party_active.or_else(|| newest(SignalState::Inactive)) else {
+        let Some(shown) = standing_signal(signals.iter().map(|s| PartySignal {
+            signal_id: s.signal_id,
+            state: s.state,
+            registered_at: s.registered_at,
+        })) else {
             continue;
         };
+        let Some(party_shown) = signals.iter().find(|s| s.signal_id == shown.signal_id) else {
+            continue;
+        };
+        let party_active = (party_shown.state == SignalState::Active).then_some(*party_shown);
 
         let to_new_owner = PlannedNotice {
             recipient_signal_id: new.signal_id,
@@ -484,6 +503,30 @@ mod tests {
         let mut b = world.signal("b", "n", youth(1), &[]);
         b.state = SignalState::Inactive;
         assert!(world.register(b, false).is_empty());
+    }
+
+    #[test]
+    fn a_party_is_stood_for_by_its_newest_active_signal_else_its_newest_inactive_one() {
+        let at = |seconds: i64| Timestamp::from_second(seconds).unwrap();
+        let id = |_: u8| SignalId::generate();
+        let signal = |n: u8, state, seconds| PartySignal {
+            signal_id: id(n),
+            state,
+            registered_at: at(seconds),
+        };
+        let old_active = signal(1, SignalState::Active, 10);
+        let new_active = signal(2, SignalState::Active, 20);
+        let newest_inactive = signal(3, SignalState::Inactive, 30);
+        let older_inactive = signal(4, SignalState::Inactive, 5);
+        assert_eq!(
+            standing_signal([old_active, newest_inactive, new_active]),
+            Some(new_active)
+        );
+        assert_eq!(
+            standing_signal([older_inactive, newest_inactive]),
+            Some(newest_inactive)
+        );
+        assert_eq!(standing_signal([]), None);
     }
 
     #[test]

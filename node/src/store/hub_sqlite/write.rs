@@ -18,7 +18,9 @@ use super::super::{StoreError, SweepReport};
 use super::{StoredHubSignal, parse_region};
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
-use crate::domain::matching::{MatchScope, MatchSignal, PlannedNotice, plan_notices};
+use crate::domain::matching::{
+    MatchScope, MatchSignal, PartySignal, PlannedNotice, plan_notices, standing_signal,
+};
 use crate::domain::{FamilyKey, RegionId, Revision, SignalId, SignalState};
 
 pub(super) fn submit(
@@ -482,24 +484,44 @@ fn delete_signal(
     revision: Revision,
 ) -> Result<(), StoreError> {
     let id = signal_id.to_string();
-    // The notices naming it hold its contact; they go with it (invariant 6), and each
-    // recipient region is told to delete its copy (DOMAIN.md section 4).
-    query(
-        "INSERT INTO region_log (region_id, notice_id, entry) \
-         SELECT recipient_region_id, notice_id, 'retraction' FROM notices \
-         WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1 ORDER BY found_at",
-    )
-    .bind(&id)
-    .execute(tx)?;
-    query("DELETE FROM notices WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1")
-        .bind(&id)
-        .execute(tx)?;
-    query("DELETE FROM coordination_changes WHERE by_signal_id = ?1 OR other_signal_id = ?1")
-        .bind(&id)
-        .execute(tx)?;
     let party = query("SELECT organisation_id, subject_key FROM signals WHERE signal_id = ?")
         .bind(&id)
         .fetch_optional(tx)?;
+    let standing = match &party {
+        Some(party) => standing_after(
+            tx,
+            &party.text("organisation_id")?,
+            &party.text("subject_key")?,
+            &id,
+        )?,
+        None => None,
+    };
+    match standing {
+        // The party goes on through another signal (in the same region: an organisation is in
+        // one): the notices move to it and are sent again, same id, so both parties keep
+        // seeing each other (invariant 2) and nobody is e-mailed twice.
+        Some(standing) => move_notices(tx, &id, &standing.to_string())?,
+        // The party is gone: the notices naming it hold its contact and go with it
+        // (invariant 6), and each recipient region is told to delete its copy (DOMAIN.md
+        // section 4).
+        None => {
+            query(
+                "INSERT INTO region_log (region_id, notice_id, entry) \
+                 SELECT recipient_region_id, notice_id, 'retraction' FROM notices \
+                 WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1 ORDER BY found_at",
+            )
+            .bind(&id)
+            .execute(tx)?;
+            query(
+                "DELETE FROM notices WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1",
+            )
+            .bind(&id)
+            .execute(tx)?;
+        }
+    }
+    query("DELETE FROM coordination_changes WHERE by_signal_id = ?1 OR other_signal_id = ?1")
+        .bind(&id)
+        .execute(tx)?;
     query("DELETE FROM signals WHERE signal_id = ?")
         .bind(&id)
         .execute(tx)?;
@@ -515,6 +537,70 @@ fn delete_signal(
         .bind(region_id.as_str())
         .bind(revision_to_db(revision))
         .execute(tx)?;
+    Ok(())
+}
+
+/// The signal that stands for the party `(organisation_id, subject_key)` once `deleted` is gone.
+fn standing_after(
+    tx: &Connection,
+    organisation_id: &str,
+    subject_key: &str,
+    deleted: &str,
+) -> Result<Option<SignalId>, StoreError> {
+    let rows = query(
+        "SELECT signal_id, state, registered_at FROM signals \
+         WHERE subject_key = ? AND organisation_id = ? AND signal_id <> ?",
+    )
+    .bind(subject_key)
+    .bind(organisation_id)
+    .bind(deleted)
+    .fetch_all(tx)?;
+    let remaining = rows
+        .iter()
+        .map(|row| {
+            Ok(PartySignal {
+                signal_id: parse_signal_id(&row.text("signal_id")?)?,
+                state: parse_state(&row.text("state")?)?,
+                registered_at: parse_instant(row.int("registered_at")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(standing_signal(remaining).map(|standing| standing.signal_id))
+}
+
+/// Moves the notices naming `from`, or addressed to it, to `to` (with `to`'s contact and state)
+/// and sends each again to its recipient region.
+fn move_notices(tx: &Connection, from: &str, to: &str) -> Result<(), StoreError> {
+    let moved = query(
+        "SELECT notice_id, recipient_region_id FROM notices \
+         WHERE recipient_signal_id = ?1 OR counterpart_signal_id = ?1 ORDER BY found_at",
+    )
+    .bind(from)
+    .fetch_all(tx)?;
+    query(
+        "UPDATE notices SET counterpart_signal_id = s.signal_id, \
+             counterpart_organisation_name = s.organisation_name, \
+             counterpart_professional_id = s.professional_id, \
+             counterpart_professional_name = s.professional_name, \
+             counterpart_professional_email = s.professional_email, \
+             counterpart_professional_phone = s.professional_phone, \
+             counterpart_state = s.state \
+         FROM signals s \
+         WHERE s.signal_id = ?2 AND notices.counterpart_signal_id = ?1",
+    )
+    .bind(from)
+    .bind(to)
+    .execute(tx)?;
+    query("UPDATE notices SET recipient_signal_id = ?2 WHERE recipient_signal_id = ?1")
+        .bind(from)
+        .bind(to)
+        .execute(tx)?;
+    for row in moved {
+        query("INSERT INTO region_log (region_id, notice_id, entry) VALUES (?, ?, 'notice')")
+            .bind(row.text("recipient_region_id")?)
+            .bind(row.text("notice_id")?)
+            .execute(tx)?;
+    }
     Ok(())
 }
 

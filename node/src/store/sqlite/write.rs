@@ -25,7 +25,9 @@ use crate::domain::coordination::{
 };
 use crate::domain::informing::InformingRecord;
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
-use crate::domain::matching::{MatchScope, MatchSignal, PlannedNotice, plan_notices};
+use crate::domain::matching::{
+    MatchScope, MatchSignal, PartySignal, PlannedNotice, plan_notices, standing_signal,
+};
 use crate::domain::signal::{self, Withdrawal};
 use crate::domain::{
     FamilyKey, OrganisationId, RegionId, Revision, SignalId, SignalState, SubjectKey,
@@ -404,19 +406,27 @@ pub(super) fn store_hub_notice(
     let delivery = if seen.is_some() {
         // Sent again: the hub refreshed the counterpart's contact or state.
         let counterpart = &notice.counterpart;
+        // It may also have moved: to the signal that now stands for the counterpart's party,
+        // or (agreeing with this node, which moved its copy itself) for the recipient's.
         query(
-            "UPDATE notices SET counterpart_organisation_name = ?, \
+            "UPDATE notices SET counterpart_signal_id = ?, counterpart_organisation_name = ?, \
                  counterpart_professional_id = ?, counterpart_professional_name = ?, \
                  counterpart_professional_email = ?, counterpart_professional_phone = ?, \
-                 counterpart_state = ? \
+                 counterpart_state = ?, \
+                 recipient_signal_id = COALESCE((SELECT s.signal_id FROM signals s \
+                     WHERE s.signal_id = ? \
+                       AND s.organisation_id = notices.recipient_organisation_id), \
+                     recipient_signal_id) \
              WHERE notice_id = ? AND source = 'hub'",
         )
+        .bind(counterpart.signal_id.to_string())
         .bind(&counterpart.organisation_name)
         .bind(counterpart.contact.professional_id())
         .bind(counterpart.contact.name())
         .bind(counterpart.contact.email())
         .bind(counterpart.contact.phone())
         .bind(counterpart.state.as_str())
+        .bind(notice.recipient_signal_id.to_string())
         .bind(&notice.notice_id)
         .execute(tx)?;
         NoticeDelivery::Duplicate
@@ -824,9 +834,28 @@ fn save_revision(
 /// contact, so they go too; one delete event replaces them.
 fn delete_signal(tx: &Connection, signal: &StoredSignal, now: Timestamp) -> Result<(), StoreError> {
     let id = signal.signal_id.to_string();
-    query("DELETE FROM notices WHERE counterpart_signal_id = ?")
-        .bind(&id)
-        .execute(tx)?;
+    match standing_after(tx, signal)? {
+        // The party goes on through another signal: what named the deleted signal, or was
+        // addressed to it, now names or is addressed to the signal that stands for the party,
+        // so the two parties keep seeing each other (invariant 2). Same notice, no new e-mail.
+        Some(standing) => {
+            let standing = standing.to_string();
+            query("UPDATE notices SET counterpart_signal_id = ? WHERE counterpart_signal_id = ?")
+                .bind(&standing)
+                .bind(&id)
+                .execute(tx)?;
+            query("UPDATE notices SET recipient_signal_id = ? WHERE recipient_signal_id = ?")
+                .bind(&standing)
+                .bind(&id)
+                .execute(tx)?;
+        }
+        // The party is gone: the notices naming it go (those addressed to it cascade below).
+        None => {
+            query("DELETE FROM notices WHERE counterpart_signal_id = ?")
+                .bind(&id)
+                .execute(tx)?;
+        }
+    }
     query("DELETE FROM coordination WHERE signal_low = ?1 OR signal_high = ?1")
         .bind(&id)
         .execute(tx)?;
@@ -852,6 +881,30 @@ fn delete_signal(tx: &Connection, signal: &StoredSignal, now: Timestamp) -> Resu
         revision: signal.revision.next().get(),
     };
     append_outbox(tx, &event, now)
+}
+
+/// The signal that stands for `signal`'s party once `signal` is gone; `None` if it was the
+/// party's last.
+fn standing_after(tx: &Connection, signal: &StoredSignal) -> Result<Option<SignalId>, StoreError> {
+    let rows = query(
+        "SELECT signal_id, state, registered_at FROM signals \
+         WHERE subject_key = ? AND organisation_id = ? AND signal_id <> ?",
+    )
+    .bind(signal.subject_key.to_stored())
+    .bind(signal.organisation_id.as_str())
+    .bind(signal.signal_id.to_string())
+    .fetch_all(tx)?;
+    let remaining = rows
+        .iter()
+        .map(|row| {
+            Ok(PartySignal {
+                signal_id: parse_signal_id(&row.text("signal_id")?)?,
+                state: parse_state(&row.text("state")?)?,
+                registered_at: parse_instant(row.int("registered_at")?)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(standing_signal(remaining).map(|standing| standing.signal_id))
 }
 
 fn match_signal(signal: &StoredSignal, region_id: &RegionId) -> MatchSignal {
