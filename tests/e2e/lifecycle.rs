@@ -401,3 +401,44 @@ async fn a_signal_withdrawn_as_risk_gone_is_archived_at_the_hub_too() {
     north.quiet().await;
     assert!(north.matches("jgz-north").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_signal_that_reaches_the_hub_after_its_removal_date_is_matched_as_registered() {
+    let hub = spawn_hub().await;
+    let mut north = spawn_linked_region("north", &hub).await;
+    let mut south = spawn_linked_region("south", &hub).await;
+    let vt = register(&south, "vt-south", YOUTH, "").await;
+    south.quiet().await;
+    // North is cut off from the hub while JGZ registers, and stays so past the signal's planned
+    // removal date: north matched it locally while active, then archived it.
+    let addr = hub.addr;
+    let hub_dir = hub.stop().await;
+    let jgz = register(&north, "jgz-north", YOUTH, "2026-12-01").await;
+    let later = date(2026, 12, 2);
+    set_day(&north, later);
+    set_day(&south, later);
+    assert_eq!(
+        get(&north, "jgz-north", &jgz).await.unwrap().state,
+        pb::SignalState::Inactive as i32
+    );
+    let hub = vix_tests::spawn_hub_in_at_on(hub_dir, addr, later).await;
+    hub.link(&mut north);
+    hub.link(&mut south);
+    north.quiet().await;
+
+    // The hub matched it as registered: VT, active, is told about it (now archived) ...
+    let at_south = south.matches("vt-south").await;
+    assert_eq!(at_south.len(), 1, "{at_south:#?}");
+    let counterpart = at_south[0].counterpart.as_ref().unwrap();
+    assert_eq!(counterpart.signal_id, jgz.signal_id);
+    assert_eq!(counterpart.state, pb::SignalState::Inactive as i32);
+    assert_eq!(south.row_counts().await["email_jobs"], 1);
+    // ... and JGZ's notice about VT is stored, without an e-mail to the archived signal.
+    let at_north = north.matches("jgz-north").await;
+    assert_eq!(at_north.len(), 1, "{at_north:#?}");
+    assert_eq!(
+        at_north[0].counterpart.as_ref().unwrap().signal_id,
+        vt.signal_id
+    );
+    assert_eq!(north.row_counts().await["email_jobs"], 0);
+}

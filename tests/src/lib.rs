@@ -480,8 +480,14 @@ pub async fn spawn_hub_in(dir: tempfile::TempDir) -> TestHub {
 /// A hub on the database in `dir`, listening on `listen` (a restarted hub takes its old port,
 /// the one the regions know).
 pub async fn spawn_hub_in_at(dir: tempfile::TempDir, listen: SocketAddr) -> TestHub {
+    spawn_hub_in_at_on(dir, listen, test_day()).await
+}
+
+/// Like [`spawn_hub_in_at`], its clock at noon on `day` from the start (before any region
+/// reaches it).
+pub async fn spawn_hub_in_at_on(dir: tempfile::TempDir, listen: SocketAddr, day: Date) -> TestHub {
     init_tracing();
-    let clock = Arc::new(ManualClock::at_noon(test_day()));
+    let clock = Arc::new(ManualClock::at_noon(day));
     let mut settings = hub_settings(dir.path());
     settings.listen = listen;
     let node = HubNode::build(&settings, clock.clone())

@@ -73,42 +73,52 @@ pub(super) fn submit(
         // A region that was away may send a revision that is already past its dates: the
         // hub applies the lifecycle on arrival, as its daily sweep has run already.
         let today = crate::domain::clock::local_date(now);
-        let upsert = match event.upsert {
-            Some(mut signal) => match lifecycle::due(
-                LifecycleDates {
-                    state: signal.state,
-                    planned_removal_date: signal.planned_removal_date,
-                    inactive_since: signal.inactive_since,
-                    birth_date: None,
-                },
-                today,
-            ) {
-                Due::Nothing => Some(signal),
-                Due::Expire { inactive_since } => {
-                    signal.state = SignalState::Inactive;
-                    signal.inactive_since = Some(inactive_since);
-                    Some(signal)
-                }
-                Due::Delete(_) => None,
-            },
-            None => None,
+        let Some(signal) = event.upsert else {
+            delete_signal(tx, region_id, event.signal_id, event.revision)?;
+            deleted_any = true;
+            outcome.applied += 1;
+            continue;
         };
-        match upsert {
-            None => {
+        let due = lifecycle::due(
+            LifecycleDates {
+                state: signal.state,
+                planned_removal_date: signal.planned_removal_date,
+                inactive_since: signal.inactive_since,
+                birth_date: None,
+            },
+            today,
+        );
+        let mut expired = signal.clone();
+        match due {
+            Due::Nothing => {}
+            Due::Expire { inactive_since } => {
+                expired.state = SignalState::Inactive;
+                expired.inactive_since = Some(inactive_since);
+            }
+            Due::Delete(_) => {
                 delete_signal(tx, region_id, event.signal_id, event.revision)?;
                 deleted_any = true;
+                outcome.applied += 1;
+                continue;
             }
-            Some(signal) if current_revision.is_some() => {
-                update_signal(tx, event.signal_id, event.revision, &signal)?;
-            }
-            Some(signal) => {
-                let new = StoredHubSignal {
-                    signal_id: event.signal_id,
-                    region_id: region_id.clone(),
-                    signal,
-                };
-                insert_signal(tx, &new, event.revision)?;
-                outcome.notices += match_new_signal(tx, &new, now)?;
+        }
+        if current_revision.is_some() {
+            update_signal(tx, event.signal_id, event.revision, &expired)?;
+        } else {
+            // New here. It matches as it was registered, active, even when it arrives after
+            // its planned removal date because its region was cut off: the node matched it
+            // locally the same way, and the other regions' parties must not miss it. Then the
+            // lifecycle applies; its owner, inactive by then, gets no e-mail (the node's
+            // delivery rule).
+            let new = StoredHubSignal {
+                signal_id: event.signal_id,
+                region_id: region_id.clone(),
+                signal,
+            };
+            insert_signal(tx, &new, event.revision)?;
+            outcome.notices += match_new_signal(tx, &new, now)?;
+            if expired != new.signal {
+                update_signal(tx, event.signal_id, event.revision, &expired)?;
             }
         }
         outcome.applied += 1;
