@@ -136,6 +136,7 @@ impl RegionNode {
             let consumer = NoticeConsumer::new(Arc::clone(&self.context), hub.clone());
             workers.push(tokio::spawn(consumer.run(stopping.clone())));
         }
+        self.context.report_dead_letters().await;
         tracing::info!(%addr, region_id = %self.context.region_id, "region node listening");
         let served = region::run(listener, self.tls, Arc::clone(&self.context), shutdown).await;
         let _ = stop.send(true);

@@ -33,6 +33,11 @@ impl From<HubStoreError> for HubError {
                 format!("events[{index}].signal_id"),
                 "names a signal of another region; nothing of the batch was applied",
             )),
+            // Named as the item of its list, so the region keeps only that one aside.
+            HubStoreError::NotOwnerOfChange { index } => Self::Forbidden(ValidationErrors::single(
+                format!("changes[{index}].by_signal_id"),
+                "speaks for a signal of another region; nothing of the call was relayed",
+            )),
             HubStoreError::ForeignOrganisation { index } => {
                 Self::Forbidden(ValidationErrors::single(
                     format!("events[{index}].upsert.organisation_id"),

@@ -138,6 +138,7 @@ impl<S: SignalStore> Forwarder<S> {
                 count += 1;
             }
         }
+        self.context.report_dead_letters().await;
         Ok(Drained::Quarantined(count))
     }
 
@@ -182,6 +183,7 @@ impl<S: SignalStore> Forwarder<S> {
                             count += 1;
                         }
                     }
+                    self.context.report_dead_letters().await;
                     Ok(Drained::Quarantined(count))
                 }
                 None => Err(status.into()),
@@ -356,6 +358,28 @@ mod tests {
         for code in [Code::PermissionDenied, Code::FailedPrecondition] {
             assert!(refused_items(&refused(code, &["events[1]"]), "events").is_some());
         }
+    }
+
+    #[test]
+    fn the_hubs_refusals_of_single_items_are_read_as_those_items() {
+        use crate::hub::HubError;
+        use crate::store::hub::HubStoreError;
+        let status = |error: HubStoreError| tonic::Status::from(HubError::from(error));
+        let events = |error| {
+            refused_items(&status(error), "events").map(|r| r.into_keys().collect::<Vec<_>>())
+        };
+        let changes = |error| {
+            refused_items(&status(error), "changes").map(|r| r.into_keys().collect::<Vec<_>>())
+        };
+        assert_eq!(events(HubStoreError::NotOwner { index: 3 }), Some(vec![3]));
+        assert_eq!(
+            events(HubStoreError::ForeignOrganisation { index: 0 }),
+            Some(vec![0])
+        );
+        assert_eq!(
+            changes(HubStoreError::NotOwnerOfChange { index: 2 }),
+            Some(vec![2])
+        );
     }
 
     #[test]

@@ -62,6 +62,21 @@ pub struct RegionContext<S> {
 pub const FAILPOINT_BEFORE_ACK: &str = "notice-stored-before-ack";
 
 impl<S: SignalStore> RegionContext<S> {
+    /// Says how many dead letters wait for an operator (`vix-node dead-letters list`), at start
+    /// and after each new one, so the count is visible in the log until it becomes a metric.
+    pub async fn report_dead_letters(&self) {
+        match self.store.dead_letter_count().await {
+            Ok(0) => {}
+            Ok(count) => tracing::warn!(
+                dead_letters = count,
+                "dead letters wait for an operator: vix-node dead-letters list"
+            ),
+            Err(error) => {
+                tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot count the dead letters");
+            }
+        }
+    }
+
     /// Stops here for good (to be killed) if the failpoint `name` is set.
     pub(crate) async fn failpoint(&self, name: &str) {
         if self.failpoint.as_deref() == Some(name) {

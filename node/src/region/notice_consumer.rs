@@ -186,6 +186,7 @@ impl<S: SignalStore> NoticeConsumer<S> {
                             self.context.clock.now(),
                         )
                         .await?;
+                    self.context.report_dead_letters().await;
                 }
             }
         }

@@ -110,6 +110,10 @@ pub enum HubStoreError {
     /// The batch names a signal that another region owns; nothing of it was applied.
     #[error("event {index} names a signal of another region")]
     NotOwner { index: usize },
+    /// A coordination change speaks for a signal that another region owns; nothing of the call
+    /// was relayed.
+    #[error("change {index} speaks for a signal of another region")]
+    NotOwnerOfChange { index: usize },
     /// The batch speaks for an organisation of another region; nothing of it was applied.
     #[error("event {index} names an organisation of another region")]
     ForeignOrganisation { index: usize },

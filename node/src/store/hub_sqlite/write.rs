@@ -299,7 +299,7 @@ pub(super) fn submit_coordination(
             .scalar_optional(tx)?;
         match by_region {
             Some(owner) if owner != region_id.as_str() => {
-                return Err(HubStoreError::NotOwner { index });
+                return Err(HubStoreError::NotOwnerOfChange { index });
             }
             Some(_) => {}
             None => continue, // deleted meanwhile: nothing left to coordinate
