@@ -8,8 +8,8 @@ use std::path::Path;
 use jiff::civil::Date;
 use serde::Deserialize;
 
-use crate::domain::Bsn;
 use crate::domain::registry::{Person, PersonRegistry, RegistryError};
+use crate::domain::{Bsn, MunicipalityCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryFileError {
@@ -25,6 +25,11 @@ pub enum RegistryFileError {
     },
     #[error("the person registry file {path} has an entry {index} whose BSN fails the 11-proof")]
     Bsn { path: String, index: usize },
+    #[error(
+        "the person registry file {path} has an entry {index} whose municipality is not a \
+         four-digit code"
+    )]
+    Municipality { path: String, index: usize },
 }
 
 #[derive(Deserialize)]
@@ -34,6 +39,8 @@ struct Entry {
     death_date: Option<Date>,
     #[serde(default)]
     parents: Vec<String>,
+    #[serde(default)]
+    municipality: Option<String>,
 }
 
 /// Persons in memory, keyed by BSN.
@@ -66,12 +73,22 @@ impl JsonPersonRegistry {
                 .map(|parent| Bsn::parse(parent))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| bad())?;
+            let municipality = entry
+                .municipality
+                .as_deref()
+                .map(MunicipalityCode::parse)
+                .transpose()
+                .map_err(|_| RegistryFileError::Municipality {
+                    path: shown.clone(),
+                    index,
+                })?;
             persons.insert(
                 bsn,
                 Person {
                     birth_date: entry.birth_date,
                     death_date: entry.death_date,
                     parents,
+                    municipality,
                 },
             );
         }
@@ -116,6 +133,10 @@ mod tests {
             .unwrap();
         assert_eq!(youth.birth_date, Some(date(2008, 1, 26)));
         assert_eq!(youth.parents.len(), 2);
+        assert_eq!(
+            youth.municipality,
+            Some(MunicipalityCode::parse("0530").unwrap())
+        );
         let deceased = registry
             .lookup(&Bsn::parse("999992077").unwrap())
             .unwrap()
@@ -144,6 +165,15 @@ mod tests {
         assert!(matches!(
             JsonPersonRegistry::from_file(&path),
             Err(RegistryFileError::Bsn { index: 0, .. })
+        ));
+        std::fs::write(
+            &path,
+            r#"[{"bsn":"999991383","birth_date":null,"death_date":null,"municipality":"Groningen"}]"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            JsonPersonRegistry::from_file(&path),
+            Err(RegistryFileError::Municipality { index: 0, .. })
         ));
         std::fs::write(&path, "{").unwrap();
         assert!(matches!(

@@ -6,6 +6,7 @@
 //! rules serve the region node and the hub.
 
 pub mod audit;
+pub mod bounds;
 pub mod bsn;
 pub mod clock;
 pub mod contact;
@@ -17,6 +18,7 @@ pub mod lifecycle;
 pub mod matching;
 pub mod notice_log;
 pub mod registry;
+pub mod scope;
 pub mod signal;
 pub mod validation;
 

@@ -1,9 +1,9 @@
 //! The person registry port: the BRP stand-in that tells the node a youth's birth date, BRP
-//! parents and date of death. Only the node asks it; the hub never sees any of this.
+//! parents, date of death and municipality. Only the node asks it; the hub never sees any of this.
 
 use jiff::civil::Date;
 
-use super::Bsn;
+use super::{Bsn, MunicipalityCode};
 
 /// What the node needs to know about a person, and nothing more.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,9 @@ pub struct Person {
     pub death_date: Option<Date>,
     /// Current legal parents with a BSN (0–2), the basis of family keys.
     pub parents: Vec<Bsn>,
+    /// The municipality where the person lives: the one that handles their rights
+    /// (DOMAIN.md section 8). `None` when the BRP lists none.
+    pub municipality: Option<MunicipalityCode>,
 }
 
 #[derive(Debug, thiserror::Error)]
