@@ -38,6 +38,9 @@ pub struct HubSettings {
     /// Days an acknowledged notice-log entry is kept before it is pruned.
     #[serde(default = "default_log_retention_days")]
     pub log_retention_days: u32,
+    /// Streams per connection and the request timeout (`[hub.limits]`).
+    #[serde(default)]
+    pub limits: crate::limits::ServerLimits,
 }
 
 fn default_log_retention_days() -> u32 {
@@ -115,6 +118,9 @@ pub struct RegionSettings {
     /// How concurrent writes share one commit (`[region.group_commit]`).
     #[serde(default)]
     pub group_commit: GroupCommit,
+    /// Streams per connection and the request timeout (`[region.limits]`).
+    #[serde(default)]
+    pub limits: crate::limits::ServerLimits,
     /// For process tests only: a named point where the node stops and waits to be killed
     /// (`VIX_REGION__FAILPOINT=notice-stored-before-ack`). Unset in every real deployment.
     #[serde(default)]

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod domain;
 pub mod hub;
+pub mod limits;
 pub mod mutations;
 pub mod person_registry;
 pub mod pseudonym;

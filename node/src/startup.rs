@@ -36,6 +36,7 @@ fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
 pub struct RegionNode {
     context: Arc<RegionContext<SqliteStore>>,
     tls: tls::ServerTls,
+    limits: crate::limits::ServerLimits,
     /// The hub connection (connects lazily); `None` for a region running alone.
     hub: Option<Channel>,
 }
@@ -110,6 +111,7 @@ impl RegionNode {
                 daily_sweep: Default::default(),
             }),
             tls,
+            limits: settings.limits,
             hub,
         })
     }
@@ -138,7 +140,14 @@ impl RegionNode {
         }
         self.context.report_dead_letters().await;
         tracing::info!(%addr, region_id = %self.context.region_id, "region node listening");
-        let served = region::run(listener, self.tls, Arc::clone(&self.context), shutdown).await;
+        let served = region::run(
+            listener,
+            self.tls,
+            self.limits,
+            Arc::clone(&self.context),
+            shutdown,
+        )
+        .await;
         let _ = stop.send(true);
         for worker in workers {
             let _ = worker.await;
@@ -154,6 +163,7 @@ impl RegionNode {
 pub struct HubNode {
     context: Arc<HubContext<HubSqliteStore>>,
     tls: tls::ServerTls,
+    limits: crate::limits::ServerLimits,
     stop: watch::Sender<bool>,
 }
 
@@ -187,6 +197,7 @@ impl HubNode {
                 ),
             }),
             tls,
+            limits: settings.limits,
             stop,
         })
     }
@@ -220,7 +231,7 @@ impl HubNode {
         };
         let api = wrap(HubApi::new(Arc::clone(&self.context)));
         let sweeper = tokio::spawn(Arc::clone(&self.context).run_sweeper());
-        let served = hub::run(listener, self.tls, api, shutdown).await;
+        let served = hub::run(listener, self.tls, self.limits, api, shutdown).await;
         let _ = sweeper.await;
         self.context.store.close().await;
         served?;

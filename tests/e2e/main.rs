@@ -14,4 +14,5 @@ mod plans;
 mod ports;
 mod region_api;
 mod rights;
+mod server_limits;
 mod tls_refusals;

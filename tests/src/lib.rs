@@ -171,6 +171,7 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
             }
         }),
         group_commit: Default::default(),
+        limits: Default::default(),
         failpoint: None,
     }
 }
@@ -450,6 +451,7 @@ pub fn hub_settings(dir: &Path) -> HubSettings {
         },
         group_commit: Default::default(),
         log_retention_days: 90,
+        limits: Default::default(),
     }
 }
 
@@ -486,10 +488,27 @@ pub async fn spawn_hub_in_at(dir: tempfile::TempDir, listen: SocketAddr) -> Test
 /// Like [`spawn_hub_in_at`], its clock at noon on `day` from the start (before any region
 /// reaches it).
 pub async fn spawn_hub_in_at_on(dir: tempfile::TempDir, listen: SocketAddr, day: Date) -> TestHub {
+    spawn_hub_with_on(dir, day, |settings| settings.listen = listen).await
+}
+
+/// A hub on the database in `dir`, with the settings changed by `adjust` first.
+pub async fn spawn_hub_with(
+    dir: tempfile::TempDir,
+    adjust: impl FnOnce(&mut HubSettings),
+) -> TestHub {
+    spawn_hub_with_on(dir, test_day(), adjust).await
+}
+
+/// Like [`spawn_hub_with`], its clock at noon on `day` from the start.
+async fn spawn_hub_with_on(
+    dir: tempfile::TempDir,
+    day: Date,
+    adjust: impl FnOnce(&mut HubSettings),
+) -> TestHub {
     init_tracing();
     let clock = Arc::new(ManualClock::at_noon(day));
     let mut settings = hub_settings(dir.path());
-    settings.listen = listen;
+    adjust(&mut settings);
     let node = HubNode::build(&settings, clock.clone())
         .await
         .expect("hub builds");

@@ -104,6 +104,7 @@ const SERVICES: &[&str] = &[vix_protocol::federation::v1::federation_service_ser
 pub async fn run<T: FederationService>(
     listener: TcpListener,
     tls: tls::ServerTls,
+    limits: crate::limits::ServerLimits,
     api: T,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -111,11 +112,16 @@ pub async fn run<T: FederationService>(
     health_reporter
         .set_serving::<FederationServiceServer<T>>()
         .await;
-    tls.server()
+    limits
+        .apply(tls.server())
         .add_service(health_service)
         .add_optional_service(crate::reflection::v1(SERVICES))
         .add_optional_service(crate::reflection::v1alpha(SERVICES))
-        .add_service(FederationServiceServer::new(api))
+        .add_service(
+            FederationServiceServer::new(api)
+                .max_decoding_message_size(crate::limits::FEDERATION_REQUEST_MAX_BYTES)
+                .max_encoding_message_size(crate::limits::FEDERATION_RESPONSE_MAX_BYTES),
+        )
         .serve_with_incoming_shutdown(tls::incoming(listener, &tls), shutdown)
         .await
 }

@@ -125,6 +125,7 @@ const SERVICES: &[&str] = &[
 pub async fn run<S: SignalStore>(
     listener: TcpListener,
     tls: tls::ServerTls,
+    limits: crate::limits::ServerLimits,
     context: Arc<RegionContext<S>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -138,18 +139,24 @@ pub async fn run<S: SignalStore>(
         }
     });
     let incoming = tls::incoming(listener, &tls);
-    let served = tls
-        .server()
+    let served = limits
+        .apply(tls.server())
         .add_service(health_service)
         .add_optional_service(crate::reflection::v1(SERVICES))
         .add_optional_service(crate::reflection::v1alpha(SERVICES))
-        .add_service(RegionServiceServer::new(RegionApi {
-            context: Arc::clone(&context),
-        }))
+        .add_service(
+            RegionServiceServer::new(RegionApi {
+                context: Arc::clone(&context),
+            })
+            .max_decoding_message_size(crate::limits::REGION_REQUEST_MAX_BYTES)
+            .max_encoding_message_size(crate::limits::REGION_RESPONSE_MAX_BYTES),
+        )
         .add_service(
             vix_protocol::region::v1::rights_service_server::RightsServiceServer::new(
                 rights::RightsApi::new(context),
-            ),
+            )
+            .max_decoding_message_size(crate::limits::RIGHTS_REQUEST_MAX_BYTES)
+            .max_encoding_message_size(crate::limits::RIGHTS_RESPONSE_MAX_BYTES),
         )
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
