@@ -96,6 +96,12 @@ impl Default for DevPkiSpec {
                     name: "Gemeente Groningen".into(),
                     region: "north".into(),
                 },
+                // Where the fixture youth 999991383 lives (the README's example).
+                DevMunicipality {
+                    code: "0530".into(),
+                    name: "Gemeente Hellevoetsluis".into(),
+                    region: "north".into(),
+                },
                 DevMunicipality {
                     code: "0363".into(),
                     name: "Gemeente Amsterdam".into(),

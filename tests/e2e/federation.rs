@@ -16,6 +16,8 @@ const SIBLING: &str = "999992065";
 const PARENTS: [&str; 2] = ["999993562", "999990937"];
 /// Born 2019, parents without other children in these tests.
 const OTHER_YOUTH: &str = "999996046";
+/// Born 2009, lives in Amsterdam (0363, served by south).
+const AMSTERDAM_YOUTH: &str = "999995832";
 
 use vix_tests::professional as contact;
 
@@ -207,7 +209,7 @@ async fn a_burst_of_notices_after_an_outage_is_stored_whole_in_few_commits() {
         .client("vt-south")
         .list_matches(pb::ListMatchesRequest {
             acting_professional_id: "p".into(),
-            page_size: 1000,
+            page_size: 500,
             ..Default::default()
         })
         .await
@@ -600,11 +602,11 @@ async fn a_corrected_contact_and_an_archive_reach_the_other_regions_notice() {
     let hub = spawn_hub().await;
     let north = spawn_linked_region("north", &hub).await;
     let south = spawn_linked_region("south", &hub).await;
-    register(&north, "jgz-north", YOUTH).await;
-    let vt = register(&south, "vt-south", YOUTH).await;
+    register(&north, "jgz-north", AMSTERDAM_YOUTH).await;
+    let vt = register(&south, "vt-south", AMSTERDAM_YOUTH).await;
     settled_matches(&north, "jgz-north", 1).await;
 
-    // South's municipality corrects the VT professional's e-mail address.
+    // South's municipality, where the youth lives, corrects the VT professional's e-mail.
     let corrected = pb::ProfessionalContact {
         email: "p.corrected@vt-south.example.nl".into(),
         ..contact("vt-south")
@@ -612,6 +614,9 @@ async fn a_corrected_contact_and_an_archive_reach_the_other_regions_notice() {
     south
         .rights("0363")
         .correct_signal(pb::CorrectSignalRequest {
+            youth: Some(pb::correct_signal_request::Youth::Bsn(
+                AMSTERDAM_YOUTH.into(),
+            )),
             signal_id: vt.signal_id.clone(),
             professional: Some(corrected.clone()),
             planned_removal_date: String::new(),

@@ -13,6 +13,8 @@ mod party;
 mod plans;
 mod ports;
 mod region_api;
+mod request_bounds;
 mod rights;
+mod rights_scope;
 mod server_limits;
 mod tls_refusals;

@@ -147,18 +147,22 @@ async fn every_flow() -> Vec<(String, std::path::PathBuf, tempfile::TempDir)> {
     })
     .await;
     // Rights: export, correction, partial erasure.
-    let mut rights = north.rights("0014");
+    // 0530: where YOUTH lives, served by north.
+    let mut rights = north.rights("0530");
     rights
         .clone()
         .export_youth(pb::ExportYouthRequest {
             youth: Some(pb::export_youth_request::Youth::Bsn(YOUTH.into())),
             officer_id: "officer".into(),
+            page_size: 1,
+            ..Default::default()
         })
         .await
         .unwrap();
     rights
         .clone()
         .correct_signal(pb::CorrectSignalRequest {
+            youth: Some(pb::correct_signal_request::Youth::Bsn(YOUTH.into())),
             signal_id: school.signal_id.clone(),
             professional: Some(contact("school-north")),
             planned_removal_date: String::new(),
@@ -202,8 +206,8 @@ async fn every_flow() -> Vec<(String, std::path::PathBuf, tempfile::TempDir)> {
     .await;
     rights
         .order_erasure(pb::OrderErasureRequest {
-            youth: Some(pb::order_erasure_request::Youth::Bsn(SIBLING.into())),
-            signal_ids: vec![],
+            youth: Some(pb::order_erasure_request::Youth::Bsn(YOUTH.into())),
+            signal_ids: vec![jgz.signal_id.clone()],
             officer_id: "officer".into(),
             reference: "ERA-1".into(),
         })

@@ -7,8 +7,8 @@ use vix_protocol::region::v1 as pb;
 use vix_tests::{TestRegion, eventually, spawn_hub, spawn_linked_region, spawn_region};
 
 const YOUTH: &str = "999991383";
-/// Groningen, served by north; Amsterdam is south's.
-const NORTH_MUNICIPALITY: &str = "0014";
+/// Hellevoetsluis, where YOUTH lives, served by north; Amsterdam is south's.
+const NORTH_MUNICIPALITY: &str = "0530";
 const SOUTH_MUNICIPALITY: &str = "0363";
 
 async fn register(region: &TestRegion, org: &str, request_id: &str) -> pb::Signal {
@@ -37,6 +37,7 @@ fn export_request() -> pb::ExportYouthRequest {
     pb::ExportYouthRequest {
         youth: Some(pb::export_youth_request::Youth::Bsn(YOUTH.into())),
         officer_id: "officer-1".into(),
+        ..Default::default()
     }
 }
 
@@ -98,6 +99,7 @@ async fn the_municipality_corrects_contact_date_and_informing_within_the_rules()
     let jgz = register(&north, "jgz-north", "r1").await;
     let mut rights = north.rights(NORTH_MUNICIPALITY);
     let correct = |planned: &str, reference: &str| pb::CorrectSignalRequest {
+        youth: Some(pb::correct_signal_request::Youth::Bsn(YOUTH.into())),
         signal_id: jgz.signal_id.clone(),
         professional: None,
         planned_removal_date: planned.into(),
@@ -134,6 +136,7 @@ async fn the_municipality_corrects_contact_date_and_informing_within_the_rules()
     };
     let corrected = rights
         .correct_signal(pb::CorrectSignalRequest {
+            youth: Some(pb::correct_signal_request::Youth::Bsn(YOUTH.into())),
             signal_id: jgz.signal_id.clone(),
             professional: Some(new_contact.clone()),
             planned_removal_date: String::new(),

@@ -381,11 +381,6 @@ pub(crate) fn match_to_pb(view: &MatchView) -> pb::Match {
     }
 }
 
-/// Matches per page when the caller does not say.
-pub(crate) const MATCH_PAGE_DEFAULT: u32 = 100;
-/// The most matches one page may hold: a page is read, audited and sent in one piece.
-pub(crate) const MATCH_PAGE_MAX: u32 = 1000;
-
 /// The page a ListMatches request asks for. The token is the last match of the previous page
 /// (`<found_at in microseconds>.<notice id>`): it names a notice of the caller only, and a
 /// forged one at most skips or repeats the caller's own matches.
@@ -394,14 +389,11 @@ pub(crate) fn parse_match_page(
     page_token: &str,
     errors: &mut ValidationErrors,
 ) -> Option<crate::store::MatchPage> {
-    let limit = match page_size {
-        0 => MATCH_PAGE_DEFAULT,
-        size if size > MATCH_PAGE_MAX => {
-            errors.add("page_size", "must be at most 1000");
-            return None;
-        }
-        size => size,
-    };
+    use crate::domain::bounds::{MATCH_PAGE_DEFAULT, MATCH_PAGE_MAX, page_size as bounded};
+    let limit = errors.check(
+        "page_size",
+        bounded(page_size, MATCH_PAGE_DEFAULT, MATCH_PAGE_MAX),
+    )?;
     if page_token.is_empty() {
         return Some(crate::store::MatchPage { after: None, limit });
     }
@@ -434,4 +426,49 @@ pub(crate) fn parse_match_page(
 /// The token that continues after `last`.
 pub(crate) fn match_page_token(last: &crate::store::MatchPosition) -> String {
     format!("{}.{}", last.found_at.as_microsecond(), last.notice_id)
+}
+
+/// The page an ExportYouth request asks for. The token is the last signal of the previous page
+/// (`<registered_at in microseconds>.<signal id>`); pages are read within the youth's signals
+/// only, so a forged token at most skips or repeats the youth's own signals.
+pub(crate) fn parse_export_page(
+    page_size: u32,
+    page_token: &str,
+    errors: &mut ValidationErrors,
+) -> Option<crate::store::SignalPage> {
+    use crate::domain::bounds::{EXPORT_PAGE_DEFAULT, EXPORT_PAGE_MAX, page_size as bounded};
+    let limit = errors.check(
+        "page_size",
+        bounded(page_size, EXPORT_PAGE_DEFAULT, EXPORT_PAGE_MAX),
+    )?;
+    if page_token.is_empty() {
+        return Some(crate::store::SignalPage { after: None, limit });
+    }
+    let position = page_token
+        .split_once('.')
+        .and_then(|(registered_at, signal_id)| {
+            let registered_at = registered_at.parse::<i64>().ok()?;
+            Some(crate::store::SignalPosition {
+                registered_at: jiff::Timestamp::from_microsecond(registered_at).ok()?,
+                signal_id: SignalId::parse(signal_id).ok()?,
+            })
+        });
+    match position {
+        Some(position) => Some(crate::store::SignalPage {
+            after: Some(position),
+            limit,
+        }),
+        None => {
+            errors.add(
+                "page_token",
+                "is not a token from a previous ExportYouth response",
+            );
+            None
+        }
+    }
+}
+
+/// The token that continues after `last`.
+pub(crate) fn export_page_token(last: &StoredSignal) -> String {
+    format!("{}.{}", last.registered_at.as_microsecond(), last.signal_id)
 }

@@ -1,5 +1,6 @@
 //! `vix.region.v1.RightsService`: the rights of youths and parents (DOMAIN.md section 8), for the
-//! officers of the municipalities this region serves. Shares the region API's error mapping.
+//! officers of the municipalities this region serves, each for the youths living in it. Shares
+//! the region API's error mapping.
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use vix_protocol::region::v1::rights_service_server::RightsService;
 
 use super::{RegionContext, RegionError, convert};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
+use crate::domain::bounds;
+use crate::domain::scope::{self, Residence};
 use crate::domain::{AltYouthId, Bsn, MunicipalityCode, SignalId, SubjectKey, ValidationErrors};
 use crate::store::{SignalStore, SignalUpdate};
 use crate::tls::{self, PeerIdentity};
@@ -83,25 +86,51 @@ enum YouthInput<'a> {
     Alt(&'a pb::AltYouthId),
 }
 
-impl<S: SignalStore> RightsApi<S> {
-    fn subject_key(
-        &self,
-        youth: Option<YouthInput<'_>>,
-        errors: &mut ValidationErrors,
-    ) -> Option<SubjectKey> {
-        let pseudonymiser = &self.context.pseudonymiser;
-        match youth {
-            None => {
-                errors.add("youth", "either bsn or alt_youth_id is required");
-                None
-            }
-            Some(YouthInput::Bsn(bsn)) => errors
-                .check("bsn", Bsn::parse(bsn))
-                .map(|bsn| pseudonymiser.subject_key(&bsn)),
-            Some(YouthInput::Alt(alt)) => errors
-                .check("alt_youth_id", AltYouthId::parse(&alt.issuer, &alt.number))
-                .map(|id| pseudonymiser.alt_subject_key(&id)),
+/// The youth a rights request names, parsed.
+enum NamedYouth {
+    Bsn(Bsn),
+    Alt(AltYouthId),
+}
+
+fn parse_youth(youth: Option<YouthInput<'_>>, errors: &mut ValidationErrors) -> Option<NamedYouth> {
+    match youth {
+        None => {
+            errors.add("youth", "either bsn or alt_youth_id is required");
+            None
         }
+        Some(YouthInput::Bsn(bsn)) => errors.check("bsn", Bsn::parse(bsn)).map(NamedYouth::Bsn),
+        Some(YouthInput::Alt(alt)) => errors
+            .check("alt_youth_id", AltYouthId::parse(&alt.issuer, &alt.number))
+            .map(NamedYouth::Alt),
+    }
+}
+
+impl<S: SignalStore> RightsApi<S> {
+    /// The youth's subject key, once `code` is shown to act for them (`domain::scope`): an
+    /// officer of another municipality is refused before anything of the youth is read.
+    fn youth_in_scope(
+        &self,
+        code: &MunicipalityCode,
+        youth: &NamedYouth,
+    ) -> Result<SubjectKey, RegionError> {
+        let pseudonymiser = &self.context.pseudonymiser;
+        let (residence, subject_key) = match youth {
+            NamedYouth::Bsn(bsn) => (
+                Residence::Registered(
+                    self.context
+                        .registry
+                        .lookup(bsn)?
+                        .and_then(|person| person.municipality),
+                ),
+                pseudonymiser.subject_key(bsn),
+            ),
+            NamedYouth::Alt(id) => (Residence::Unregistered, pseudonymiser.alt_subject_key(id)),
+        };
+        scope::check(code, &residence).map_err(|error| {
+            tracing::info!(municipality = %code, "rights request for a youth of another municipality refused");
+            RegionError::PermissionDenied(error.to_string())
+        })?;
+        Ok(subject_key)
     }
 
     async fn export(
@@ -116,13 +145,20 @@ impl<S: SignalStore> RightsApi<S> {
             pb::export_youth_request::Youth::Bsn(bsn) => YouthInput::Bsn(bsn),
             pb::export_youth_request::Youth::AltYouthId(alt) => YouthInput::Alt(alt),
         });
-        let subject_key = self.subject_key(youth, &mut errors);
+        let youth = parse_youth(youth, &mut errors);
         let actor = parse_officer(&code, &body.officer_id, &mut errors);
+        let page = convert::parse_export_page(body.page_size, &body.page_token, &mut errors);
         errors.into_result()?;
-        let (Some(subject_key), Some(actor)) = (subject_key, actor) else {
+        let (Some(youth), Some(actor), Some(page)) = (youth, actor, page) else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
-        let signals = self.context.store.signals_of_subject(&subject_key).await?;
+        let subject_key = self.youth_in_scope(&code, &youth)?;
+        let limit = page.limit;
+        let signals = self
+            .context
+            .store
+            .signals_of_subject(&subject_key, page)
+            .await?;
         let mut exported = Vec::with_capacity(signals.len());
         for signal in &signals {
             let notices = self
@@ -139,7 +175,13 @@ impl<S: SignalStore> RightsApi<S> {
                 notices: notices.iter().map(convert::match_to_pb).collect(),
             });
         }
-        // Logged before the data goes out.
+        let next_page_token = match signals.last() {
+            Some(last) if signals.len() >= usize::try_from(limit).unwrap_or(usize::MAX) => {
+                convert::export_page_token(last)
+            }
+            _ => String::new(),
+        };
+        // Logged before the data goes out: one entry per page, naming that page's signals.
         self.context
             .store
             .record_audit(AuditEntry {
@@ -151,7 +193,10 @@ impl<S: SignalStore> RightsApi<S> {
             })
             .await?;
         tracing::info!(municipality = %code, signals = exported.len(), "youth exported");
-        Ok(pb::ExportYouthResponse { signals: exported })
+        Ok(pb::ExportYouthResponse {
+            signals: exported,
+            next_page_token,
+        })
     }
 
     async fn correct(
@@ -162,6 +207,11 @@ impl<S: SignalStore> RightsApi<S> {
         self.context.ensure_swept().await?;
         let body = request.get_ref();
         let mut errors = ValidationErrors::new();
+        let youth = body.youth.as_ref().map(|youth| match youth {
+            pb::correct_signal_request::Youth::Bsn(bsn) => YouthInput::Bsn(bsn),
+            pb::correct_signal_request::Youth::AltYouthId(alt) => YouthInput::Alt(alt),
+        });
+        let youth = parse_youth(youth, &mut errors);
         let signal_id = errors.check("signal_id", SignalId::parse(&body.signal_id));
         let contact = body
             .professional
@@ -189,11 +239,17 @@ impl<S: SignalStore> RightsApi<S> {
         let actor = parse_officer(&code, &body.officer_id, &mut errors);
         let reference = parse_reference(&body.reference, &mut errors);
         errors.into_result()?;
-        let (Some(signal_id), Some(planned_removal_date), Some(actor), Some(reference)) =
-            (signal_id, planned, actor, reference)
+        let (
+            Some(youth),
+            Some(signal_id),
+            Some(planned_removal_date),
+            Some(actor),
+            Some(reference),
+        ) = (youth, signal_id, planned, actor, reference)
         else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
+        let subject_key = self.youth_in_scope(&code, &youth)?;
         let correction = SignalUpdate {
             contact,
             planned_removal_date,
@@ -203,6 +259,7 @@ impl<S: SignalStore> RightsApi<S> {
             .context
             .store
             .correct(
+                &subject_key,
                 signal_id,
                 correction,
                 &actor,
@@ -229,21 +286,29 @@ impl<S: SignalStore> RightsApi<S> {
             pb::order_erasure_request::Youth::Bsn(bsn) => YouthInput::Bsn(bsn),
             pb::order_erasure_request::Youth::AltYouthId(alt) => YouthInput::Alt(alt),
         });
-        let subject_key = self.subject_key(youth, &mut errors);
-        let only: Option<Vec<SignalId>> = body
-            .signal_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| errors.check(&format!("signal_ids[{i}]"), SignalId::parse(id)))
-            .collect();
+        let youth = parse_youth(youth, &mut errors);
+        // Bounded before each id is parsed, so a huge list costs nothing more.
+        let only: Option<Vec<SignalId>> = match errors.check(
+            "signal_ids",
+            bounds::list_len(body.signal_ids.len(), bounds::ERASURE_SIGNAL_IDS_MAX),
+        ) {
+            None => None,
+            Some(()) => body
+                .signal_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| errors.check(&format!("signal_ids[{i}]"), SignalId::parse(id)))
+                .collect(),
+        };
         let actor = parse_officer(&code, &body.officer_id, &mut errors);
         let reference = parse_reference(&body.reference, &mut errors);
         errors.into_result()?;
-        let (Some(subject_key), Some(only), Some(actor), Some(reference)) =
-            (subject_key, only, actor, reference)
+        let (Some(youth), Some(only), Some(actor), Some(reference)) =
+            (youth, only, actor, reference)
         else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
+        let subject_key = self.youth_in_scope(&code, &youth)?;
         let erased = self
             .context
             .store

@@ -131,6 +131,22 @@ impl MatchPage {
     }
 }
 
+/// Where a page of a youth's signals starts and how long it is: pages follow registration
+/// (then signal id), one range of the `signals_by_subject_registered` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalPage {
+    /// The last signal of the previous page; `None` for the first page.
+    pub after: Option<SignalPosition>,
+    pub limit: u32,
+}
+
+/// A signal's place in a youth's export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalPosition {
+    pub registered_at: Timestamp,
+    pub signal_id: SignalId,
+}
+
 /// A match's place in the listing order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchPosition {
@@ -328,16 +344,20 @@ pub trait SignalStore: Send + Sync + 'static {
         seqs: Vec<i64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Every signal on the node about the youth `subject_key`, in every state.
+    /// One page of the signals on the node about the youth `subject_key`, in every state,
+    /// oldest registration first.
     fn signals_of_subject(
         &self,
         subject_key: &SubjectKey,
+        page: SignalPage,
     ) -> impl Future<Output = Result<Vec<StoredSignal>, StoreError>> + Send;
 
-    /// A municipality's correction of any signal (DOMAIN.md section 8), audited with `actor`
-    /// and the order's `reference`.
+    /// A municipality's correction of a signal on the youth `subject_key` (DOMAIN.md section
+    /// 8), audited with `actor` and the order's `reference`. [`StoreError::NotFound`] when the
+    /// signal does not exist or is on another youth: the two are not told apart.
     fn correct(
         &self,
+        subject_key: &SubjectKey,
         signal_id: SignalId,
         correction: SignalUpdate,
         actor: &crate::domain::audit::Actor,

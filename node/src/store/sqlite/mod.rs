@@ -34,7 +34,8 @@ use super::sql::query;
 use super::writer::{self, GroupCommit, Writer};
 use super::{
     Acting, HubLogApplied, MatchPage, MatchView, NewSignal, NoticeDelivery, OutboxEntry,
-    Registered, SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn, audit,
+    Registered, SignalPage, SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport,
+    Withdrawn, audit,
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{CoordinationAction, CoordinationChange};
@@ -279,12 +280,25 @@ impl SignalStore for SqliteStore {
     async fn signals_of_subject(
         &self,
         subject_key: &SubjectKey,
+        page: SignalPage,
     ) -> Result<Vec<StoredSignal>, StoreError> {
+        let (registered_at, signal_id) = match &page.after {
+            Some(after) => (
+                after.registered_at.as_microsecond(),
+                after.signal_id.to_string(),
+            ),
+            None => (i64::MIN, String::new()),
+        };
         let mut conn = self.reader.acquire().await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT signal_id FROM signals WHERE subject_key = ? ORDER BY registered_at, signal_id",
+            "SELECT signal_id FROM signals WHERE subject_key = ?1 \
+             AND (registered_at, signal_id) > (?2, ?3) \
+             ORDER BY registered_at, signal_id LIMIT ?4",
         )
         .bind(subject_key.to_stored())
+        .bind(registered_at)
+        .bind(signal_id)
+        .bind(i64::from(page.limit))
         .fetch_all(&mut *conn)
         .await?;
         let mut signals = Vec::with_capacity(ids.len());
@@ -298,16 +312,28 @@ impl SignalStore for SqliteStore {
 
     async fn correct(
         &self,
+        subject_key: &SubjectKey,
         signal_id: SignalId,
         correction: SignalUpdate,
         actor: &Actor,
         reference: &str,
         now: Timestamp,
     ) -> Result<StoredSignal, StoreError> {
+        let subject_key = *subject_key;
         let actor = actor.clone();
         let reference = reference.to_owned();
         self.writer
-            .write(move |tx| correct(tx, signal_id, correction, &actor, &reference, now))
+            .write(move |tx| {
+                correct(
+                    tx,
+                    &subject_key,
+                    signal_id,
+                    correction,
+                    &actor,
+                    &reference,
+                    now,
+                )
+            })
             .await
     }
 

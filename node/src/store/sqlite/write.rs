@@ -301,15 +301,20 @@ pub(super) fn apply_hub_coordination(
     Ok(held.is_some())
 }
 
+/// Corrects the signal `signal_id` of the youth `subject_key`; a signal of another youth is
+/// [`StoreError::NotFound`], as one that does not exist.
 pub(super) fn correct(
     tx: &Connection,
+    subject_key: &SubjectKey,
     signal_id: SignalId,
     correction: SignalUpdate,
     actor: &Actor,
     reference: &str,
     now: Timestamp,
 ) -> Result<StoredSignal, StoreError> {
-    let current = load_signal(tx, signal_id)?.ok_or(StoreError::NotFound)?;
+    let current = load_signal(tx, signal_id)?
+        .filter(|signal| signal.subject_key == *subject_key)
+        .ok_or(StoreError::NotFound)?;
     let today = crate::domain::clock::local_date(now);
     let registered_on = crate::domain::clock::local_date(current.registered_at);
     let planned_removal_date = match correction.planned_removal_date {
