@@ -9,6 +9,9 @@ use crate::domain::ValidationErrors;
 use crate::domain::registry::RegistryError;
 use crate::store::StoreError;
 
+/// The answer to a signal id the caller may not see, whether or not it exists.
+const NO_SUCH_SIGNAL: &str = "no such signal";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegionError {
     /// The caller's certificate does not let it use this service.
@@ -39,11 +42,12 @@ impl From<RegionError> for Status {
             RegionError::Invalid(errors) => invalid_argument(&errors),
             RegionError::NotFound(message) => Status::not_found(message),
             RegionError::FailedPrecondition(message) => Status::failed_precondition(message),
-            RegionError::Store(StoreError::NotFound) => Status::not_found("no such signal"),
-            RegionError::Store(StoreError::NoSuchMatch) => Status::not_found("no such match"),
-            RegionError::Store(StoreError::NotOwner) => {
-                Status::permission_denied("the signal belongs to another organisation")
+            // Another organisation's signal (or match) is answered exactly as a missing one:
+            // a different answer would tell the caller that the id exists.
+            RegionError::Store(StoreError::NotFound | StoreError::NotOwner) => {
+                Status::not_found(NO_SUCH_SIGNAL)
             }
+            RegionError::Store(StoreError::NoSuchMatch) => Status::not_found("no such match"),
             RegionError::Store(error @ StoreError::Deceased) => {
                 Status::failed_precondition(error.to_string())
             }

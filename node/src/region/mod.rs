@@ -223,6 +223,22 @@ fn request_fingerprint(input: &RegisterInput, subject_key: &crate::domain::Subje
 }
 
 impl<S: SignalStore> RegionApi<S> {
+    /// The caller's signal `signal_id`. A signal of another organisation is
+    /// [`StoreError::NotFound`](crate::store::StoreError::NotFound), exactly as one that does
+    /// not exist, so a caller cannot learn which signal ids exist.
+    async fn own_signal(
+        &self,
+        organisation_id: &OrganisationId,
+        signal_id: SignalId,
+    ) -> Result<crate::store::StoredSignal, RegionError> {
+        self.context
+            .store
+            .signal(signal_id)
+            .await?
+            .filter(|signal| signal.organisation_id == *organisation_id)
+            .ok_or(RegionError::Store(crate::store::StoreError::NotFound))
+    }
+
     async fn register(
         &self,
         request: Request<pb::RegisterSignalRequest>,
@@ -324,15 +340,7 @@ impl<S: SignalStore> RegionApi<S> {
         let (Some(signal_id), Some(acting)) = (signal_id, acting) else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
-        let signal = self
-            .context
-            .store
-            .signal(signal_id)
-            .await?
-            .ok_or(RegionError::NotFound("no such signal"))?;
-        if signal.organisation_id != organisation_id {
-            return Err(crate::store::StoreError::NotOwner.into());
-        }
+        let signal = self.own_signal(&organisation_id, signal_id).await?;
         // The answer holds contact details: logged before it is given.
         self.context
             .store
@@ -368,6 +376,11 @@ impl<S: SignalStore> RegionApi<S> {
         let (Some(acting), Some(page)) = (acting, page) else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
+        if let Some(signal_id) = signal_id {
+            // Another organisation's signal is answered as a missing one, not as an empty list
+            // that a missing one would also get: neither tells whether the id exists.
+            self.own_signal(&organisation_id, signal_id).await?;
+        }
         let limit = page.limit;
         let matches = self
             .context

@@ -594,7 +594,8 @@ pub(super) fn coordinate(
     .fetch_optional(tx)?
     .ok_or(StoreError::NoSuchMatch)?;
     if notice.try_get::<String>("recipient_organisation_id")? != acting.organisation_id.as_str() {
-        return Err(StoreError::NotOwner);
+        // Another organisation's notice is answered as a missing one: no probing of ids.
+        return Err(StoreError::NoSuchMatch);
     }
     let own = parse_signal_id(&notice.text("recipient_signal_id")?)?;
     let other = parse_signal_id(&notice.text("counterpart_signal_id")?)?;
