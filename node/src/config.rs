@@ -134,12 +134,29 @@ pub fn load(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigError> {
+    let toml = match file {
+        None => None,
+        Some(file) if !file.is_file() => return Err(ConfigError::Missing(file.to_owned())),
+        Some(file) => Some(Toml::file_exact(file)),
+    };
+    extract(toml, env)
+}
+
+/// As [`load`], with the TOML text itself instead of a file (the fuzz target feeds it here).
+pub fn load_str(
+    toml: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    extract(Some(Toml::string(toml)), env)
+}
+
+fn extract(
+    toml: Option<figment::providers::Data<Toml>>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(LogDefaults::default()));
-    if let Some(file) = file {
-        if !file.is_file() {
-            return Err(ConfigError::Missing(file.to_owned()));
-        }
-        figment = figment.merge(Toml::file_exact(file));
+    if let Some(toml) = toml {
+        figment = figment.merge(toml);
     }
     // figment reads the process environment; to keep configuration explicit (and testable)
     // the variables are passed in and served through a custom provider.
