@@ -440,3 +440,41 @@ pub const TARGETS: [(&str, Target); 6] = [
     ("mutations", mutations),
 ];
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every committed seed of every fuzz target is a valid example: it must be accepted, so
+    /// the seeds keep reaching the deep paths as the parsers change.
+    #[test]
+    fn every_seed_is_accepted() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+        let mut count = 0;
+        for (target, run) in TARGETS {
+            let dir = seeds.join(target);
+            let mut entries: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+                .map(|entry| entry.unwrap().path())
+                .collect();
+            entries.sort();
+            assert!(!entries.is_empty(), "no seeds for {target}");
+            for path in entries {
+                let data = std::fs::read(&path).unwrap();
+                if let Err(error) = run(&data) {
+                    panic!("{}: {error}", path.display());
+                }
+                count += 1;
+            }
+        }
+        assert!(count >= TARGETS.len());
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for (target, run) in TARGETS {
+            // Not UTF-8, and a protobuf varint cut short.
+            let data = b"\xff\xff\xff\xff";
+            assert!(run(data).is_err(), "{target} accepted {data:?}");
+        }
+    }
+}
