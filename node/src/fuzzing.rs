@@ -412,11 +412,10 @@ fn submit_coordination(request: &fed::SubmitCoordinationRequest) -> Outcome {
     Ok(format!("{} changes", parsed.len()))
 }
 
-/// One entry of the hub's notice log as a region node receives it: a protobuf
-/// `NoticeLogEntry`. What the region accepts, the hub's rendering of it must give back.
+/// One entry of the hub's notice log as a region node receives it (or reads it back from a
+/// dead letter): a protobuf `NoticeLogEntry`. What the region accepts, the hub's rendering of it must give back.
 pub fn notice_log_entry(data: &[u8]) -> Outcome {
-    let message: fed::NoticeLogEntry = decode(data)?;
-    let entry = crate::region::notice_consumer::entry_from_pb(message)
+    let entry = crate::region::notice_consumer::entry_from_bytes(data)
         .map_err(|error| error.to_string())?;
     let again = crate::region::notice_consumer::entry_from_pb(hub_convert::entry_to_pb(&entry));
     match again {
