@@ -191,13 +191,7 @@ impl figment::Provider for EnvVars {
             let Some(rest) = key.strip_prefix("VIX_") else {
                 continue;
             };
-            // figment 0.10 unescapes a quoted value by slicing it at a character index: a
-            // multi-byte character before a backslash panics or drops text. Refused here.
-            if value.contains('"') && value.contains('\\') && !value.is_ascii() {
-                return Err(figment::Error::from(format!(
-                    "{key}: a quoted value with a backslash escape must be ASCII"
-                )));
-            }
+            check_env_value(key, value).map_err(figment::Error::from)?;
             let path = rest.to_ascii_lowercase().replace("__", ".");
             let parsed: figment::value::Value = value
                 .parse()
@@ -210,6 +204,34 @@ impl figment::Provider for EnvVars {
         Ok(figment::Profile::Default.collect(dict))
     }
 }
+
+/// Values figment 0.10's value parser cannot take safely: it unescapes a quoted value by
+/// slicing it at a character index (a multi-byte character before a backslash panics or drops
+/// text), and it nests arrays and tables without a limit (deep nesting overflows the stack).
+fn check_env_value(key: &str, value: &str) -> Result<(), String> {
+    if value.contains('"') && value.contains('\\') && !value.is_ascii() {
+        return Err(format!(
+            "{key}: a quoted value with a backslash escape must be ASCII"
+        ));
+    }
+    let mut depth = 0_usize;
+    for c in value.chars() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > ENV_NESTING_MAX {
+            return Err(format!(
+                "{key}: nested more than {ENV_NESTING_MAX} levels deep"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Deeper than any setting of vix, far below what overflows the stack.
+const ENV_NESTING_MAX: usize = 16;
 
 fn merge_dicts(mut base: figment::value::Dict, more: figment::value::Dict) -> figment::value::Dict {
     use figment::value::Value;
@@ -339,6 +361,21 @@ mod tests {
         for name in ["hub.toml", "region-north.toml", "region-south.toml"] {
             load(Some(&root.join(name)), []).unwrap_or_else(|error| panic!("{name}: {error}"));
         }
+    }
+
+    /// Found by the `config` fuzz target: figment 0.10's value parser recurses once per `[`,
+    /// so a long run of them overflowed the stack (SIGSEGV under the fuzzer, an abort here).
+    #[test]
+    fn a_deeply_nested_value_is_a_clear_error() {
+        let env = [("VIX_LOG__FILTER".to_owned(), "[".repeat(5000))];
+        let error = load_str("", env).unwrap_err().to_string();
+        assert!(error.contains("VIX_LOG__FILTER: nested more"), "{error}");
+        let env = [(
+            "VIX_REGION__ORGANISATIONS".to_owned(),
+            r#"["jgz-north", "vt-north"]"#.to_owned(),
+        )];
+        let error = load_str("", env).unwrap_err().to_string();
+        assert!(error.contains("missing field"), "{error}");
     }
 
     #[test]
