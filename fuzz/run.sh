@@ -50,6 +50,6 @@ for target in "${targets[@]}"; do
     echo "fuzz target $target failed; the input is in fuzz/artifacts/$target/" >&2
     exit 1
   fi
-  grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units' "$log"
+  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units' "$log"
 done
 echo "fuzzing: ${#targets[@]} targets, ${seconds}s each, no crash"
