@@ -140,12 +140,29 @@ pub fn load(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigError> {
+    let toml = match file {
+        None => None,
+        Some(file) if !file.is_file() => return Err(ConfigError::Missing(file.to_owned())),
+        Some(file) => Some(Toml::file_exact(file)),
+    };
+    extract(toml, env)
+}
+
+/// As [`load`], with the TOML text itself instead of a file (the fuzz target feeds it here).
+pub fn load_str(
+    toml: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    extract(Some(Toml::string(toml)), env)
+}
+
+fn extract(
+    toml: Option<figment::providers::Data<Toml>>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(LogDefaults::default()));
-    if let Some(file) = file {
-        if !file.is_file() {
-            return Err(ConfigError::Missing(file.to_owned()));
-        }
-        figment = figment.merge(Toml::file_exact(file));
+    if let Some(toml) = toml {
+        figment = figment.merge(toml);
     }
     // figment reads the process environment; to keep configuration explicit (and testable)
     // the variables are passed in and served through a custom provider.
@@ -180,6 +197,7 @@ impl figment::Provider for EnvVars {
             let Some(rest) = key.strip_prefix("VIX_") else {
                 continue;
             };
+            check_env_value(key, value).map_err(figment::Error::from)?;
             let path = rest.to_ascii_lowercase().replace("__", ".");
             let parsed: figment::value::Value = value
                 .parse()
@@ -192,6 +210,34 @@ impl figment::Provider for EnvVars {
         Ok(figment::Profile::Default.collect(dict))
     }
 }
+
+/// Values figment 0.10's value parser cannot take safely: it unescapes a quoted value by
+/// slicing it at a character index (a multi-byte character before a backslash panics or drops
+/// text), and it nests arrays and tables without a limit (deep nesting overflows the stack).
+fn check_env_value(key: &str, value: &str) -> Result<(), String> {
+    if value.contains('"') && value.contains('\\') && !value.is_ascii() {
+        return Err(format!(
+            "{key}: a quoted value with a backslash escape must be ASCII"
+        ));
+    }
+    let mut depth = 0_usize;
+    for c in value.chars() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > ENV_NESTING_MAX {
+            return Err(format!(
+                "{key}: nested more than {ENV_NESTING_MAX} levels deep"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Deeper than any setting of vix, far below what overflows the stack.
+const ENV_NESTING_MAX: usize = 16;
 
 fn merge_dicts(mut base: figment::value::Dict, more: figment::value::Dict) -> figment::value::Dict {
     use figment::value::Value;
@@ -264,6 +310,28 @@ mod tests {
         assert!(error.contains("listen"), "{error}");
     }
 
+    /// Found by the `config` fuzz target: figment 0.10's value parser cuts a quoted string at
+    /// a character index taken as a byte index, so a multi-byte character before a backslash
+    /// escape panicked (or silently dropped text).
+    #[test]
+    fn a_quoted_non_ascii_value_with_an_escape_is_a_clear_error() {
+        for value in [r#""é\n""#, r#"["éé\t"]"#] {
+            let env = [("VIX_LOG__FILTER".to_owned(), value.to_owned())];
+            let error = load_str("", env).unwrap_err().to_string();
+            assert!(error.contains("VIX_LOG__FILTER"), "{error}");
+            assert!(!error.contains('é'), "the value is not repeated: {error}");
+        }
+        // An ASCII escape, and non-ASCII without one, read as before.
+        let env = [
+            ("VIX_LOG__FILTER".to_owned(), r#""info\twarn""#.to_owned()),
+            ("VIX_LOG__FORMAT".to_owned(), r#""jsön""#.to_owned()),
+        ];
+        let error = load_str("", env).unwrap_err().to_string();
+        assert!(error.contains("jsön"), "{error}");
+        let env = [("VIX_LOG__FILTER".to_owned(), r#""info\twarn""#.to_owned())];
+        assert_eq!(load_str("", env).unwrap().log.filter, "info\twarn");
+    }
+
     #[test]
     fn tls_timings_have_defaults_and_can_be_set() {
         let file = write(REGION_TOML);
@@ -299,6 +367,21 @@ mod tests {
         for name in ["hub.toml", "region-north.toml", "region-south.toml"] {
             load(Some(&root.join(name)), []).unwrap_or_else(|error| panic!("{name}: {error}"));
         }
+    }
+
+    /// Found by the `config` fuzz target: figment 0.10's value parser recurses once per `[`,
+    /// so a long run of them overflowed the stack (SIGSEGV under the fuzzer, an abort here).
+    #[test]
+    fn a_deeply_nested_value_is_a_clear_error() {
+        let env = [("VIX_LOG__FILTER".to_owned(), "[".repeat(5000))];
+        let error = load_str("", env).unwrap_err().to_string();
+        assert!(error.contains("VIX_LOG__FILTER: nested more"), "{error}");
+        let env = [(
+            "VIX_REGION__ORGANISATIONS".to_owned(),
+            r#"["jgz-north", "vt-north"]"#.to_owned(),
+        )];
+        let error = load_str("", env).unwrap_err().to_string();
+        assert!(error.contains("missing field"), "{error}");
     }
 
     #[test]

@@ -5,6 +5,8 @@ mod bad_request;
 pub mod config;
 pub mod dead_letters;
 pub mod domain;
+/// Entry points of the fuzz targets in `fuzz/`.
+pub mod fuzzing;
 pub mod hub;
 pub mod limits;
 pub mod mutations;

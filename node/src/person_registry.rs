@@ -55,15 +55,20 @@ impl JsonPersonRegistry {
             path: shown.clone(),
             source,
         })?;
+        Self::from_json(&text, &shown)
+    }
+
+    /// Parses the text of a registry file; `shown` names the file in errors.
+    pub fn from_json(text: &str, shown: &str) -> Result<Self, RegistryFileError> {
         let entries: Vec<Entry> =
-            serde_json::from_str(&text).map_err(|source| RegistryFileError::Parse {
-                path: shown.clone(),
+            serde_json::from_str(text).map_err(|source| RegistryFileError::Parse {
+                path: shown.to_owned(),
                 source,
             })?;
         let mut persons = HashMap::with_capacity(entries.len());
         for (index, entry) in entries.into_iter().enumerate() {
             let bad = || RegistryFileError::Bsn {
-                path: shown.clone(),
+                path: shown.to_owned(),
                 index,
             };
             let bsn = Bsn::parse(&entry.bsn).map_err(|_| bad())?;

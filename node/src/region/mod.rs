@@ -18,7 +18,7 @@ use crate::domain::{OrganisationId, Pseudonymiser, RegionId, SignalId, Validatio
 use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, SweepReport, Withdrawn};
 use crate::tls::{self, PeerIdentity};
 
-mod convert;
+pub(crate) mod convert;
 mod error;
 pub mod forwarder;
 mod link;

@@ -49,7 +49,7 @@ fn municipality<S, T>(
 }
 
 /// An order reference: an identifier, not free text, so it cannot carry personal data.
-fn parse_reference(input: &str, errors: &mut ValidationErrors) -> Option<String> {
+pub(crate) fn parse_reference(input: &str, errors: &mut ValidationErrors) -> Option<String> {
     let ok = !input.is_empty()
         && input.len() <= REFERENCE_MAX_LEN
         && input
@@ -65,7 +65,7 @@ fn parse_reference(input: &str, errors: &mut ValidationErrors) -> Option<String>
     Some(input.to_owned())
 }
 
-fn parse_officer(
+pub(crate) fn parse_officer(
     code: &MunicipalityCode,
     input: &str,
     errors: &mut ValidationErrors,
