@@ -18,10 +18,16 @@ pub enum RegistryFileError {
         path: String,
         source: std::io::Error,
     },
-    #[error("the person registry file {path} is not valid: {source}")]
+    /// Where and what kind of fault, never serde's message: it quotes the value it choked
+    /// on, which may be a BSN.
+    #[error(
+        "the person registry file {path} is not valid JSON of persons: {kind} at line {line}, column {column}"
+    )]
     Parse {
         path: String,
-        source: serde_json::Error,
+        kind: &'static str,
+        line: usize,
+        column: usize,
     },
     #[error("the person registry file {path} has an entry {index} whose BSN fails the 11-proof")]
     Bsn { path: String, index: usize },
@@ -61,9 +67,16 @@ impl JsonPersonRegistry {
     /// Parses the text of a registry file; `shown` names the file in errors.
     pub fn from_json(text: &str, shown: &str) -> Result<Self, RegistryFileError> {
         let entries: Vec<Entry> =
-            serde_json::from_str(text).map_err(|source| RegistryFileError::Parse {
+            serde_json::from_str(text).map_err(|error| RegistryFileError::Parse {
                 path: shown.to_owned(),
-                source,
+                kind: match error.classify() {
+                    serde_json::error::Category::Io => "a read error",
+                    serde_json::error::Category::Syntax => "a syntax error",
+                    serde_json::error::Category::Data => "a value of the wrong type or shape",
+                    serde_json::error::Category::Eof => "an early end",
+                },
+                line: error.line(),
+                column: error.column(),
             })?;
         let mut persons = HashMap::with_capacity(entries.len());
         for (index, entry) in entries.into_iter().enumerate() {
@@ -84,7 +97,7 @@ impl JsonPersonRegistry {
                 .map(MunicipalityCode::parse)
                 .transpose()
                 .map_err(|_| RegistryFileError::Municipality {
-                    path: shown.clone(),
+                    path: shown.to_owned(),
                     index,
                 })?;
             persons.insert(
@@ -117,6 +130,16 @@ impl PersonRegistry for JsonPersonRegistry {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_parse_error_never_quotes_a_bsn() {
+        let error = JsonPersonRegistry::from_json(r#"[{"bsn": 999991383}]"#, "persons.json")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!error.contains("999991383"), "{error}");
+        assert!(error.contains("line 1"), "{error}");
+    }
+
     use super::*;
     use jiff::civil::date;
 
