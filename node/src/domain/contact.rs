@@ -215,6 +215,31 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_that_could_inject_an_email_header_are_refused() {
+        // The contact goes into notice e-mails: a line break must never get through, not in
+        // the name and not in the phone number.
+        for (name, phone, field) in [
+            ("A.\r\nBcc: x@y.nl", "", "professional.name"),
+            ("A.\u{0}B", "", "professional.name"),
+            ("A. de Jong", "050\r\n123", "professional.phone"),
+            ("A. de Jong", "050\t123", "professional.phone"),
+        ] {
+            let errors = parse(ContactInput {
+                name,
+                phone,
+                ..good()
+            })
+            .unwrap_err();
+            let fields: Vec<_> = errors
+                .violations()
+                .iter()
+                .map(|v| v.field.as_str())
+                .collect();
+            assert_eq!(fields, [field], "{name:?} {phone:?}");
+        }
+    }
+
+    #[test]
     fn overlong_name_is_refused() {
         let name = "a".repeat(201);
         assert!(
