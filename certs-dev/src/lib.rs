@@ -17,6 +17,7 @@
 //! | `rogue-ca.pem` | a second CA that nobody trusts |
 //! | `rogue-org.pem`, `.key` | a client certificate from the rogue CA, claiming `urn:vix:org:rogue` |
 //! | `federation.key` | the development federation key for pseudonyms (64 hex characters), shared by the dev regions |
+//! | `organisations.toml` | the federation's organisation registry (regions; each organisation's id, name and region), loaded by the hub and every region |
 //!
 //! Private keys are PKCS#8 PEM, ECDSA P-256.
 //!
@@ -39,6 +40,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// Re-exported so that tests can say how long a certificate or CRL is valid.
 pub use time;
 use time::{Duration, OffsetDateTime};
+
+mod registry;
+pub use registry::{organisation_registry_toml, write_organisation_registry};
 
 /// How long a CRL of the dev CA is valid: a week, like a production CA that re-issues its CRL
 /// daily, so a forgotten renewal shows up (the nodes fail closed) rather than never.
@@ -147,6 +151,7 @@ pub mod files {
     pub const HUB_KEY: &str = "hub.key";
     pub const ROGUE_CA_CERT: &str = "rogue-ca.pem";
     pub const FEDERATION_KEY: &str = "federation.key";
+    pub const ORGANISATION_REGISTRY: &str = "organisations.toml";
     /// Organisation ids of the three certificates that must be refused.
     pub const EXPIRED_ORG: &str = "expired";
     pub const REVOKED_ORG: &str = "revoked";
@@ -277,7 +282,7 @@ pub fn generate(dir: &Path, spec: &DevPkiSpec) -> Result<(), DevPkiError> {
         files::FEDERATION_KEY,
         format!("{}\n", hex::encode(federation_key)).as_bytes(),
     )?;
-    Ok(())
+    write_organisation_registry(dir, spec)
 }
 
 /// Signs a CRL listing `revoked`, valid from an hour ago (clock skew) for `next_update` from
@@ -708,6 +713,7 @@ mod tests {
             files::HUB_KEY.to_owned(),
             files::ROGUE_CA_CERT.to_owned(),
             files::FEDERATION_KEY.to_owned(),
+            files::ORGANISATION_REGISTRY.to_owned(),
         ];
         for region in &spec.regions {
             let (c, k) = files::region_server(region);

@@ -33,6 +33,17 @@ fn main() -> anyhow::Result<()> {
         vix_certs_dev::generate(&args.out, &vix_certs_dev::DevPkiSpec::default())
             .with_context(|| format!("writing the dev PKI into {}", args.out.display()))?;
         eprintln!("dev PKI written to {}", args.out.display());
+    } else if !args
+        .out
+        .join(vix_certs_dev::files::ORGANISATION_REGISTRY)
+        .exists()
+    {
+        // A PKI written before the organisation registry existed gets one, so the nodes start.
+        vix_certs_dev::write_organisation_registry(
+            &args.out,
+            &vix_certs_dev::DevPkiSpec::default(),
+        )
+        .context("writing the organisation registry")?;
     }
     let ca = vix_certs_dev::DevCa::load(&args.out)
         .with_context(|| format!("loading the dev CA of {}", args.out.display()))?;
