@@ -80,7 +80,6 @@ impl EventMaker {
                 subject_key: Some(self.key(0x51)),
                 family_keys: self.family_keys(),
                 organisation_id: org.to_owned(),
-                organisation_name: format!("Bench {org}"),
                 professional: Some(pb::ProfessionalContact {
                     professional_id: "p1".into(),
                     name: "A. Bench".into(),

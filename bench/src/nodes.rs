@@ -113,8 +113,9 @@ impl Federation {
     pub(crate) fn hub_config(&self, database: &Path, group_commit: GroupCommit) -> String {
         let mut text = self.log_section();
         text += &format!(
-            "[hub]\nlisten = \"127.0.0.1:0\"\ndatabase = {}\nregions = [\"north\", \"south\", \"east\"]\n\n",
-            path(database)
+            "[hub]\nlisten = \"127.0.0.1:0\"\ndatabase = {}\norganisation_registry_file = {}\n\n",
+            path(database),
+            path(&self.file(vix_certs_dev::files::ORGANISATION_REGISTRY)),
         );
         text += &self.tls_section(
             "hub.tls",
@@ -141,13 +142,6 @@ impl Federation {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let organisations = list(
-            spec.organisations
-                .iter()
-                .filter(|org| org.region == region)
-                .map(|org| org.id.clone())
-                .collect(),
-        );
         let municipalities = list(
             spec.municipalities
                 .iter()
@@ -159,11 +153,12 @@ impl Federation {
         text += &format!(
             "[region]\nregion_id = {}\nlisten = \"127.0.0.1:0\"\ndatabase = {}\n\
              federation_key_file = {}\nfederation_key_version = 1\nperson_registry_file = {}\n\
-             municipalities = [{municipalities}]\norganisations = [{organisations}]\n\n",
+             municipalities = [{municipalities}]\norganisation_registry_file = {}\n\n",
             quote(region),
             path(database),
             path(&self.file(vix_certs_dev::files::FEDERATION_KEY)),
             path(&self.registry),
+            path(&self.file(vix_certs_dev::files::ORGANISATION_REGISTRY)),
         );
         let (cert, key) = vix_certs_dev::files::region_server(region);
         text += &self.tls_section("region.tls", &cert, &key);

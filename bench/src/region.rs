@@ -14,8 +14,8 @@ use tokio::sync::Mutex;
 use vix_node::domain::contact::ContactInput;
 use vix_node::domain::informing::InformingRecord;
 use vix_node::domain::{
-    Clock, FamilyKey, KeyVersion, OrganisationId, ProfessionalContact, RegionId, SignalId,
-    SubjectKey, SystemClock, ValidationErrors,
+    Clock, FamilyKey, KeyVersion, OrganisationId, OrganisationName, ProfessionalContact, RegionId,
+    SignalId, SubjectKey, SystemClock, ValidationErrors,
 };
 use vix_node::store::sqlite::SqliteStore;
 use vix_node::store::{GroupCommit, NewSignal, Registered, SignalStore};
@@ -92,13 +92,14 @@ pub(crate) async fn prefill_bulk(
     Ok((BulkPrefill { bulk, store }, sample))
 }
 
-fn org_name(org: &str) -> String {
-    vix_certs_dev::DevPkiSpec::default()
+fn org_name(org: &str) -> anyhow::Result<OrganisationName> {
+    let name = vix_certs_dev::DevPkiSpec::default()
         .organisations
         .into_iter()
         .find(|o| o.id == org)
         .map(|o| o.name)
-        .unwrap_or_else(|| org.to_owned())
+        .unwrap_or_else(|| org.to_owned());
+    Ok(OrganisationName::parse(&name)?)
 }
 
 pub(crate) fn random_digest() -> [u8; 32] {
@@ -128,8 +129,8 @@ pub(crate) async fn prefill(
     );
     let version = KeyVersion::new(1)?;
     let orgs = [
-        (OrganisationId::parse(ORG)?, org_name(ORG)),
-        (OrganisationId::parse(OTHER_ORG)?, org_name(OTHER_ORG)),
+        (OrganisationId::parse(ORG)?, org_name(ORG)?),
+        (OrganisationId::parse(OTHER_ORG)?, org_name(OTHER_ORG)?),
     ];
     let mut errors = ValidationErrors::new();
     let contacts: Vec<ProfessionalContact> = ["p1", "p2"]

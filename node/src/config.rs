@@ -29,8 +29,10 @@ pub struct HubSettings {
     pub listen: SocketAddr,
     /// The SQLite database file; created with its folder on first start.
     pub database: PathBuf,
-    /// Region ids (from `urn:vix:region:<id>`) of the federation.
-    pub regions: Vec<String>,
+    /// The federation's organisation registry (TOML, see `domain::organisations`): its
+    /// regions are the ones whose certificates (`urn:vix:region:<id>`) the hub serves, and an
+    /// event is accepted only for an organisation the registry gives to the calling region.
+    pub organisation_registry_file: PathBuf,
     pub tls: TlsFiles,
     /// How concurrent writes share one commit (`[hub.group_commit]`).
     #[serde(default)]
@@ -106,8 +108,10 @@ pub struct RegionSettings {
     pub federation_key_version: u32,
     /// The person registry (BRP stand-in): a JSON file in the format of the BRP test fixture.
     pub person_registry_file: PathBuf,
-    /// Organisation ids (from `urn:vix:org:<id>`) that this region serves.
-    pub organisations: Vec<String>,
+    /// The federation's organisation registry (TOML, see `domain::organisations`), the same
+    /// file as the hub's: this region serves the organisations it gives to `region_id`
+    /// (certificates `urn:vix:org:<id>`), and shows each by the name it gives.
+    pub organisation_registry_file: PathBuf,
     /// Municipality codes (from `urn:vix:municipality:<code>`) whose officers may exercise the
     /// rights of youths and parents here: export, correction, erasure orders.
     #[serde(default)]
@@ -265,7 +269,7 @@ mod tests {
         federation_key_file = "var/dev/pki/federation.key"
         federation_key_version = 1
         person_registry_file = "../shared/fixtures/brp-test-persons.json"
-        organisations = ["jgz-north"]
+        organisation_registry_file = "var/dev/pki/organisations.toml"
         [region.tls]
         ca = "var/dev/pki/ca.pem"
         cert = "var/dev/pki/region-north-server.pem"
@@ -382,6 +386,24 @@ mod tests {
         )];
         let error = load_str("", env).unwrap_err().to_string();
         assert!(error.contains("missing field"), "{error}");
+    }
+
+    #[test]
+    fn the_dev_organisation_registry_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        vix_certs_dev::generate(dir.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+        let text =
+            std::fs::read_to_string(dir.path().join(vix_certs_dev::files::ORGANISATION_REGISTRY))
+                .unwrap();
+        let registry = crate::domain::OrganisationRegistry::parse_toml(&text).unwrap();
+        for org in vix_certs_dev::DevPkiSpec::default().organisations {
+            let id = crate::domain::OrganisationId::parse(&org.id).unwrap();
+            let entry = registry.get(&id).unwrap();
+            assert_eq!(
+                (entry.name.as_str(), entry.region.as_str()),
+                (org.name.as_str(), org.region.as_str())
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Builds runnable nodes from their settings: every file is read and checked here, so a bad
 //! configuration stops the process at start-up with a clear error, before it listens.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use vix_protocol::federation::v1::federation_service_server::FederationService;
 
 use crate::config::{HubSettings, RegionSettings};
 use crate::domain::clock::Clock;
-use crate::domain::{KeyVersion, OrganisationId, RegionId};
+use crate::domain::{KeyVersion, OrganisationRegistry, RegionId};
 use crate::hub::{self, HubApi, HubContext};
 use crate::person_registry::JsonPersonRegistry;
 use crate::pseudonym::HmacPseudonymiser;
@@ -23,6 +23,16 @@ use crate::region::{self, RegionContext};
 use crate::store::hub_sqlite::HubSqliteStore;
 use crate::store::sqlite::SqliteStore;
 use crate::tls;
+
+/// Reads and checks the organisation registry at `path`; `key` is the setting that named it.
+fn load_organisation_registry(
+    path: &std::path::Path,
+    key: &str,
+) -> anyhow::Result<OrganisationRegistry> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{key}: reading {}", path.display()))?;
+    OrganisationRegistry::parse_toml(&text).with_context(|| format!("{key}: {}", path.display()))
+}
 
 fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -45,15 +55,28 @@ impl RegionNode {
     pub async fn build(settings: &RegionSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let region_id = RegionId::parse(&settings.region_id)
             .with_context(|| format!("region.region_id {:?}", settings.region_id))?;
-        let organisations = settings
-            .organisations
-            .iter()
-            .map(|id| {
-                OrganisationId::parse(id).with_context(|| format!("region.organisations: {id:?}"))
-            })
-            .collect::<anyhow::Result<HashSet<_>>>()?;
+        let registry = load_organisation_registry(
+            &settings.organisation_registry_file,
+            "region.organisation_registry_file",
+        )?;
+        if !registry.regions().contains(&region_id) {
+            anyhow::bail!(
+                "region.region_id {:?} is not a region of the organisation registry {}",
+                settings.region_id,
+                settings.organisation_registry_file.display()
+            );
+        }
+        // This region serves exactly the organisations the registry gives it, by their names.
+        let organisations: HashMap<_, _> = registry
+            .of_region(&region_id)
+            .map(|organisation| (organisation.id.clone(), organisation.name.clone()))
+            .collect();
         if organisations.is_empty() {
-            anyhow::bail!("region.organisations is empty: the node would serve nobody");
+            anyhow::bail!(
+                "the organisation registry {} gives region {:?} no organisation: the node would serve nobody",
+                settings.organisation_registry_file.display(),
+                settings.region_id
+            );
         }
         let municipalities = settings
             .municipalities
@@ -169,14 +192,12 @@ pub struct HubNode {
 
 impl HubNode {
     pub async fn build(settings: &HubSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let regions = settings
-            .regions
-            .iter()
-            .map(|id| RegionId::parse(id).with_context(|| format!("hub.regions: {id:?}")))
-            .collect::<anyhow::Result<HashSet<_>>>()?;
-        if regions.is_empty() {
-            anyhow::bail!("hub.regions is empty: the hub would serve nobody");
-        }
+        let organisations = load_organisation_registry(
+            &settings.organisation_registry_file,
+            "hub.organisation_registry_file",
+        )?;
+        // The registry is never empty of regions (checked when it is read).
+        let regions: HashSet<RegionId> = organisations.regions().iter().cloned().collect();
         let tls = tls::server_config(&settings.tls).context("hub.tls")?;
         create_parent(&settings.database)?;
         let store = HubSqliteStore::open(&settings.database, settings.group_commit)
@@ -189,6 +210,7 @@ impl HubNode {
                 store,
                 clock,
                 regions,
+                organisations: Arc::new(organisations),
                 notices_logged: watch::Sender::new(0),
                 stopping,
                 daily_sweep: Default::default(),

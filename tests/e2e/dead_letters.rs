@@ -20,22 +20,30 @@ const OTHER_YOUTH: &str = "999996046";
 async fn an_event_the_hub_refuses_waits_as_a_dead_letter_while_other_signals_flow() {
     let hub = spawn_hub().await;
     let south = spawn_linked_region("south", &hub).await;
-    // A misconfigured north also claims south's organisation vt-south; the hub knows better.
-    let north = spawn_region_with("north", new_dir("north"), Some(hub.addr), |settings| {
-        settings.organisations.push("vt-south".into());
-    })
-    .await;
-    south
-        .register_bsn("vt-south", OTHER_YOUTH, "south-first")
-        .await;
-    eventually("the hub knows vt-south is south's", || async {
-        (south.context.store.outbox_len().await.unwrap() == 0).then_some(())
+    // A misconfigured north holds a registry that gives it south's organisation vt-south; the
+    // hub's registry gives vt-south to south.
+    let north_dir = new_dir("north");
+    let wrong = vix_tests::write_organisation_registry(north_dir.path(), &[("vt-south", "north")]);
+    let north = spawn_region_with("north", north_dir, Some(hub.addr), |settings| {
+        settings.organisation_registry_file = wrong;
     })
     .await;
 
+    // North speaks for vt-south before south ever did: nothing binds on first use, so the hub
+    // refuses it all the same ...
     let poisoned = north.register_bsn("vt-south", SIBLING, "poison").await;
     eventually("the refused event is a dead letter", || async {
         (north.context.store.dead_letter_count().await.unwrap() == 1).then_some(())
+    })
+    .await;
+    // ... and the region that serves vt-south is not stalled by it.
+    south
+        .register_bsn("vt-south", OTHER_YOUTH, "south-after")
+        .await;
+    eventually("south's vt-south event applied at the hub", || async {
+        (south.context.store.outbox_len().await.unwrap() == 0
+            && south.context.store.dead_letter_count().await.unwrap() == 0)
+            .then_some(())
     })
     .await;
     let letters = dead_letters::list(&north.context.store).await.unwrap();
@@ -47,7 +55,9 @@ async fn an_event_the_hub_refuses_waits_as_a_dead_letter_while_other_signals_flo
         Some(poisoned.signal_id.as_str())
     );
     assert!(
-        letter.reason.contains("PermissionDenied") && letter.reason.contains("organisation"),
+        letter.reason.contains("PermissionDenied")
+            && letter.reason.contains("].upsert.organisation_id")
+            && letter.reason.contains("another region"),
         "{}",
         letter.reason
     );

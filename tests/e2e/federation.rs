@@ -296,7 +296,6 @@ fn upsert(org: &str, digest: u8, state: fed::SignalState) -> fed::signal_event::
         }),
         family_keys: vec![],
         organisation_id: org.into(),
-        organisation_name: org.to_uppercase(),
         professional: Some(fed::ProfessionalContact {
             professional_id: "p1".into(),
             name: "P. One".into(),
@@ -322,7 +321,7 @@ async fn a_batch_submitted_twice_with_revisions_out_of_order_has_one_effect() {
     let event = |revision, state| fed::SignalEvent {
         signal_id: signal_id.clone(),
         revision,
-        change: Some(upsert("gp-north", 7, state)),
+        change: Some(upsert("school-north", 7, state)),
     };
     // Revision 2 (archived) arrives before revision 1 (active).
     let batch = fed::SubmitSignalsRequest {
@@ -417,19 +416,39 @@ async fn a_region_certificate_cannot_act_as_another_region() {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 
-    // Nor speak for an organisation of another region.
-    let status = north
-        .submit_signals(fed::SubmitSignalsRequest {
-            region_id: String::new(),
-            events: vec![fed::SignalEvent {
-                signal_id: "7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9".into(),
-                revision: 1,
-                change: Some(upsert("vt-south", 9, fed::SignalState::Active)),
-            }],
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
+    // Nor speak for an organisation of another region, or one the registry does not know:
+    // refused naming the event, so the region's forwarder sets exactly that event aside.
+    for org in ["vt-south", "unregistered"] {
+        let status = north
+            .submit_signals(fed::SubmitSignalsRequest {
+                region_id: String::new(),
+                events: vec![
+                    fed::SignalEvent {
+                        signal_id: "6f5e4d3c-2b1a-4098-8765-43210fedcba9".into(),
+                        revision: 1,
+                        change: Some(upsert("jgz-north", 9, fed::SignalState::Active)),
+                    },
+                    fed::SignalEvent {
+                        signal_id: "7e6d5c4b-3a29-4817-9605-f4e3d2c1b0a9".into(),
+                        revision: 1,
+                        change: Some(upsert(org, 9, fed::SignalState::Active)),
+                    },
+                ],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{org}: {status:?}");
+        let fields: Vec<String> = tonic_types::StatusExt::get_details_bad_request(&status)
+            .map(|details| {
+                details
+                    .field_violations
+                    .into_iter()
+                    .map(|violation| violation.field)
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(fields, ["events[1].upsert.organisation_id"], "{org}");
+    }
 }
 
 #[tokio::test]
@@ -478,9 +497,9 @@ async fn a_bad_batch_is_refused_whole_naming_the_field() {
     let good = fed::SignalEvent {
         signal_id: "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d".into(),
         revision: 1,
-        change: Some(upsert("gp-north", 8, fed::SignalState::Active)),
+        change: Some(upsert("school-north", 8, fed::SignalState::Active)),
     };
-    let mut bad = upsert("gp-north", 7, fed::SignalState::Active);
+    let mut bad = upsert("school-north", 7, fed::SignalState::Active);
     if let fed::signal_event::Change::Upsert(upsert) = &mut bad {
         upsert.subject_key.as_mut().unwrap().digest = vec![1; 31];
     }
@@ -519,7 +538,7 @@ async fn a_bad_batch_is_refused_whole_naming_the_field() {
 #[tokio::test]
 async fn a_family_key_named_twice_is_refused_naming_the_field() {
     let hub = spawn_hub().await;
-    let mut twice = upsert("gp-north", 6, fed::SignalState::Active);
+    let mut twice = upsert("school-north", 6, fed::SignalState::Active);
     if let fed::signal_event::Change::Upsert(upsert) = &mut twice {
         let parent = fed::Pseudonym {
             key_version: 1,

@@ -134,7 +134,8 @@ async fn no_notice_email_goes_to_the_owner_of_a_signal_past_its_date_before_the_
         found_at: on_r,
         counterpart: CounterpartView {
             organisation_id: vix_node::domain::OrganisationId::parse("vt-south").unwrap(),
-            organisation_name: "Veilig Thuis Zuid".into(),
+            organisation_name: vix_node::domain::OrganisationName::parse("Veilig Thuis Zuid")
+                .unwrap(),
             contact: vix_node::domain::ProfessionalContact::from_stored(
                 "v9".into(),
                 "C. Visser".into(),

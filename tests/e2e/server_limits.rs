@@ -128,7 +128,6 @@ async fn the_notice_stream_outlives_the_request_timeout() {
             }),
             family_keys: vec![],
             organisation_id: org.into(),
-            organisation_name: org.to_uppercase(),
             professional: Some(fed::ProfessionalContact {
                 professional_id: "p1".into(),
                 name: "P. One".into(),

@@ -123,6 +123,29 @@ pub fn organisations_of(region: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes an organisation registry into `dir`: the dev PKI's, with `moved` organisations given
+/// to other regions (`(id, region)`), as a wrongly configured region might hold. Returns its path.
+pub fn write_organisation_registry(dir: &Path, moved: &[(&str, &str)]) -> PathBuf {
+    let spec = vix_certs_dev::DevPkiSpec::default();
+    let organisations: Vec<_> = spec
+        .organisations
+        .into_iter()
+        .map(|mut org| {
+            if let Some((_, region)) = moved.iter().find(|(id, _)| *id == org.id) {
+                org.region = (*region).to_owned();
+            }
+            org
+        })
+        .collect();
+    let path = dir.join(vix_certs_dev::files::ORGANISATION_REGISTRY);
+    std::fs::write(
+        &path,
+        vix_certs_dev::organisation_registry_toml(&spec.regions, &organisations),
+    )
+    .expect("organisation registry written");
+    path
+}
+
 /// A client certificate's files in the dev PKI, as `TlsFiles` trusting the dev CA.
 fn client_files(cert: &str, key: &str) -> TlsFiles {
     let pki = pki();
@@ -145,7 +168,7 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
         federation_key_file: pki.join(vix_certs_dev::files::FEDERATION_KEY),
         federation_key_version: 1,
         person_registry_file: person_registry_file(),
-        organisations: organisations_of(region),
+        organisation_registry_file: pki.join(vix_certs_dev::files::ORGANISATION_REGISTRY),
         municipalities: vix_certs_dev::DevPkiSpec::default()
             .municipalities
             .into_iter()
@@ -434,14 +457,12 @@ where
     }
 }
 
-pub const FEDERATION_REGIONS: [&str; 3] = ["north", "south", "east"];
-
 pub fn hub_settings(dir: &Path) -> HubSettings {
     let pki = pki();
     HubSettings {
         listen: "127.0.0.1:0".parse().expect("address"),
         database: dir.join("hub.sqlite"),
-        regions: FEDERATION_REGIONS.iter().map(|r| (*r).to_owned()).collect(),
+        organisation_registry_file: pki.join(vix_certs_dev::files::ORGANISATION_REGISTRY),
         tls: TlsFiles {
             ca: pki.join(vix_certs_dev::files::CA_CERT),
             cert: pki.join(vix_certs_dev::files::HUB_CERT),

@@ -6,43 +6,83 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use vix_protocol::federation::v1 as pb;
 
+use super::HubError;
 use crate::domain::contact::ContactInput;
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::{
-    FamilyKey, KeyVersion, OrganisationId, ProfessionalContact, Revision, SignalId, SignalState,
-    SubjectKey, ValidationErrors,
+    FamilyKey, KeyVersion, OrganisationId, OrganisationRegistry, ProfessionalContact, RegionId,
+    Revision, SignalId, SignalState, SubjectKey, ValidationErrors,
 };
 use crate::store::hub::{HubSignal, LogEntry, LoggedNotice, SignalEvent};
 
 /// Largest batch a region may submit: bounds the writer's transaction and the request size.
 pub(crate) const BATCH_EVENTS_MAX: usize = 500;
 
+/// Checks a region's batch whole. A malformed event makes the batch invalid; an upsert for an
+/// organisation that the registry does not give to `region_id` (unknown, or another region's)
+/// makes it forbidden, each such event named by `events[i].upsert.organisation_id`, so that the
+/// region sets exactly those aside; only the first of a signal is named, so its later events
+/// wait behind it in the region's outbox, in order. Each upsert carries the registry's name for
+/// its organisation.
 pub(crate) fn parse_events(
     events: &[pb::SignalEvent],
-) -> Result<Vec<SignalEvent>, ValidationErrors> {
+    region_id: &RegionId,
+    registry: &OrganisationRegistry,
+) -> Result<Vec<SignalEvent>, HubError> {
     let mut errors = ValidationErrors::new();
     if events.len() > BATCH_EVENTS_MAX {
         errors.add(
             "events",
             format!("at most {BATCH_EVENTS_MAX} events per batch"),
         );
-        return Err(errors);
+        return Err(errors.into());
     }
+    let mut forbidden = ValidationErrors::new();
+    let mut refused_signals = std::collections::HashSet::new();
     let parsed: Vec<Option<SignalEvent>> = events
         .iter()
         .enumerate()
-        .map(|(index, event)| parse_event(&format!("events[{index}]"), event, &mut errors))
+        .map(|(index, event)| {
+            let mut refused = ValidationErrors::new();
+            let parsed = parse_event(
+                &format!("events[{index}]"),
+                event,
+                Registry {
+                    region_id,
+                    registry,
+                    forbidden: &mut refused,
+                },
+                &mut errors,
+            );
+            if !refused.is_empty() && refused_signals.insert(event.signal_id.as_str()) {
+                for violation in refused.violations() {
+                    forbidden.add(violation.field.clone(), violation.description.clone());
+                }
+            }
+            parsed
+        })
         .collect();
     errors.into_result()?;
-    parsed
+    if !forbidden.is_empty() {
+        return Err(HubError::Forbidden(forbidden));
+    }
+    Ok(parsed
         .into_iter()
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ValidationErrors::single("events", "incomplete"))
+        .ok_or_else(|| ValidationErrors::single("events", "incomplete"))?)
+}
+
+/// Who may speak for which organisation, and where refusals are collected.
+struct Registry<'a> {
+    region_id: &'a RegionId,
+    registry: &'a OrganisationRegistry,
+    forbidden: &'a mut ValidationErrors,
 }
 
 fn parse_event(
     at: &str,
     event: &pb::SignalEvent,
+    registry: Registry<'_>,
     errors: &mut ValidationErrors,
 ) -> Option<SignalEvent> {
     let signal_id = errors.check(
@@ -59,9 +99,12 @@ fn parse_event(
             return None;
         }
         Some(pb::signal_event::Change::Deletion(_)) => None,
-        Some(pb::signal_event::Change::Upsert(upsert)) => {
-            Some(parse_upsert(&format!("{at}.upsert"), upsert, errors)?)
-        }
+        Some(pb::signal_event::Change::Upsert(upsert)) => Some(parse_upsert(
+            &format!("{at}.upsert"),
+            upsert,
+            registry,
+            errors,
+        )?),
     };
     Some(SignalEvent {
         signal_id: signal_id?,
@@ -73,6 +116,7 @@ fn parse_event(
 fn parse_upsert(
     at: &str,
     upsert: &pb::SignalUpsert,
+    registry: Registry<'_>,
     errors: &mut ValidationErrors,
 ) -> Option<HubSignal> {
     let field = |name: &str| format!("{at}.{name}");
@@ -104,13 +148,19 @@ fn parse_upsert(
         &field("organisation_id"),
         OrganisationId::parse(&upsert.organisation_id),
     );
-    let organisation_name = upsert.organisation_name.trim();
-    if organisation_name.is_empty() || organisation_name.chars().count() > 200 {
-        errors.add(
-            field("organisation_name"),
-            "is required, at most 200 characters",
-        );
-    }
+    // The name is the registry's: nothing a region sends can change what others are shown.
+    let organisation_name = organisation_id.as_ref().and_then(|id| {
+        match registry.registry.served_by(registry.region_id, id) {
+            Ok(organisation) => Some(organisation.name.clone()),
+            Err(refusal) => {
+                registry.forbidden.add(
+                    field("organisation_id"),
+                    format!("{refusal}; nothing of the batch was applied"),
+                );
+                None
+            }
+        }
+    });
     let contact = match &upsert.professional {
         None => {
             errors.add(field("professional"), "is required");
@@ -155,7 +205,7 @@ fn parse_upsert(
     };
     Some(HubSignal {
         organisation_id: organisation_id?,
-        organisation_name: organisation_name.to_owned(),
+        organisation_name: organisation_name?,
         contact: contact?,
         subject_key: subject_key?,
         family_keys: family_keys?,
@@ -247,7 +297,7 @@ fn notice_to_pb(notice: &LoggedNotice) -> pb::Notice {
         found_at: notice.found_at.to_string(),
         counterpart: Some(pb::Counterpart {
             organisation_id: notice.counterpart.organisation_id.to_string(),
-            organisation_name: notice.counterpart.organisation_name.clone(),
+            organisation_name: notice.counterpart.organisation_name.to_string(),
             professional: Some(contact_to_pb(&notice.counterpart.contact)),
             signal_id: notice.counterpart.signal_id.to_string(),
             state: state_to_pb(notice.counterpart.state).into(),
@@ -320,4 +370,103 @@ pub(crate) fn coordination_from_pb(
     };
     errors.check(&field("change"), change.check())?;
     Some(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTRY: &str = r#"
+        regions = ["north", "south"]
+        [[organisations]]
+        id = "jgz-north"
+        name = "JGZ Noord"
+        region = "north"
+        [[organisations]]
+        id = "vt-south"
+        name = "Veilig Thuis Zuid"
+        region = "south"
+    "#;
+
+    fn upsert(org: &str) -> pb::SignalEvent {
+        pb::SignalEvent {
+            signal_id: SignalId::generate().to_string(),
+            revision: 1,
+            change: Some(pb::signal_event::Change::Upsert(pb::SignalUpsert {
+                subject_key: Some(pb::Pseudonym {
+                    key_version: 1,
+                    digest: vec![7; 32],
+                }),
+                family_keys: vec![],
+                organisation_id: org.into(),
+                professional: Some(pb::ProfessionalContact {
+                    professional_id: "p1".into(),
+                    name: "A. de Jong".into(),
+                    email: "a@jgz-noord.example.nl".into(),
+                    phone: String::new(),
+                }),
+                registered_at: "2026-11-25T12:00:00Z".into(),
+                planned_removal_date: "2027-11-25".into(),
+                state: pb::SignalState::Active.into(),
+                inactive_since: String::new(),
+            })),
+        }
+    }
+
+    fn parse(region: &str, events: &[pb::SignalEvent]) -> Result<Vec<SignalEvent>, HubError> {
+        let registry = OrganisationRegistry::parse_toml(REGISTRY).unwrap();
+        parse_events(events, &RegionId::parse(region).unwrap(), &registry)
+    }
+
+    #[test]
+    fn an_upsert_carries_the_registry_name() {
+        let events = parse("north", &[upsert("jgz-north")]).unwrap();
+        let signal = events[0].upsert.as_ref().unwrap();
+        assert_eq!(signal.organisation_name.as_str(), "JGZ Noord");
+    }
+
+    #[test]
+    fn only_the_first_refused_event_of_a_signal_is_named() {
+        let first = upsert("vt-south");
+        let mut later = first.clone();
+        later.revision = 2;
+        let error = parse("north", &[first, later, upsert("nobody")]).unwrap_err();
+        let HubError::Forbidden(errors) = error else {
+            panic!("forbidden, not {error:?}");
+        };
+        let fields: Vec<_> = errors
+            .violations()
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "events[0].upsert.organisation_id",
+                "events[2].upsert.organisation_id"
+            ]
+        );
+    }
+
+    #[test]
+    fn another_regions_or_an_unknown_organisation_is_refused_by_name() {
+        let error = parse(
+            "north",
+            &[upsert("jgz-north"), upsert("vt-south"), upsert("nobody")],
+        )
+        .unwrap_err();
+        let HubError::Forbidden(errors) = error else {
+            panic!("forbidden, not {error:?}");
+        };
+        let named: Vec<_> = errors
+            .violations()
+            .iter()
+            .map(|v| (v.field.as_str(), v.description.as_str()))
+            .collect();
+        assert_eq!(named.len(), 2, "{named:?}");
+        assert_eq!(named[0].0, "events[1].upsert.organisation_id");
+        assert!(named[0].1.contains("another region"), "{}", named[0].1);
+        assert_eq!(named[1].0, "events[2].upsert.organisation_id");
+        assert!(named[1].1.contains("not in the organisation registry"));
+    }
 }

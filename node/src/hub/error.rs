@@ -38,12 +38,6 @@ impl From<HubStoreError> for HubError {
                 format!("changes[{index}].by_signal_id"),
                 "speaks for a signal of another region; nothing of the call was relayed",
             )),
-            HubStoreError::ForeignOrganisation { index } => {
-                Self::Forbidden(ValidationErrors::single(
-                    format!("events[{index}].upsert.organisation_id"),
-                    "names an organisation of another region; nothing of the batch was applied",
-                ))
-            }
             HubStoreError::Store(error) => Self::Store(error),
         }
     }

@@ -18,7 +18,7 @@ use vix_protocol::federation::v1::federation_service_server::{
 
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::clock::Clock;
-use crate::domain::{RegionId, ValidationErrors};
+use crate::domain::{OrganisationRegistry, RegionId, ValidationErrors};
 use crate::store::hub::HubStore;
 use crate::tls::{self, PeerIdentity};
 
@@ -34,8 +34,11 @@ const STREAM_PAGE_LEN: u32 = 256;
 pub struct HubContext<S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
-    /// The regions of the federation. A certificate naming another region is refused.
+    /// The regions of the federation (the organisation registry's). A certificate naming
+    /// another region is refused.
     pub regions: HashSet<RegionId>,
+    /// Which region serves which organisation, and the name notices show for it.
+    pub organisations: Arc<OrganisationRegistry>,
     /// Bumped after every batch that logged notices, to wake the open notice streams.
     pub notices_logged: watch::Sender<u64>,
     /// Turns true when the hub shuts down, so that notice streams end and shutdown can finish.
@@ -168,7 +171,11 @@ impl<S: HubStore> HubApi<S> {
         request: Request<pb::SubmitSignalsRequest>,
     ) -> Result<pb::SubmitSignalsResponse, HubError> {
         let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
-        let events = convert::parse_events(&request.get_ref().events)?;
+        let events = convert::parse_events(
+            &request.get_ref().events,
+            &region_id,
+            &self.context.organisations,
+        )?;
         self.context.ensure_swept().await?;
         let count = events.len();
         let outcome = self

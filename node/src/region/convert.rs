@@ -332,7 +332,7 @@ pub(crate) fn signal_to_pb(signal: &StoredSignal) -> pb::Signal {
         signal_id: signal.signal_id.to_string(),
         revision: signal.revision.get(),
         organisation_id: signal.organisation_id.to_string(),
-        organisation_name: signal.organisation_name.clone(),
+        organisation_name: signal.organisation_name.to_string(),
         professional: Some(contact_to_pb(&signal.contact)),
         registered_at: signal.registered_at.to_string(),
         planned_removal_date: signal.planned_removal_date.to_string(),
@@ -362,7 +362,7 @@ pub(crate) fn match_to_pb(view: &MatchView) -> pb::Match {
         found_at: view.found_at.to_string(),
         counterpart: Some(pb::Counterpart {
             organisation_id: view.counterpart.organisation_id.to_string(),
-            organisation_name: view.counterpart.organisation_name.clone(),
+            organisation_name: view.counterpart.organisation_name.to_string(),
             professional: Some(contact_to_pb(&view.counterpart.contact)),
             signal_id: view.counterpart.signal_id.to_string(),
             state: state_to_pb(view.counterpart.state).into(),

@@ -300,7 +300,6 @@ fn upsert_to_pb(snapshot: &SignalSnapshot) -> Result<pb::SignalUpsert, String> {
         }),
         family_keys,
         organisation_id: snapshot.organisation_id.clone(),
-        organisation_name: snapshot.organisation_name.clone(),
         professional: Some(pb::ProfessionalContact {
             professional_id: snapshot.professional_id.clone(),
             name: snapshot.professional_name.clone(),
@@ -372,8 +371,15 @@ mod tests {
             refused_items(&status(error), "changes").map(|r| r.into_keys().collect::<Vec<_>>())
         };
         assert_eq!(events(HubStoreError::NotOwner { index: 3 }), Some(vec![3]));
+        // The registry's refusal of an organisation (hub::convert::parse_events names it so).
+        let foreign = tonic::Status::from(HubError::Forbidden(
+            crate::domain::ValidationErrors::single(
+                "events[0].upsert.organisation_id",
+                "names an organisation of another region",
+            ),
+        ));
         assert_eq!(
-            events(HubStoreError::ForeignOrganisation { index: 0 }),
+            refused_items(&foreign, "events").map(|r| r.into_keys().collect::<Vec<_>>()),
             Some(vec![0])
         );
         assert_eq!(

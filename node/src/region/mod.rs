@@ -1,7 +1,7 @@
 //! The region role: `vix.region.v1.RegionService` for the organisations of one region, with
 //! health and reflection on the same mutual-TLS port.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -14,7 +14,9 @@ use vix_protocol::region::v1::region_service_server::{RegionService, RegionServi
 use crate::domain::clock::Clock;
 use crate::domain::registry::PersonRegistry;
 use crate::domain::signal::check_youth;
-use crate::domain::{OrganisationId, Pseudonymiser, RegionId, SignalId, ValidationErrors};
+use crate::domain::{
+    OrganisationId, OrganisationName, Pseudonymiser, RegionId, SignalId, ValidationErrors,
+};
 use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, SweepReport, Withdrawn};
 use crate::tls::{self, PeerIdentity};
 
@@ -37,9 +39,10 @@ pub struct RegionContext<S> {
     pub registry: Arc<dyn PersonRegistry>,
     pub pseudonymiser: Arc<dyn Pseudonymiser>,
     pub clock: Arc<dyn Clock>,
-    /// Organisations served by this region. An organisation belongs to one region, so a
-    /// certificate of another region's organisation is refused here.
-    pub organisations: HashSet<OrganisationId>,
+    /// Organisations served by this region, with the names the organisation registry gives
+    /// them. An organisation belongs to one region, so a certificate of another region's
+    /// organisation is refused here; a certificate's CN is never shown.
+    pub organisations: HashMap<OrganisationId, OrganisationName>,
     /// Municipalities whose officers may exercise the rights of youths and parents here.
     pub municipalities: HashSet<crate::domain::MunicipalityCode>,
     /// Woken after every write that appended to the outbox, so the forwarder sends at once.
@@ -179,19 +182,20 @@ pub struct RegionApi<S> {
     context: Arc<RegionContext<S>>,
 }
 
-/// The calling organisation, from its certificate: `(id, name)`.
+/// The calling organisation, from its certificate's id, with its name from the organisation
+/// registry: `(id, name)`.
 fn caller<S, T>(
     context: &RegionContext<S>,
     request: &Request<T>,
-) -> Result<(OrganisationId, String), RegionError> {
+) -> Result<(OrganisationId, OrganisationName), RegionError> {
     let identity = tls::peer_identity(request).map_err(RegionError::PermissionDenied)?;
     match identity {
-        PeerIdentity::Organisation { id, name } if context.organisations.contains(&id) => {
-            Ok((id, name))
-        }
-        PeerIdentity::Organisation { .. } => Err(RegionError::PermissionDenied(
-            "this organisation is not served by this region".into(),
-        )),
+        PeerIdentity::Organisation(id) => match context.organisations.get(&id) {
+            Some(name) => Ok((id, name.clone())),
+            None => Err(RegionError::PermissionDenied(
+                "this organisation is not served by this region".into(),
+            )),
+        },
         PeerIdentity::Region(_) | PeerIdentity::Hub | PeerIdentity::Municipality { .. } => {
             Err(RegionError::PermissionDenied(
                 "only organisation certificates may use the region API".into(),

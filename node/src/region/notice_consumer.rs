@@ -25,7 +25,8 @@ use crate::domain::contact::ContactInput;
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::notice_log::{self, Mismatch};
 use crate::domain::{
-    OrganisationId, ProfessionalContact, RegionId, SignalId, SignalState, ValidationErrors,
+    OrganisationId, OrganisationName, ProfessionalContact, RegionId, SignalId, SignalState,
+    ValidationErrors,
 };
 use crate::store::hub::{LogEntry, LoggedNotice};
 use crate::store::{CounterpartView, SignalStore, StoreError};
@@ -375,6 +376,12 @@ fn counterpart_from_pb(
         "counterpart.organisation_id",
         OrganisationId::parse(&counterpart.organisation_id),
     );
+    // The name goes into notice e-mails (headers included): checked as the hub checks its
+    // registry, so a hub bug or a tampered stream cannot inject a header or a line.
+    let organisation_name = errors.check(
+        "counterpart.organisation_name",
+        OrganisationName::parse(&counterpart.organisation_name),
+    );
     let contact = match &counterpart.professional {
         None => {
             errors.add("counterpart.professional", "is required");
@@ -409,10 +416,79 @@ fn counterpart_from_pb(
     );
     Some(CounterpartView {
         organisation_id: organisation_id?,
-        organisation_name: counterpart.organisation_name.clone(),
+        organisation_name: organisation_name?,
         contact: contact?,
         signal_id: signal_id?,
         state: state?,
         region_id: region_id?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(counterpart_name: &str, professional_name: &str) -> pb::NoticeLogEntry {
+        pb::NoticeLogEntry {
+            cursor: 7,
+            entry: Some(pb::notice_log_entry::Entry::Notice(pb::Notice {
+                notice_id: uuid::Uuid::new_v4().to_string(),
+                match_type: pb::MatchType::Youth.into(),
+                kind: pb::NoticeKind::Match.into(),
+                recipient_signal_id: SignalId::generate().to_string(),
+                recipient_organisation_id: "jgz-north".into(),
+                found_at: "2026-11-25T12:00:00Z".into(),
+                counterpart: Some(pb::Counterpart {
+                    organisation_id: "vt-south".into(),
+                    organisation_name: counterpart_name.into(),
+                    professional: Some(pb::ProfessionalContact {
+                        professional_id: "v9".into(),
+                        name: professional_name.into(),
+                        email: "c.visser@veiligthuis-zuid.example.nl".into(),
+                        phone: String::new(),
+                    }),
+                    signal_id: SignalId::generate().to_string(),
+                    state: pb::SignalState::Active.into(),
+                    region_id: "south".into(),
+                }),
+            })),
+        }
+    }
+
+    #[test]
+    fn a_good_notice_is_read_with_its_counterpart_name() {
+        let entry = entry_from_pb(notice(" Veilig Thuis Zuid ", "C. Visser")).unwrap();
+        let LogEntry::Notice(notice) = entry else {
+            panic!("a notice");
+        };
+        assert_eq!(
+            notice.counterpart.organisation_name.as_str(),
+            "Veilig Thuis Zuid"
+        );
+    }
+
+    #[test]
+    fn a_counterpart_name_that_could_inject_an_email_header_is_refused() {
+        for name in [
+            "Veilig Thuis Zuid\r\nBcc: everyone@example.nl",
+            "Zuid\u{0}",
+            "",
+            &"a".repeat(201),
+        ] {
+            let error = entry_from_pb(notice(name, "C. Visser")).unwrap_err();
+            assert!(
+                error.to_string().contains("counterpart.organisation_name"),
+                "{name:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_counterpart_professional_name_with_a_line_break_is_refused() {
+        let error = entry_from_pb(notice("Veilig Thuis Zuid", "C.\r\nBcc: x@y.nl")).unwrap_err();
+        assert!(
+            error.to_string().contains("counterpart.professional.name"),
+            "{error}"
+        );
+    }
 }

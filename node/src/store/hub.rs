@@ -10,15 +10,16 @@ use jiff::civil::Date;
 use super::{CounterpartView, StoreError, SweepReport};
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::{
-    FamilyKey, OrganisationId, ProfessionalContact, RegionId, Revision, SignalId, SignalState,
-    SubjectKey,
+    FamilyKey, OrganisationId, OrganisationName, ProfessionalContact, RegionId, Revision, SignalId,
+    SignalState, SubjectKey,
 };
 
 /// A signal as the hub may know it: no BSN, no birth date, nothing about the youth.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubSignal {
     pub organisation_id: OrganisationId,
-    pub organisation_name: String,
+    /// The organisation registry's name (never one a region sent).
+    pub organisation_name: OrganisationName,
     pub contact: ProfessionalContact,
     pub subject_key: SubjectKey,
     pub family_keys: Vec<FamilyKey>,
@@ -114,9 +115,6 @@ pub enum HubStoreError {
     /// was relayed.
     #[error("change {index} speaks for a signal of another region")]
     NotOwnerOfChange { index: usize },
-    /// The batch speaks for an organisation of another region; nothing of it was applied.
-    #[error("event {index} names an organisation of another region")]
-    ForeignOrganisation { index: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -13,8 +13,8 @@ use crate::domain::informing::InformingRecord;
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::signal::LifecycleError;
 use crate::domain::{
-    FamilyKey, OrganisationId, ProfessionalContact, RegionId, Revision, SignalId, SignalState,
-    SubjectKey, WithdrawReason,
+    FamilyKey, OrganisationId, OrganisationName, ProfessionalContact, RegionId, Revision, SignalId,
+    SignalState, SubjectKey, WithdrawReason,
 };
 use hub::LoggedNotice;
 
@@ -40,7 +40,8 @@ pub struct NewSignal {
     /// Hash of what the request asked for; a reused request_id must carry the same one.
     pub request_fingerprint: String,
     pub organisation_id: OrganisationId,
-    pub organisation_name: String,
+    /// The organisation registry's name, as it was when the signal was written.
+    pub organisation_name: OrganisationName,
     pub contact: ProfessionalContact,
     pub subject_key: SubjectKey,
     pub family_keys: Vec<FamilyKey>,
@@ -56,7 +57,8 @@ pub struct StoredSignal {
     pub signal_id: SignalId,
     pub revision: Revision,
     pub organisation_id: OrganisationId,
-    pub organisation_name: String,
+    /// The organisation registry's name, as it was when the signal was written.
+    pub organisation_name: OrganisationName,
     pub contact: ProfessionalContact,
     pub subject_key: SubjectKey,
     pub family_keys: Vec<FamilyKey>,
@@ -178,7 +180,8 @@ pub struct MatchView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterpartView {
     pub organisation_id: OrganisationId,
-    pub organisation_name: String,
+    /// The organisation registry's name, as it was when the signal was written.
+    pub organisation_name: OrganisationName,
     pub contact: ProfessionalContact,
     pub signal_id: SignalId,
     pub state: SignalState,

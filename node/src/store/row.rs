@@ -10,7 +10,8 @@ use sqlx::sqlite::SqliteRow;
 
 use super::StoreError;
 use crate::domain::{
-    OrganisationId, ProfessionalContact, Revision, SignalId, SignalState, SubjectKey,
+    OrganisationId, OrganisationName, ProfessionalContact, Revision, SignalId, SignalState,
+    SubjectKey,
 };
 
 pub(super) fn revision_to_db(revision: Revision) -> i64 {
@@ -23,6 +24,10 @@ pub(super) fn parse_signal_id(stored: &str) -> Result<SignalId, StoreError> {
 
 pub(super) fn parse_org(stored: &str) -> Result<OrganisationId, StoreError> {
     OrganisationId::parse(stored).map_err(|_| StoreError::Corrupt("organisation_id"))
+}
+
+pub(super) fn parse_org_name(stored: &str) -> Result<OrganisationName, StoreError> {
+    OrganisationName::parse(stored).map_err(|_| StoreError::Corrupt("organisation_name"))
 }
 
 pub(super) fn parse_subject(stored: &str) -> Result<SubjectKey, StoreError> {

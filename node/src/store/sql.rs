@@ -106,11 +106,6 @@ impl<S: AsRef<str>> Query<S> {
         Ok(self.fetch_all(conn)?.into_iter().next())
     }
 
-    pub(super) fn fetch_one(self, conn: &Connection) -> Result<OwnedRow, StoreError> {
-        self.fetch_optional(conn)?
-            .ok_or(StoreError::Write(rusqlite::Error::QueryReturnedNoRows))
-    }
-
     /// The first column of every row.
     pub(super) fn scalars<T: FromSql>(self, conn: &Connection) -> Result<Vec<T>, StoreError> {
         self.fetch_all(conn)?
@@ -127,11 +122,6 @@ impl<S: AsRef<str>> Query<S> {
         self.fetch_optional(conn)?
             .map(|row| row.get_index(0))
             .transpose()
-    }
-
-    /// The first column of the one row the statement returns.
-    pub(super) fn scalar<T: FromSql>(self, conn: &Connection) -> Result<T, StoreError> {
-        self.fetch_one(conn)?.get_index(0)
     }
 }
 

@@ -7,8 +7,10 @@ use crate::domain::{MunicipalityCode, OrganisationId, RegionId};
 /// Who is calling, as its certificate says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerIdentity {
-    /// An organisation system or front-end: `urn:vix:org:<id>`; the name is the subject CN.
-    Organisation { id: OrganisationId, name: String },
+    /// An organisation system or front-end: `urn:vix:org:<id>`. Its name is the organisation
+    /// registry's, never the certificate's CN: a certificate with the right URI SAN and another
+    /// organisation's CN must not put that name in front of anybody.
+    Organisation(OrganisationId),
     /// A region node calling the hub: `urn:vix:region:<id>`.
     Region(RegionId),
     /// The national hub: `urn:vix:hub`. Only ever a server.
@@ -36,8 +38,8 @@ pub enum IdentityError {
     NotLowerCase,
 }
 
-/// Longest organisation name (the certificate's CN) that vix shows and sends to the hub.
-pub const ORGANISATION_NAME_MAX_LEN: usize = 200;
+/// Longest municipality name (the certificate's CN) that vix accepts.
+const MUNICIPALITY_NAME_MAX_LEN: usize = 200;
 const VIX_URN: &str = "urn:vix:";
 const ORG_URN: &str = "urn:vix:org:";
 const HUB_URN: &str = "urn:vix:hub";
@@ -77,8 +79,7 @@ pub fn identify(cert: &CertificateDer<'_>) -> Result<PeerIdentity, IdentityError
     }
     if let Some(id) = uri.strip_prefix(ORG_URN) {
         let id = OrganisationId::parse(id).map_err(|_| IdentityError::Malformed)?;
-        let name = common_name(&parsed)?;
-        return Ok(PeerIdentity::Organisation { id, name });
+        return Ok(PeerIdentity::Organisation(id));
     }
     if uri == HUB_URN {
         return Ok(PeerIdentity::Hub);
@@ -105,8 +106,7 @@ fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
 }
 
-/// The subject CN, which names the organisation or municipality. It travels to the hub and into
-/// notices: same rule as every shown name.
+/// The subject CN, which names the municipality: same rule as every shown name.
 fn common_name(cert: &x509_parser::prelude::X509Certificate<'_>) -> Result<String, IdentityError> {
     let name = cert
         .subject()
@@ -116,7 +116,7 @@ fn common_name(cert: &x509_parser::prelude::X509Certificate<'_>) -> Result<Strin
         .map(str::trim)
         .unwrap_or_default();
     if name.is_empty()
-        || name.chars().count() > ORGANISATION_NAME_MAX_LEN
+        || name.chars().count() > MUNICIPALITY_NAME_MAX_LEN
         || name.chars().any(char::is_control)
     {
         return Err(IdentityError::Malformed);

@@ -43,7 +43,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-pub use identity::{IdentityError, ORGANISATION_NAME_MAX_LEN, PeerIdentity, identify};
+pub use identity::{IdentityError, PeerIdentity, identify};
 pub use verify::RoleError;
 use verify::{ClientVerifier, ServerVerifier};
 

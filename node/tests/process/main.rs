@@ -37,14 +37,6 @@ fn write_config(dir: &Path, pki: &Path) -> PathBuf {
     region_config(dir, pki, "north", "127.0.0.1:0", None)
 }
 
-fn organisations(region: &str) -> &'static str {
-    match region {
-        "north" => r#"["jgz-north", "school-north"]"#,
-        "south" => r#"["vt-south", "gp-south"]"#,
-        _ => r#"["wijkteam-east", "school-east"]"#,
-    }
-}
-
 /// Writes `<region>.toml` in `dir` for a region node on `listen`, linked to `hub` if given.
 fn region_config(
     dir: &Path,
@@ -68,7 +60,7 @@ database = "{db}"
 federation_key_file = "{pki}/federation.key"
 federation_key_version = 1
 person_registry_file = "{fixture}"
-organisations = {orgs}
+organisation_registry_file = "{pki}/organisations.toml"
 
 [region.tls]
 ca = "{pki}/ca.pem"
@@ -79,7 +71,6 @@ crls = ["{pki}/crl.pem"]
         db = dir.join(format!("{region}.sqlite")).display(),
         pki = pki.display(),
         fixture = fixture.display(),
-        orgs = organisations(region),
     );
     if let Some(hub) = hub {
         config.push_str(&format!(
@@ -108,7 +99,7 @@ fn hub_config(dir: &Path, pki: &Path, listen: SocketAddr) -> PathBuf {
 [hub]
 listen = "{listen}"
 database = "{db}"
-regions = ["north", "south", "east"]
+organisation_registry_file = "{pki}/organisations.toml"
 
 [hub.tls]
 ca = "{pki}/ca.pem"
@@ -522,6 +513,34 @@ async fn a_bad_configuration_stops_the_node_with_a_clear_error() {
     )
     .await;
     assert!(error.contains("missing.key"), "{error}");
+
+    // The organisation registry is checked whole before anything is opened.
+    let registry = dir.path().join("organisations.toml");
+    std::fs::write(
+        &registry,
+        "regions = [\"north\"]\n\
+         [[organisations]]\nid = \"jgz-north\"\nname = \"JGZ Noord\"\nregion = \"north\"\n\
+         [[organisations]]\nid = \"jgz-north\"\nname = \"JGZ Noord 2\"\nregion = \"north\"\n",
+    )
+    .unwrap();
+    let error = refused_start(
+        &config,
+        &[(
+            "VIX_REGION__ORGANISATION_REGISTRY_FILE",
+            registry.to_str().unwrap(),
+        )],
+    )
+    .await;
+    assert!(
+        error.contains("organisation_registry_file")
+            && error.contains("organisations[1].id \"jgz-north\" is listed twice"),
+        "{error}"
+    );
+    let error = refused_start(&config, &[("VIX_REGION__REGION_ID", "west")]).await;
+    assert!(
+        error.contains("\"west\" is not a region of the organisation registry"),
+        "{error}"
+    );
 
     let error = refused_start(&dir.path().join("nonexistent.toml"), &[]).await;
     assert!(error.contains("nonexistent.toml"), "{error}");

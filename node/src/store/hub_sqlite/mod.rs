@@ -13,7 +13,9 @@ use super::hub::{
     BatchOutcome, HubSignal, HubStore, HubStoreError, LogEntry, LogHead, LogPage, LoggedNotice,
     SignalEvent,
 };
-use super::row::{contact_from_row, parse_instant, parse_org, parse_signal_id, parse_state};
+use super::row::{
+    contact_from_row, parse_instant, parse_org, parse_org_name, parse_signal_id, parse_state,
+};
 use super::sqlite::open_database;
 use super::writer::{GroupCommit, Writer, WriterStats};
 use super::{CounterpartView, StoreError};
@@ -248,7 +250,7 @@ fn logged_notice(row: &SqliteRow, cursor: u64) -> Result<LoggedNotice, StoreErro
         found_at: parse_instant(row.try_get("found_at")?)?,
         counterpart: CounterpartView {
             organisation_id: parse_org(row.try_get("counterpart_organisation_id")?)?,
-            organisation_name: row.try_get("organisation_name")?,
+            organisation_name: parse_org_name(&row.try_get::<String, _>("organisation_name")?)?,
             contact: contact_from_row(row)?,
             signal_id: parse_signal_id(row.try_get("counterpart_signal_id")?)?,
             state: parse_state(row.try_get("counterpart_state")?)?,

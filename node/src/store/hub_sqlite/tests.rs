@@ -4,7 +4,7 @@ use crate::domain::contact::ContactInput;
 use crate::domain::matching::NoticeKind;
 use crate::domain::{FamilyKey, Revision, SignalState};
 use crate::domain::{
-    KeyVersion, OrganisationId, ProfessionalContact, SubjectKey, ValidationErrors,
+    KeyVersion, OrganisationId, OrganisationName, ProfessionalContact, SubjectKey, ValidationErrors,
 };
 use crate::store::SweepReport;
 use crate::store::hub::{BatchOutcome, HubSignal, SignalEvent};
@@ -29,7 +29,7 @@ fn signal(org: &str, youth: u8, parents: &[u8], state: SignalState) -> HubSignal
     .unwrap();
     HubSignal {
         organisation_id: OrganisationId::parse(org).unwrap(),
-        organisation_name: org.to_uppercase(),
+        organisation_name: OrganisationName::parse(&org.to_uppercase()).unwrap(),
         contact,
         subject_key: SubjectKey::new(v1, [youth; 32]),
         family_keys: parents
@@ -292,40 +292,6 @@ async fn a_deleted_signal_is_not_revived_by_a_replay() {
         .await
         .unwrap();
     assert!(notices_after(&store, &south, 0).await.is_empty());
-}
-
-#[tokio::test]
-async fn an_organisation_belongs_to_the_region_that_first_submitted_it() {
-    let (_dir, store) = store().await;
-    let (north, south) = (region("north"), region("south"));
-    store
-        .submit(
-            &north,
-            vec![upsert(
-                SignalId::generate(),
-                1,
-                signal("gp", 1, &[], SignalState::Active),
-            )],
-            now(),
-        )
-        .await
-        .unwrap();
-    let error = store
-        .submit(
-            &south,
-            vec![upsert(
-                SignalId::generate(),
-                1,
-                signal("gp", 1, &[], SignalState::Active),
-            )],
-            now(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        error,
-        HubStoreError::ForeignOrganisation { index: 0 }
-    ));
 }
 
 #[tokio::test]

@@ -9,8 +9,8 @@ use rusqlite::Connection;
 
 use super::super::hub::{BatchOutcome, HubSignal, HubStoreError, SignalEvent};
 use super::super::row::{
-    Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
-    parse_subject, revision_to_db,
+    Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_org_name,
+    parse_signal_id, parse_state, parse_subject, revision_to_db,
 };
 use super::super::sql::{OwnedRow, query};
 use super::super::told;
@@ -64,11 +64,6 @@ pub(super) fn submit(
         if current_revision.is_some_and(|current| current >= revision_to_db(event.revision)) {
             outcome.ignored += 1;
             continue;
-        }
-        if let Some(signal) = &event.upsert
-            && !bind_organisation(tx, &signal.organisation_id, region_id)?
-        {
-            return Err(HubStoreError::ForeignOrganisation { index });
         }
         // A region that was away may send a revision that is already past its dates: the
         // hub applies the lifecycle on arrival, as its daily sweep has run already.
@@ -351,25 +346,6 @@ pub(super) fn submit_coordination(
     Ok(relayed)
 }
 
-/// Binds `organisation_id` to `region_id` on first sight; `false` if it belongs to another.
-fn bind_organisation(
-    tx: &Connection,
-    organisation_id: &crate::domain::OrganisationId,
-    region_id: &RegionId,
-) -> Result<bool, StoreError> {
-    query(
-        "INSERT INTO organisations (organisation_id, region_id) VALUES (?, ?) \
-         ON CONFLICT (organisation_id) DO NOTHING",
-    )
-    .bind(organisation_id.as_str())
-    .bind(region_id.as_str())
-    .execute(tx)?;
-    let owner: String = query("SELECT region_id FROM organisations WHERE organisation_id = ?")
-        .bind(organisation_id.as_str())
-        .scalar(tx)?;
-    Ok(owner == region_id.as_str())
-}
-
 /// An audit entry for the hub's own lifecycle, at the start of the day it became due.
 fn system_entry(
     tx: &Connection,
@@ -409,7 +385,7 @@ fn insert_signal(
     .bind(new.region_id.as_str())
     .bind(revision_to_db(revision))
     .bind(signal.organisation_id.as_str())
-    .bind(&signal.organisation_name)
+    .bind(signal.organisation_name.as_str())
     .bind(signal.contact.professional_id())
     .bind(signal.contact.name())
     .bind(signal.contact.email())
@@ -444,7 +420,7 @@ fn update_signal(
          WHERE signal_id = ?",
     )
     .bind(revision_to_db(revision))
-    .bind(&signal.organisation_name)
+    .bind(signal.organisation_name.as_str())
     .bind(signal.contact.professional_id())
     .bind(signal.contact.name())
     .bind(signal.contact.email())
@@ -689,7 +665,7 @@ fn stored_signal(row: &OwnedRow) -> Result<StoredHubSignal, StoreError> {
         region_id: parse_region(&row.text("region_id")?)?,
         signal: HubSignal {
             organisation_id: parse_org(&row.text("organisation_id")?)?,
-            organisation_name: row.try_get("organisation_name")?,
+            organisation_name: parse_org_name(&row.try_get::<String>("organisation_name")?)?,
             contact: contact_from_row(row)?,
             subject_key: parse_subject(&row.text("subject_key")?)?,
             family_keys,
@@ -732,7 +708,7 @@ fn insert_notice(
     .bind(counterpart.region_id.as_str())
     .bind(notice.counterpart_organisation_id.as_str())
     .bind(notice.counterpart_subject_key.to_stored())
-    .bind(&shown.organisation_name)
+    .bind(shown.organisation_name.as_str())
     .bind(shown.contact.professional_id())
     .bind(shown.contact.name())
     .bind(shown.contact.email())

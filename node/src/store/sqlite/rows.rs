@@ -1,8 +1,8 @@
 //! Rows of the node's tables as domain values, whichever connection read them.
 
 use super::super::row::{
-    Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_signal_id, parse_state,
-    parse_subject,
+    Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_org_name,
+    parse_signal_id, parse_state, parse_subject,
 };
 use super::super::{CounterpartView, MatchView, StoreError, StoredSignal};
 use crate::domain::coordination::{self, CoordinationState};
@@ -22,7 +22,7 @@ pub(super) fn signal_from_row(
             .and_then(Revision::new)
             .ok_or(StoreError::Corrupt("revision"))?,
         organisation_id: parse_org(&row.text("organisation_id")?)?,
-        organisation_name: row.text("organisation_name")?,
+        organisation_name: parse_org_name(&row.text("organisation_name")?)?,
         contact: contact_from_row(row)?,
         subject_key: parse_subject(&row.text("subject_key")?)?,
         family_keys,
@@ -100,7 +100,7 @@ pub(super) fn match_view(row: &impl Columns) -> Result<MatchView, StoreError> {
         found_at: parse_instant(row.int("found_at")?)?,
         counterpart: CounterpartView {
             organisation_id: parse_org(&row.text("counterpart_organisation_id")?)?,
-            organisation_name: row.text("organisation_name")?,
+            organisation_name: parse_org_name(&row.text("organisation_name")?)?,
             contact: contact_from_row(row)?,
             signal_id: parse_signal_id(&row.text("counterpart_signal_id")?)?,
             state: parse_state(&row.text("state")?)?,
