@@ -10,6 +10,7 @@ mod federation;
 mod lifecycle;
 mod no_probing;
 mod notice_log;
+mod organisation_registry;
 mod party;
 mod plans;
 mod ports;
