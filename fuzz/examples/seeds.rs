@@ -216,7 +216,6 @@ fn federation_seeds(dir: &Path) {
         subject_key: Some(pseudonym(1)),
         family_keys: vec![pseudonym(2), pseudonym(3)],
         organisation_id: "vt-south".into(),
-        organisation_name: "Veilig Thuis Zuid".into(),
         professional: Some(fed_contact()),
         registered_at: "2026-11-20T09:00:00Z".into(),
         planned_removal_date: "2028-11-20".into(),
@@ -314,7 +313,7 @@ database = "var/dev/north.sqlite"
 federation_key_file = "var/dev/pki/federation.key"
 federation_key_version = 1
 person_registry_file = "../shared/fixtures/brp-test-persons.json"
-organisations = ["jgz-north", "school-north"]
+organisation_registry_file = "var/dev/pki/organisations.toml"
 municipalities = ["0014"]
 
 [region.tls]
@@ -336,7 +335,7 @@ key = "var/dev/pki/region-north-client.key"
 const HUB_TOML: &str = r#"[hub]
 listen = "127.0.0.1:50050"
 database = "var/dev/hub.sqlite"
-regions = ["north", "south"]
+organisation_registry_file = "var/dev/pki/organisations.toml"
 
 [hub.tls]
 ca = "var/dev/pki/ca.pem"

@@ -381,8 +381,8 @@ mod tests {
         let error = load_str("", env).unwrap_err().to_string();
         assert!(error.contains("VIX_LOG__FILTER: nested more"), "{error}");
         let env = [(
-            "VIX_REGION__ORGANISATIONS".to_owned(),
-            r#"["jgz-north", "vt-north"]"#.to_owned(),
+            "VIX_REGION__MUNICIPALITIES".to_owned(),
+            r#"["0014", "0363"]"#.to_owned(),
         )];
         let error = load_str("", env).unwrap_err().to_string();
         assert!(error.contains("missing field"), "{error}");

@@ -18,8 +18,8 @@ use vix_protocol::federation::v1 as fed;
 use vix_protocol::region::v1 as pb;
 
 use crate::domain::{
-    AltYouthId, Bsn, KeyVersion, MunicipalityCode, OrganisationId, Pseudonymiser, SignalId,
-    ValidationErrors,
+    AltYouthId, Bsn, KeyVersion, MunicipalityCode, OrganisationId, OrganisationRegistry,
+    Pseudonymiser, RegionId, SignalId, ValidationErrors,
 };
 use crate::hub::convert as hub_convert;
 use crate::pseudonym::HmacPseudonymiser;
@@ -360,6 +360,20 @@ fn order_erasure(request: &pb::OrderErasureRequest, code: &MunicipalityCode) -> 
     }
 }
 
+/// The organisation registry the hub checks a fuzzed batch against, and the calling region.
+const FEDERATION_REGISTRY: &str = r#"
+regions = ["north", "south"]
+[[organisations]]
+id = "jgz-north"
+name = "JGZ Noord"
+region = "north"
+[[organisations]]
+id = "vt-south"
+name = "Veilig Thuis Zuid"
+region = "south"
+"#;
+const FEDERATION_CALLER: &str = "south";
+
 /// A request of a region to the hub: byte 0 picks the message (see [`FEDERATION_KINDS`]), the
 /// rest is the protobuf body.
 pub fn federation_request(data: &[u8]) -> Outcome {
@@ -369,7 +383,13 @@ pub fn federation_request(data: &[u8]) -> Outcome {
     match usize::from(*kind) % FEDERATION_KINDS.len() {
         0 => {
             let request: fed::SubmitSignalsRequest = decode(body)?;
-            let events = hub_convert::parse_events(&request.events).map_err(errors)?;
+            static REGISTRY: LazyLock<Result<OrganisationRegistry, String>> = LazyLock::new(|| {
+                OrganisationRegistry::parse_toml(FEDERATION_REGISTRY).map_err(|e| e.to_string())
+            });
+            let registry = REGISTRY.as_ref().map_err(Clone::clone)?;
+            let caller = RegionId::parse(FEDERATION_CALLER).map_err(|e| e.to_string())?;
+            let events = hub_convert::parse_events(&request.events, &caller, registry)
+                .map_err(|error| error.to_string())?;
             Ok(format!("{} events", events.len()))
         }
         _ => {
