@@ -324,9 +324,9 @@ pub(crate) fn region(
 }
 
 /// Writes `count` signals spread over `orgs` (and so over their regions) into the hub database
-/// at `database`, whose schema the hub's store has created, and binds each organisation to its
-/// region as `bind_organisation` does. `digest(kind)` makes the key digests (the ingest's
-/// maker, so the measured ingest finds matches among these signals).
+/// at `database`, whose schema the hub's store has created (the organisations' regions come
+/// from the registry the hub loads). `digest(kind)` makes the key digests (the ingest's maker,
+/// so the measured ingest finds matches among these signals).
 pub(crate) fn hub(
     database: &Path,
     orgs: &[Org],
@@ -336,18 +336,6 @@ pub(crate) fn hub(
     let started = Instant::now();
     let mut conn = open(database)?;
     let mut fill = BulkFill::default();
-    {
-        let tx = conn.transaction()?;
-        let mut bind = tx.prepare(
-            "INSERT INTO organisations (organisation_id, region_id) VALUES (?, ?) \
-             ON CONFLICT (organisation_id) DO NOTHING",
-        )?;
-        for org in orgs {
-            fill.rows += bind.execute(params![org.id, org.region])? as u64;
-        }
-        drop(bind);
-        tx.commit()?;
-    }
     let indexes = drop_indexes(&conn, &["signals", "signal_family_keys"])?;
     let now = crate::region::now();
     let mut youths = Youths::new(digest)?;

@@ -6,7 +6,9 @@
 //! through a pool of read-only sqlx connections and see the last committed state (WAL
 //! snapshot).
 
+mod coordination;
 mod dead_letters;
+mod hub_log;
 mod rows;
 mod write;
 
@@ -22,11 +24,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row};
 
+use self::coordination::coordinate;
+use self::hub_log::{apply_hub_coordination, retract_hub_notice, store_hub_notice};
 use self::rows::{match_view, parse_family_keys, signal_from_row};
-use self::write::{
-    apply_hub_coordination, coordinate, correct, erase, record_death, register, retract_hub_notice,
-    store_hub_notice, sweep, update_signal, withdraw,
-};
+use self::write::{correct, erase, record_death, register, sweep, update_signal, withdraw};
 use super::hub::{LogEntry, LoggedNotice};
 use super::outbox;
 use super::row::parse_signal_id;

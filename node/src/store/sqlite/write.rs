@@ -6,23 +6,19 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use rusqlite::Connection;
 
-use super::super::hub::LoggedNotice;
-use super::super::outbox::{self, OutboxEvent};
+use super::super::outbox::OutboxEvent;
 use super::super::row::{
     Columns, parse_instant, parse_org, parse_signal_id, parse_state, parse_subject, revision_to_db,
 };
 use super::super::sql::query;
 use super::super::told;
 use super::super::{
-    Acting, NewSignal, NoticeDelivery, Registered, SignalUpdate, StoreError, StoredSignal,
-    SweepReport, Withdrawn, audit,
+    Acting, NewSignal, Registered, SignalUpdate, StoreError, StoredSignal, SweepReport, Withdrawn,
+    audit,
 };
 use super::SIGNAL_COLUMNS;
-use super::rows::{coordination_from_row, parse_family_keys, signal_from_row};
+use super::rows::{parse_family_keys, signal_from_row};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
-use crate::domain::coordination::{
-    ChangeKind, CoordinationAction, CoordinationChange, CoordinationState, Party,
-};
 use crate::domain::informing::InformingRecord;
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{
@@ -278,29 +274,6 @@ pub(super) fn record_death(
     Ok((deleted, deleted > 0))
 }
 
-pub(super) fn apply_hub_coordination(
-    tx: &Connection,
-    change: CoordinationChange,
-    cursor: u64,
-) -> Result<bool, StoreError> {
-    let cursor = i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
-    query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
-        .bind(cursor)
-        .execute(tx)?;
-    // Only for a match this node still holds: a notice to its signal about the other.
-    let held: Option<String> = query(
-        "SELECT notice_id FROM notices \
-         WHERE recipient_signal_id = ? AND counterpart_signal_id = ? LIMIT 1",
-    )
-    .bind(change.other_signal.to_string())
-    .bind(change.by_signal.to_string())
-    .scalar_optional(tx)?;
-    if held.is_some() {
-        merge_coordination(tx, &change)?;
-    }
-    Ok(held.is_some())
-}
-
 /// Corrects the signal `signal_id` of the youth `subject_key`; a signal of another youth is
 /// [`StoreError::NotFound`], as one that does not exist.
 pub(super) fn correct(
@@ -394,78 +367,6 @@ pub(super) fn erase(
     audit::append(tx, &entry)?;
     let purge = !erased.is_empty();
     Ok((erased, purge))
-}
-
-pub(super) fn store_hub_notice(
-    tx: &Connection,
-    notice: LoggedNotice,
-    now: Timestamp,
-) -> Result<NoticeDelivery, StoreError> {
-    let cursor = i64::try_from(notice.cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
-    query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
-        .bind(cursor)
-        .execute(tx)?;
-    let seen: Option<String> = query("SELECT notice_id FROM notices WHERE notice_id = ?")
-        .bind(&notice.notice_id)
-        .scalar_optional(tx)?;
-    let delivery = if seen.is_some() {
-        // Sent again: the hub refreshed the counterpart's contact or state.
-        let counterpart = &notice.counterpart;
-        // It may also have moved: to the signal that now stands for the counterpart's party,
-        // or (agreeing with this node, which moved its copy itself) for the recipient's.
-        query(
-            "UPDATE notices SET counterpart_signal_id = ?, counterpart_organisation_name = ?, \
-                 counterpart_professional_id = ?, counterpart_professional_name = ?, \
-                 counterpart_professional_email = ?, counterpart_professional_phone = ?, \
-                 counterpart_state = ?, \
-                 recipient_signal_id = COALESCE((SELECT s.signal_id FROM signals s \
-                     WHERE s.signal_id = ? \
-                       AND s.organisation_id = notices.recipient_organisation_id), \
-                     recipient_signal_id) \
-             WHERE notice_id = ? AND source = 'hub'",
-        )
-        .bind(counterpart.signal_id.to_string())
-        .bind(counterpart.organisation_name.as_str())
-        .bind(counterpart.contact.professional_id())
-        .bind(counterpart.contact.name())
-        .bind(counterpart.contact.email())
-        .bind(counterpart.contact.phone())
-        .bind(counterpart.state.as_str())
-        .bind(notice.recipient_signal_id.to_string())
-        .bind(&notice.notice_id)
-        .execute(tx)?;
-        NoticeDelivery::Duplicate
-    } else {
-        match load_signal(tx, notice.recipient_signal_id)? {
-            Some(recipient) if recipient.organisation_id == notice.recipient_organisation_id => {
-                insert_hub_notice(tx, &notice, &recipient)?;
-                // The owner of an inactive signal gets no notice e-mail (invariant 3), also
-                // when today's sweep has not reached the signal yet.
-                let dates = LifecycleDates {
-                    state: recipient.state,
-                    planned_removal_date: recipient.planned_removal_date,
-                    inactive_since: recipient.inactive_since,
-                    birth_date: Some(recipient.birth_date),
-                };
-                let emailed = lifecycle::due(dates, crate::domain::clock::local_date(now))
-                    == Due::Nothing
-                    && recipient.state == SignalState::Active;
-                if emailed {
-                    insert_email_job(tx, &notice.notice_id, now)?;
-                }
-                NoticeDelivery::Stored { emailed }
-            }
-            Some(_) => {
-                tracing::warn!(
-                    notice_id = %notice.notice_id,
-                    "hub notice names a recipient of another organisation; dropped"
-                );
-                NoticeDelivery::Dropped
-            }
-            None => NoticeDelivery::Dropped,
-        }
-    };
-    Ok(delivery)
 }
 
 pub(super) fn sweep(
@@ -562,115 +463,10 @@ pub(super) fn sweep(
     Ok((report, purge))
 }
 
-pub(super) fn retract_hub_notice(
-    tx: &Connection,
-    notice_id: &str,
-    cursor: u64,
-) -> Result<(bool, bool), StoreError> {
-    let cursor = i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
-    query("UPDATE hub_cursor SET cursor = MAX(cursor, ?) WHERE singleton = 1")
-        .bind(cursor)
-        .execute(tx)?;
-    let deleted = query("DELETE FROM notices WHERE notice_id = ? AND source = 'hub'")
-        .bind(notice_id)
-        .execute(tx)?;
-    let held = deleted.rows_affected() > 0;
-    Ok((held, held))
-}
-
-/// Records a party's coordination change on one of its matches; returns the change.
-pub(super) fn coordinate(
-    tx: &Connection,
-    acting: &Acting,
-    notice_id: &str,
-    action: CoordinationAction,
-    now: Timestamp,
-) -> Result<CoordinationChange, StoreError> {
-    let notice = query(
-        "SELECT recipient_signal_id, recipient_organisation_id, counterpart_signal_id, source \
-         FROM notices WHERE notice_id = ?",
-    )
-    .bind(notice_id)
-    .fetch_optional(tx)?
-    .ok_or(StoreError::NoSuchMatch)?;
-    if notice.try_get::<String>("recipient_organisation_id")? != acting.organisation_id.as_str() {
-        // Another organisation's notice is answered as a missing one: no probing of ids.
-        return Err(StoreError::NoSuchMatch);
-    }
-    let own = parse_signal_id(&notice.text("recipient_signal_id")?)?;
-    let other = parse_signal_id(&notice.text("counterpart_signal_id")?)?;
-    let kind = match action {
-        CoordinationAction::NameRegievoerder(Party::Own) => ChangeKind::Regievoerder(own),
-        CoordinationAction::NameRegievoerder(Party::Counterpart) => ChangeKind::Regievoerder(other),
-        CoordinationAction::MarkAfgestemd => ChangeKind::Afgestemd,
-    };
-    let change = CoordinationChange {
-        change_id: uuid::Uuid::new_v4(),
-        by_signal: own,
-        other_signal: other,
-        at: now,
-        kind,
-    };
-    merge_coordination(tx, &change)?;
-    if notice.try_get::<String>("source")? == "hub" {
-        let json = serde_json::to_string(&outbox::CoordinationRecord::from(&change))
-            .map_err(|_| StoreError::Corrupt("coordination change"))?;
-        query("INSERT INTO coordination_outbox (change) VALUES (?)")
-            .bind(json)
-            .execute(tx)?;
-    }
-    let (action, mut signal_ids) = match kind {
-        ChangeKind::Regievoerder(named) => (AuditAction::Regievoerder, vec![own, other, named]),
-        ChangeKind::Afgestemd => (AuditAction::Afgestemd, vec![own, other]),
-    };
-    signal_ids.dedup();
-    let entry = AuditEntry {
-        at: now,
-        action,
-        actor: acting.actor(),
-        signal_ids,
-        detail: None,
-    };
-    audit::append(tx, &entry)?;
-    Ok(change)
-}
-
-/// Stores a notice found by the hub, with the counterpart as the hub sent it.
-fn insert_hub_notice(
-    tx: &Connection,
-    notice: &LoggedNotice,
-    recipient: &StoredSignal,
-) -> Result<(), StoreError> {
-    let counterpart = &notice.counterpart;
-    query(
-        "INSERT INTO notices (notice_id, source, recipient_signal_id, recipient_organisation_id, \
-             recipient_subject_key, counterpart_signal_id, counterpart_organisation_id, \
-             counterpart_region_id, counterpart_organisation_name, counterpart_professional_id, \
-             counterpart_professional_name, counterpart_professional_email, \
-             counterpart_professional_phone, counterpart_state, match_type, kind, found_at) \
-         VALUES (?, 'hub', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&notice.notice_id)
-    .bind(recipient.signal_id.to_string())
-    .bind(recipient.organisation_id.as_str())
-    .bind(recipient.subject_key.to_stored())
-    .bind(counterpart.signal_id.to_string())
-    .bind(counterpart.organisation_id.as_str())
-    .bind(counterpart.region_id.as_str())
-    .bind(counterpart.organisation_name.as_str())
-    .bind(counterpart.contact.professional_id())
-    .bind(counterpart.contact.name())
-    .bind(counterpart.contact.email())
-    .bind(counterpart.contact.phone())
-    .bind(counterpart.state.as_str())
-    .bind(notice.match_type.as_str())
-    .bind(notice.kind.as_str())
-    .bind(notice.found_at.as_microsecond())
-    .execute(tx)?;
-    Ok(())
-}
-
-fn load_signal(conn: &Connection, signal_id: SignalId) -> Result<Option<StoredSignal>, StoreError> {
+pub(super) fn load_signal(
+    conn: &Connection,
+    signal_id: SignalId,
+) -> Result<Option<StoredSignal>, StoreError> {
     let row = query(format!(
         "SELECT {SIGNAL_COLUMNS} FROM signals WHERE signal_id = ?"
     ))
@@ -780,7 +576,11 @@ fn insert_notice(
     insert_email_job(tx, &notice_id, found_at)
 }
 
-fn insert_email_job(tx: &Connection, notice_id: &str, now: Timestamp) -> Result<(), StoreError> {
+pub(super) fn insert_email_job(
+    tx: &Connection,
+    notice_id: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
     query("INSERT INTO email_jobs (notice_id, created_at) VALUES (?, ?)")
         .bind(notice_id)
         .bind(now.as_microsecond())
@@ -923,49 +723,6 @@ fn match_signal(signal: &StoredSignal, region_id: &RegionId) -> MatchSignal {
         state: signal.state,
         registered_at: signal.registered_at,
     }
-}
-
-/// Loads, merges `change` into, and stores the coordination of its pair.
-fn merge_coordination(tx: &Connection, change: &CoordinationChange) -> Result<(), StoreError> {
-    let (low, high) = change.pair();
-    let row = query(
-        "SELECT regievoerder_signal_id, regievoerder_at, regievoerder_change_id, afgestemd_low, \
-                afgestemd_high \
-         FROM coordination WHERE signal_low = ? AND signal_high = ?",
-    )
-    .bind(low.to_string())
-    .bind(high.to_string())
-    .fetch_optional(tx)?;
-    let mut state = match &row {
-        Some(row) => coordination_from_row(row)?,
-        None => CoordinationState::default(),
-    };
-    state.apply(low, change);
-    let (named, at, change_id) = match state.regievoerder {
-        Some((named, at, id)) => (
-            Some(named.to_string()),
-            Some(at.as_microsecond()),
-            Some(id.to_string()),
-        ),
-        None => (None, None, None),
-    };
-    query(
-        "INSERT INTO coordination (signal_low, signal_high, regievoerder_signal_id, \
-             regievoerder_at, regievoerder_change_id, afgestemd_low, afgestemd_high) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (signal_low, signal_high) DO UPDATE SET \
-             regievoerder_signal_id = ?3, regievoerder_at = ?4, regievoerder_change_id = ?5, \
-             afgestemd_low = ?6, afgestemd_high = ?7",
-    )
-    .bind(low.to_string())
-    .bind(high.to_string())
-    .bind(named)
-    .bind(at)
-    .bind(change_id)
-    .bind(state.afgestemd_low)
-    .bind(state.afgestemd_high)
-    .execute(tx)?;
-    Ok(())
 }
 
 /// The informing record as its five columns.

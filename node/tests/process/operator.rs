@@ -1,0 +1,238 @@
+//! The operator's commands on real databases: `verify-audit` finds an edited and a removed
+//! entry, `import-mutations` purges a deceased youth beside a running node.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use tokio::process::Command;
+use vix_protocol::region::v1 as pb;
+
+use super::{
+    START_TIME_MAX, client, request, start_node, start_role_with, stop_gracefully, write_config,
+};
+
+/// Runs `vix-node verify-audit` on `config` (with `env` overrides): (success, stdout, stderr).
+async fn verify_audit(config: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
+        .arg("verify-audit")
+        .arg("--config")
+        .arg(config)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(START_TIME_MAX, output)
+        .await
+        .expect("verify-audit did not finish")
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Changes the database behind the node's back, as an attacker with file access could.
+async fn tamper(db: &Path, statements: &[&str]) {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(db))
+        .await
+        .unwrap();
+    for statement in statements {
+        sqlx::query(sqlx::AssertSqlSafe(*statement))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn verify_audit_finds_an_edited_and_a_removed_entry() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), pki.path());
+    let (node, addr) = start_node(&config).await;
+    let mut jgz = client(addr, pki.path(), "jgz-north");
+    for n in 0..3 {
+        jgz.register_signal(request(&format!("a{n}"), &format!("A{n}"), 0))
+            .await
+            .unwrap();
+    }
+    stop_gracefully(node).await;
+
+    let db = dir.path().join("north.sqlite");
+    let (intact, stdout, _) = verify_audit(&config, &[]).await;
+    assert!(intact);
+    assert!(stdout.contains("intact: 3 entries"), "{stdout}");
+
+    // The triggers refuse a change through SQL...
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let refused = sqlx::query("UPDATE audit_log SET actor_person_id = 'x' WHERE seq = 2")
+        .execute(&pool)
+        .await;
+    assert!(refused.is_err(), "the audit log accepted an update");
+    pool.close().await;
+
+    // ...so an attacker drops them first. A copy gets the other attack.
+    let copy = dir.path().join("copy.sqlite");
+    std::fs::copy(&db, &copy).unwrap();
+    let tail = dir.path().join("tail.sqlite");
+    std::fs::copy(&db, &tail).unwrap();
+    tamper(
+        &db,
+        &[
+            "DROP TRIGGER audit_log_no_update",
+            "UPDATE audit_log SET actor_person_id = 'someone-else' WHERE seq = 2",
+        ],
+    )
+    .await;
+    let (intact, _, stderr) = verify_audit(&config, &[]).await;
+    assert!(!intact);
+    assert!(stderr.contains("entry 2 was changed"), "{stderr}");
+
+    tamper(
+        &copy,
+        &[
+            "DROP TRIGGER audit_log_no_delete",
+            "DELETE FROM audit_log WHERE seq = 2",
+        ],
+    )
+    .await;
+    let (intact, _, stderr) =
+        verify_audit(&config, &[("VIX_REGION__DATABASE", copy.to_str().unwrap())]).await;
+    assert!(!intact);
+    assert!(stderr.contains("removed"), "{stderr}");
+
+    // Removing the newest entry is found too, and a node on that database refuses to write
+    // on top of the gap (which would hide it).
+    tamper(
+        &tail,
+        &[
+            "DROP TRIGGER audit_log_no_delete",
+            "DELETE FROM audit_log WHERE seq = 3",
+        ],
+    )
+    .await;
+    let tail_env = [("VIX_REGION__DATABASE", tail.to_str().unwrap())];
+    let (intact, _, stderr) = verify_audit(&config, &tail_env).await;
+    assert!(!intact);
+    assert!(stderr.contains("after 2 up to 3 were removed"), "{stderr}");
+    let (mut child, addr) = start_role_with("region", &config, &tail_env).await;
+    let status = client(addr, pki.path(), "jgz-north")
+        .register_signal(request("after-gap", "A9", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal);
+    child.start_kill().unwrap();
+}
+
+fn bsn_request(request_id: &str, bsn: &str, client_index: usize) -> pb::RegisterSignalRequest {
+    let mut request = request(request_id, "unused", client_index);
+    request.youth = Some(pb::register_signal_request::Youth::Bsn(bsn.into()));
+    // Born 2008: from 16 the youth alone is told.
+    request.informing = Some(pb::InformingRecord {
+        record: Some(pb::informing_record::Record::Informed(pb::Informed {
+            parents: false,
+            youth: true,
+            informed_on: "2026-11-01".into(),
+        })),
+    });
+    request
+}
+
+async fn import_mutations(config: &Path, file: &Path) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
+        .arg("import-mutations")
+        .arg("--config")
+        .arg(config)
+        .arg("--file")
+        .arg(file)
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(START_TIME_MAX, output)
+        .await
+        .expect("import-mutations did not finish")
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_death_from_the_brp_purges_the_youths_signals_while_the_node_runs() {
+    let youth = "999991383";
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), pki.path());
+    let (node, addr) = start_node(&config).await;
+    let mut jgz = client(addr, pki.path(), "jgz-north");
+    let mut school = client(addr, pki.path(), "school-north");
+    let signal = jgz
+        .register_signal(bsn_request("d1", youth, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .signal
+        .unwrap();
+    school
+        .register_signal(bsn_request("d2", youth, 1))
+        .await
+        .unwrap();
+
+    // A file with a bad second line changes nothing, and the error names the line only.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!("{{\"bsn\":\"{youth}\",\"death_date\":\"2026-11-20\"}}\n{{\"bsn\":\"123\"}}\n"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = import_mutations(&config, &bad).await;
+    assert!(!ok);
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!stderr.contains(youth), "the error shows a BSN");
+    let get = pb::GetSignalRequest {
+        signal_id: signal.signal_id.clone(),
+        acting_professional_id: "p0".into(),
+    };
+    assert!(jgz.get_signal(get.clone()).await.is_ok());
+
+    let good = dir.path().join("good.jsonl");
+    std::fs::write(
+        &good,
+        format!(
+            "{{\"bsn\":\"{youth}\",\"death_date\":\"2026-11-20\"}}\n{{\"bsn\":\"999992065\",\"municipality\":\"0518\"}}\n"
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = import_mutations(&config, &good).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("1 deaths (2 signals deleted), 1 changes of address"),
+        "{stdout}"
+    );
+    assert_eq!(
+        jgz.get_signal(get).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    // No new signal on the youth is accepted.
+    let status = jgz
+        .register_signal(bsn_request("d3", youth, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    // Importing the same file again is harmless.
+    let (ok, stdout, _) = import_mutations(&config, &good).await;
+    assert!(ok);
+    assert!(stdout.contains("(0 signals deleted)"), "{stdout}");
+    stop_gracefully(node).await;
+}
