@@ -214,6 +214,8 @@ impl HubNode {
                 notices_logged: watch::Sender::new(0),
                 stopping,
                 daily_sweep: Default::default(),
+                #[cfg(feature = "sim-faults")]
+                faults: Default::default(),
                 log_retention: jiff::SignedDuration::from_hours(
                     24 * i64::from(settings.log_retention_days),
                 ),

@@ -146,9 +146,8 @@ pub fn write_organisation_registry(dir: &Path, moved: &[(&str, &str)]) -> PathBu
     path
 }
 
-/// A client certificate's files in the dev PKI, as `TlsFiles` trusting the dev CA.
-fn client_files(cert: &str, key: &str) -> TlsFiles {
-    let pki = pki();
+/// A client certificate's files in the dev PKI at `pki`, trusting its CA.
+pub fn client_files_in(pki: &Path, cert: &str, key: &str) -> TlsFiles {
     TlsFiles {
         ca: pki.join(vix_certs_dev::files::CA_CERT),
         cert: pki.join(cert),
@@ -159,7 +158,26 @@ fn client_files(cert: &str, key: &str) -> TlsFiles {
 }
 
 pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> RegionSettings {
-    let pki = pki();
+    region_settings_in(
+        pki(),
+        &vix_certs_dev::DevPkiSpec::default(),
+        &person_registry_file(),
+        region,
+        dir,
+        hub,
+    )
+}
+
+/// A region node's settings in the dev PKI at `pki` made from `spec`, with the person registry
+/// `persons` (the simulator's federations use this as the tests do).
+pub fn region_settings_in(
+    pki: &Path,
+    spec: &vix_certs_dev::DevPkiSpec,
+    persons: &Path,
+    region: &str,
+    dir: &Path,
+    hub: Option<SocketAddr>,
+) -> RegionSettings {
     let (cert, key) = vix_certs_dev::files::region_server(region);
     RegionSettings {
         region_id: region.to_owned(),
@@ -167,13 +185,13 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
         database: dir.join(format!("region-{region}.sqlite")),
         federation_key_file: pki.join(vix_certs_dev::files::FEDERATION_KEY),
         federation_key_version: 1,
-        person_registry_file: person_registry_file(),
+        person_registry_file: persons.to_owned(),
         organisation_registry_file: pki.join(vix_certs_dev::files::ORGANISATION_REGISTRY),
-        municipalities: vix_certs_dev::DevPkiSpec::default()
+        municipalities: spec
             .municipalities
-            .into_iter()
+            .iter()
             .filter(|m| m.region == region)
-            .map(|m| m.code)
+            .map(|m| m.code.clone())
             .collect(),
         tls: TlsFiles {
             ca: pki.join(vix_certs_dev::files::CA_CERT),
@@ -184,7 +202,7 @@ pub fn region_settings(region: &str, dir: &Path, hub: Option<SocketAddr>) -> Reg
         },
         hub: hub.map(|address| {
             let (cert, key) = vix_certs_dev::files::region_client(region);
-            let mut tls = client_files(&cert, &key);
+            let mut tls = client_files_in(pki, &cert, &key);
             tls.crls = vec![pki.join(vix_certs_dev::files::CRL)];
             HubLink {
                 address,
@@ -235,8 +253,6 @@ impl Federation {
     /// are empty (the hub applied them) and every region stored and acknowledged its whole
     /// notice log. What the hub found before this held has been stored by its recipients.
     async fn is_quiet(&self) -> bool {
-        use vix_node::store::SignalStore;
-        use vix_node::store::hub::HubStore;
         let Some(hub) = self.hub.upgrade() else {
             return false;
         };
@@ -247,7 +263,20 @@ impl Federation {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        for region in &regions {
+        is_quiet(&hub, &regions).await
+    }
+}
+
+/// Whether everything written so far in a federation of in-process nodes has gone as far as it
+/// goes (see `Federation`); regions whose store is closed are left out.
+pub async fn is_quiet(
+    hub: &HubContext<HubSqliteStore>,
+    regions: &[Arc<RegionContext<SqliteStore>>],
+) -> bool {
+    use vix_node::store::SignalStore;
+    use vix_node::store::hub::HubStore;
+    {
+        for region in regions {
             let store = &region.store;
             let (Ok(outbox), Ok(coordination)) = (
                 store.outbox_len().await,
@@ -259,7 +288,7 @@ impl Federation {
                 return false;
             }
         }
-        for region in &regions {
+        for region in regions {
             if hub.store.unacked(&region.region_id).await.ok() != Some(0) {
                 return false;
             }
@@ -424,7 +453,12 @@ impl Drop for TestRegion {
 
 /// A mutual-TLS channel to `addr` with the given certificate and key files of the dev PKI.
 pub fn channel_with(addr: SocketAddr, cert: &str, key: &str) -> Channel {
-    let config = tls::client_config(&client_files(cert, key)).expect("client TLS config");
+    channel_in(pki(), addr, cert, key)
+}
+
+/// A mutual-TLS channel to `addr` with a certificate and key of the dev PKI at `pki`.
+pub fn channel_in(pki: &Path, addr: SocketAddr, cert: &str, key: &str) -> Channel {
+    let config = tls::client_config(&client_files_in(pki, cert, key)).expect("client TLS config");
     tls::channel(addr, "localhost", config).expect("channel")
 }
 
@@ -458,7 +492,11 @@ where
 }
 
 pub fn hub_settings(dir: &Path) -> HubSettings {
-    let pki = pki();
+    hub_settings_in(pki(), dir)
+}
+
+/// The hub's settings in the dev PKI at `pki`, its database in `dir`.
+pub fn hub_settings_in(pki: &Path, dir: &Path) -> HubSettings {
     HubSettings {
         listen: "127.0.0.1:0".parse().expect("address"),
         database: dir.join("hub.sqlite"),

@@ -48,6 +48,31 @@ pub struct HubContext<S> {
     /// How long an acknowledged notice-log entry is kept (for an operator's inquiry) before
     /// it is pruned.
     pub log_retention: jiff::SignedDuration,
+    /// Faults a simulator switches on to prove its oracle can fail.
+    #[cfg(feature = "sim-faults")]
+    pub faults: SimFaults,
+}
+
+/// A broken hub on purpose (feature `sim-faults` only): every `drop_every_nth_notice`th notice
+/// entry streamed to any region is left out, as a bug in the log would.
+#[cfg(feature = "sim-faults")]
+#[derive(Debug, Default)]
+pub struct SimFaults {
+    /// 0: off.
+    pub drop_every_nth_notice: std::sync::atomic::AtomicU64,
+    streamed: std::sync::atomic::AtomicU64,
+}
+
+#[cfg(feature = "sim-faults")]
+impl SimFaults {
+    fn drops(&self, entry: &crate::store::hub::LogEntry) -> bool {
+        use std::sync::atomic::Ordering;
+        let every = self.drop_every_nth_notice.load(Ordering::Relaxed);
+        if every == 0 || !matches!(entry, crate::store::hub::LogEntry::Notice(_)) {
+            return false;
+        }
+        (self.streamed.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(every)
+    }
 }
 
 impl<S: HubStore> HubContext<S> {
@@ -347,6 +372,10 @@ async fn stream_log<S: HubStore>(
             }
         };
         for entry in &page.entries {
+            #[cfg(feature = "sim-faults")]
+            if context.faults.drops(entry) {
+                continue;
+            }
             if sender.send(Ok(convert::entry_to_pb(entry))).await.is_err() {
                 tracing::info!(%region_id, "notice stream closed by the region");
                 return;

@@ -1,0 +1,175 @@
+//! A federation of real vix nodes in this process: a development PKI for the simulated regions
+//! and organisations, the hub and every region node built through the same start-up API as
+//! `vix-node`, on port 0 over mutual TLS on loopback, real SQLite files, one injected clock.
+//! Settings come from the test harness (`vix-tests`), so the simulator and the tests start
+//! nodes one way.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use vix_certs_dev::{DevMunicipality, DevOrganisation, DevPkiSpec};
+use vix_node::domain::ManualClock;
+use vix_node::hub::HubContext;
+use vix_node::region::RegionContext;
+use vix_node::startup::{HubNode, RegionNode};
+use vix_node::store::hub_sqlite::HubSqliteStore;
+use vix_node::store::sqlite::SqliteStore;
+use vix_protocol::region::v1::region_service_client::RegionServiceClient;
+
+use crate::population::municipality;
+
+/// The kinds of organisation each simulated region has.
+pub const ORGANISATION_KINDS: [&str; 3] = ["jgz", "school", "vt"];
+
+pub fn region_id(index: usize) -> String {
+    format!("r{index:02}")
+}
+
+pub fn organisation_id(kind: &str, region: usize) -> String {
+    format!("{kind}-{}", region_id(region))
+}
+
+/// The PKI's contents for `regions` regions.
+pub fn spec(regions: usize) -> DevPkiSpec {
+    DevPkiSpec {
+        regions: (0..regions).map(region_id).collect(),
+        organisations: (0..regions)
+            .flat_map(|region| {
+                ORGANISATION_KINDS.iter().map(move |kind| DevOrganisation {
+                    id: organisation_id(kind, region),
+                    name: format!("{} {}", kind.to_uppercase(), region_id(region)),
+                    region: region_id(region),
+                })
+            })
+            .collect(),
+        municipalities: (0..regions)
+            .map(|region| DevMunicipality {
+                code: municipality(region),
+                name: format!("Gemeente {}", region_id(region)),
+                region: region_id(region),
+            })
+            .collect(),
+        validity_days: 30,
+    }
+}
+
+struct Running {
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+pub struct Region {
+    pub id: String,
+    pub addr: SocketAddr,
+    pub context: Arc<RegionContext<SqliteStore>>,
+}
+
+pub struct Federation {
+    pub dir: PathBuf,
+    pki: PathBuf,
+    pub clock: Arc<ManualClock>,
+    pub hub: Arc<HubContext<HubSqliteStore>>,
+    pub regions: Vec<Region>,
+    running: Vec<Running>,
+    clients: HashMap<String, RegionServiceClient<Channel>>,
+}
+
+impl Federation {
+    /// Writes the PKI and starts the hub and `regions` region nodes under `dir`, which holds the
+    /// person registry file `persons`.
+    pub async fn start(
+        dir: &Path,
+        regions: usize,
+        persons: &Path,
+        clock: Arc<ManualClock>,
+    ) -> anyhow::Result<Self> {
+        let pki = dir.join("pki");
+        let spec = spec(regions);
+        vix_certs_dev::generate(&pki, &spec).context("the simulation's PKI")?;
+        let mut running = Vec::new();
+
+        let hub_settings = vix_tests::hub_settings_in(&pki, dir);
+        let hub_node = HubNode::build(&hub_settings, clock.clone()).await?;
+        let hub = Arc::clone(hub_node.context());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let hub_addr = listener.local_addr()?;
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        running.push(Running {
+            shutdown,
+            task: tokio::spawn(hub_node.run(listener, async {
+                let _ = stopped.await;
+            })),
+        });
+
+        let mut nodes = Vec::new();
+        for index in 0..regions {
+            let id = region_id(index);
+            let settings =
+                vix_tests::region_settings_in(&pki, &spec, persons, &id, dir, Some(hub_addr));
+            let node = RegionNode::build(&settings, clock.clone())
+                .await
+                .with_context(|| format!("region {id}"))?;
+            let context = Arc::clone(node.context());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let (shutdown, stopped) = oneshot::channel::<()>();
+            running.push(Running {
+                shutdown,
+                task: tokio::spawn(node.run(listener, async {
+                    let _ = stopped.await;
+                })),
+            });
+            nodes.push(Region { id, addr, context });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            pki,
+            clock,
+            hub,
+            regions: nodes,
+            running,
+            clients: HashMap::new(),
+        })
+    }
+
+    /// A region API client for organisation `organisation` of region `region`.
+    pub fn client(
+        &mut self,
+        region: usize,
+        organisation: &str,
+    ) -> anyhow::Result<RegionServiceClient<Channel>> {
+        if let Some(client) = self.clients.get(organisation) {
+            return Ok(client.clone());
+        }
+        let addr = self.regions.get(region).context("no such region")?.addr;
+        let (cert, key) = vix_certs_dev::files::organisation(organisation);
+        let client = RegionServiceClient::new(vix_tests::channel_in(&self.pki, addr, &cert, &key));
+        self.clients.insert(organisation.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// Whether everything acknowledged has gone as far as it goes (the tests' watermark).
+    pub async fn is_quiet(&self) -> bool {
+        let regions: Vec<_> = self
+            .regions
+            .iter()
+            .map(|region| Arc::clone(&region.context))
+            .collect();
+        vix_tests::is_quiet(&self.hub, &regions).await
+    }
+
+    /// Stops every node and waits until each closed its store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        for running in self.running.into_iter().rev() {
+            let _ = running.shutdown.send(());
+            running.task.await??;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! vix-sim: a federation of real vix nodes, a synthetic population, a seeded workload and an
+//! oracle that does not trust the system (ARCHITECTURE.md invariant 2: every pair told exactly
+//! once). Deterministic simulation testing in the manner of FoundationDB's simulator and
+//! TigerBeetle's VOPR: the same seed gives the same run.
+#![forbid(unsafe_code)]
+
+pub mod federation;
+pub mod oracle;
+pub mod population;
+pub mod run;

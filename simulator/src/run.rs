@@ -1,0 +1,292 @@
+//! One simulation run: a seeded population and workload against a federation of real nodes,
+//! the oracle's expected notices against what every organisation sees through `ListMatches`,
+//! and a scan of every database file for the population's BSNs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use vix_node::domain::ManualClock;
+use vix_protocol::region::v1 as pb;
+
+use crate::federation::{Federation, ORGANISATION_KINDS, organisation_id};
+use crate::oracle::{self, Notice, Registration, Youth};
+use crate::population::Population;
+
+/// What to run. The same seed gives the same population and workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct Options {
+    pub seed: u64,
+    pub regions: usize,
+    pub families: usize,
+    /// Chance (percent) that a child is signalled at all.
+    pub signalled_percent: u8,
+    /// Chance (percent) that an organisation of another region than the family's signals.
+    pub elsewhere_percent: u8,
+    /// How long the federation may take to become quiet after the workload.
+    pub convergence_max: Duration,
+}
+
+impl Options {
+    /// A small run for CI: a few regions, a few hundred people.
+    pub fn quick(seed: u64) -> Self {
+        Self {
+            seed,
+            regions: 4,
+            families: 60,
+            signalled_percent: 60,
+            elsewhere_percent: 30,
+            convergence_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub options: Option<Options>,
+    pub persons: usize,
+    pub signals: usize,
+    pub expected: usize,
+    pub delivered: usize,
+    pub missing: Vec<String>,
+    pub duplicated: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub youth_matches: usize,
+    pub family_matches: usize,
+    pub cross_region: usize,
+    pub convergence_ms: u128,
+    pub wall_ms: u128,
+    pub privacy_hits: Vec<String>,
+}
+
+impl Report {
+    /// The oracle and the privacy scan found nothing wrong.
+    pub fn passed(&self) -> bool {
+        self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.unexpected.is_empty()
+            && self.privacy_hits.is_empty()
+    }
+}
+
+/// Runs the simulation in `dir` (kept for inspection).
+pub async fn run(options: &Options, dir: &Path) -> anyhow::Result<Report> {
+    run_with(options, dir, |_| {}).await
+}
+
+/// Like [`run`], calling `on_start` once the federation is up, before the workload (tests use it
+/// to break the hub on purpose).
+pub async fn run_with(
+    options: &Options,
+    dir: &Path,
+    on_start: impl FnOnce(&Federation),
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(options.seed);
+    let today = jiff::civil::date(2026, 11, 25);
+    let population = Population::generate(&mut rng, options.families, options.regions, today);
+    let persons = dir.join("persons.json");
+    std::fs::write(&persons, population.registry_json()?)
+        .with_context(|| format!("writing {}", persons.display()))?;
+    let clock = Arc::new(ManualClock::at_noon(today));
+    let mut federation = Federation::start(dir, options.regions, &persons, clock).await?;
+    on_start(&federation);
+
+    // The workload: each signalled child gets one to three parties, mostly of the family's
+    // region, sometimes of another (a school elsewhere, a move).
+    let mut registrations = Vec::new();
+    let mut signals = HashMap::new(); // signal id -> (organisation, youth)
+    let mut region_of = HashMap::new(); // organisation -> region index
+    for family in &population.families {
+        for child in &family.children {
+            if rng.u8(..100) >= options.signalled_percent {
+                continue;
+            }
+            for _ in 0..1 + rng.usize(..3) {
+                let region = if rng.u8(..100) < options.elsewhere_percent {
+                    rng.usize(..options.regions)
+                } else {
+                    family.home
+                };
+                let kind = ORGANISATION_KINDS[rng.usize(..ORGANISATION_KINDS.len())];
+                let organisation = organisation_id(kind, region);
+                let person = population
+                    .person(child)
+                    .context("a child of the population")?;
+                let request = pb::RegisterSignalRequest {
+                    request_id: format!("sim-{}", registrations.len()),
+                    youth: Some(pb::register_signal_request::Youth::Bsn(child.clone())),
+                    professional: Some(pb::ProfessionalContact {
+                        professional_id: format!("p-{organisation}"),
+                        name: format!("Professional of {organisation}"),
+                        email: format!("p@{organisation}.example.nl"),
+                        phone: String::new(),
+                    }),
+                    planned_removal_date: String::new(),
+                    informing: Some(vix_tests::informing_for_birth(person.birth_date, today)),
+                };
+                let signal = federation
+                    .client(region, &organisation)?
+                    .register_signal(request)
+                    .await
+                    .with_context(|| format!("registration {}", registrations.len()))?
+                    .into_inner()
+                    .signal
+                    .context("a registered signal")?;
+                signals.insert(signal.signal_id, (organisation.clone(), child.clone()));
+                region_of.insert(organisation.clone(), region);
+                registrations.push(Registration {
+                    organisation,
+                    youth: Youth {
+                        bsn: child.clone(),
+                        parents: family.parents.clone(),
+                    },
+                });
+            }
+        }
+    }
+
+    let workload_done = Instant::now();
+    loop {
+        if federation.is_quiet().await {
+            break;
+        }
+        anyhow::ensure!(
+            workload_done.elapsed() < options.convergence_max,
+            "the federation did not become quiet within {:?}",
+            options.convergence_max
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let convergence = workload_done.elapsed();
+
+    let expected = oracle::expected(&registrations);
+    let mut seen: BTreeMap<Notice, usize> = BTreeMap::new();
+    let organisations: BTreeSet<(usize, String)> = region_of
+        .iter()
+        .map(|(organisation, region)| (*region, organisation.clone()))
+        .collect();
+    for (region, organisation) in &organisations {
+        for found in matches(&mut federation, *region, organisation).await? {
+            let counterpart = found.counterpart.context("a counterpart")?;
+            let (Some((own_org, own_youth)), Some((other_org, other_youth))) = (
+                signals.get(&found.signal_id),
+                signals.get(&counterpart.signal_id),
+            ) else {
+                anyhow::bail!("a match names a signal the simulation did not register");
+            };
+            let notice = Notice {
+                recipient_organisation: own_org.clone(),
+                recipient_youth: own_youth.clone(),
+                counterpart_organisation: other_org.clone(),
+                counterpart_youth: other_youth.clone(),
+                family: found.match_type == pb::MatchType::Family as i32,
+            };
+            *seen.entry(notice).or_default() += 1;
+        }
+    }
+    let describe = |notice: &Notice| {
+        format!(
+            "{} -> {}{} ",
+            notice.recipient_organisation,
+            notice.counterpart_organisation,
+            if notice.family { " (family)" } else { "" }
+        )
+    };
+    let mut report = Report {
+        options: Some(options.clone()),
+        persons: population.persons.len(),
+        signals: registrations.len(),
+        expected: expected.len(),
+        delivered: seen.values().sum(),
+        convergence_ms: convergence.as_millis(),
+        ..Report::default()
+    };
+    for notice in &expected {
+        if !seen.contains_key(notice) {
+            report.missing.push(describe(notice));
+        }
+        if notice.family {
+            report.family_matches += 1;
+        } else {
+            report.youth_matches += 1;
+        }
+        if region_of.get(&notice.recipient_organisation)
+            != region_of.get(&notice.counterpart_organisation)
+        {
+            report.cross_region += 1;
+        }
+    }
+    for (notice, count) in &seen {
+        if *count > 1 {
+            report.duplicated.push(describe(notice));
+        }
+        if !expected.contains(notice) {
+            report.unexpected.push(describe(notice));
+        }
+    }
+    federation.stop().await?;
+    let bsns: HashSet<&str> = population.persons.iter().map(|p| p.bsn.as_str()).collect();
+    report.privacy_hits = privacy_scan(dir, &bsns)?;
+    report.wall_ms = started.elapsed().as_millis();
+    Ok(report)
+}
+
+/// Every match `organisation` sees, page by page.
+async fn matches(
+    federation: &mut Federation,
+    region: usize,
+    organisation: &str,
+) -> anyhow::Result<Vec<pb::Match>> {
+    let mut client = federation.client(region, organisation)?;
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_matches(pb::ListMatchesRequest {
+                acting_professional_id: "sim-oracle".into(),
+                page_size: 500,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        all.extend(page.matches);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Files under `dir` (databases, their WAL and shared memory, logs) that hold one of `bsns` in
+/// plain text; the person registry file, which is the BRP's, is left out.
+fn privacy_scan(dir: &Path, bsns: &HashSet<&str>) -> anyhow::Result<Vec<String>> {
+    let mut hits = Vec::new();
+    let mut folders: Vec<PathBuf> = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if path.file_name().is_some_and(|name| name == "persons.json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path)?;
+            if bytes
+                .windows(9)
+                .filter(|window| window.iter().all(u8::is_ascii_digit))
+                .any(|window| std::str::from_utf8(window).is_ok_and(|text| bsns.contains(text)))
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    Ok(hits)
+}
