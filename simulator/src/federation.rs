@@ -75,6 +75,9 @@ pub struct Federation {
     pki: PathBuf,
     pub clock: Arc<ManualClock>,
     pub hub: Arc<HubContext<HubSqliteStore>>,
+    hub_addr: SocketAddr,
+    /// `None` while the hub is down.
+    hub_running: Option<Running>,
     pub regions: Vec<Region>,
     running: Vec<Running>,
     clients: HashMap<String, RegionServiceClient<Channel>>,
@@ -94,18 +97,8 @@ impl Federation {
         vix_certs_dev::generate(&pki, &spec).context("the simulation's PKI")?;
         let mut running = Vec::new();
 
-        let hub_settings = vix_tests::hub_settings_in(&pki, dir);
-        let hub_node = HubNode::build(&hub_settings, clock.clone()).await?;
-        let hub = Arc::clone(hub_node.context());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let hub_addr = listener.local_addr()?;
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        running.push(Running {
-            shutdown,
-            task: tokio::spawn(hub_node.run(listener, async {
-                let _ = stopped.await;
-            })),
-        });
+        let (hub, hub_addr, hub_running) =
+            start_hub(&pki, dir, &clock, "127.0.0.1:0".parse()?).await?;
 
         let mut nodes = Vec::new();
         for index in 0..regions {
@@ -132,6 +125,8 @@ impl Federation {
             pki,
             clock,
             hub,
+            hub_addr,
+            hub_running: Some(hub_running),
             regions: nodes,
             running,
             clients: HashMap::new(),
@@ -164,12 +159,58 @@ impl Federation {
         vix_tests::is_quiet(&self.hub, &regions).await
     }
 
-    /// Stops every node and waits until each closed its store.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        for running in self.running.into_iter().rev() {
+    /// Takes the hub down (a clean stop: its database stays as it was).
+    pub async fn stop_hub(&mut self) -> anyhow::Result<()> {
+        if let Some(running) = self.hub_running.take() {
             let _ = running.shutdown.send(());
             running.task.await??;
         }
         Ok(())
     }
+
+    /// Brings the hub back on its database and its old address, the one the regions know.
+    pub async fn start_hub(&mut self) -> anyhow::Result<()> {
+        if self.hub_running.is_none() {
+            let (hub, _, running) =
+                start_hub(&self.pki, &self.dir, &self.clock, self.hub_addr).await?;
+            self.hub = hub;
+            self.hub_running = Some(running);
+        }
+        Ok(())
+    }
+
+    /// Stops every node and waits until each closed its store.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for running in self.running.into_iter().rev() {
+            let _ = running.shutdown.send(());
+            running.task.await??;
+        }
+        if let Some(running) = self.hub_running.take() {
+            let _ = running.shutdown.send(());
+            running.task.await??;
+        }
+        Ok(())
+    }
+}
+
+/// Starts the hub on the database in `dir`, listening on `listen`.
+async fn start_hub(
+    pki: &Path,
+    dir: &Path,
+    clock: &Arc<ManualClock>,
+    listen: SocketAddr,
+) -> anyhow::Result<(Arc<HubContext<HubSqliteStore>>, SocketAddr, Running)> {
+    let settings = vix_tests::hub_settings_in(pki, dir);
+    let node = HubNode::build(&settings, clock.clone()).await?;
+    let hub = Arc::clone(node.context());
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let running = Running {
+        shutdown,
+        task: tokio::spawn(node.run(listener, async {
+            let _ = stopped.await;
+        })),
+    };
+    Ok((hub, addr, running))
 }

@@ -27,6 +27,12 @@ enum Command {
         regions: usize,
         #[arg(long, default_value_t = 60)]
         families: usize,
+        /// Registrations in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// No hub outage in the middle third of the workload.
+        #[arg(long)]
+        no_faults: bool,
         /// The small run CI does (overrides regions and families).
         #[arg(long)]
         quick: bool,
@@ -42,6 +48,8 @@ async fn main() -> anyhow::Result<()> {
         seed,
         regions,
         families,
+        concurrency,
+        no_faults,
         quick,
         out,
     } = Args::parse().command;
@@ -50,6 +58,8 @@ async fn main() -> anyhow::Result<()> {
         options.regions = regions;
         options.families = families;
     }
+    options.concurrency = concurrency;
+    options.hub_outage = !no_faults;
     let temporary;
     let dir = match out {
         Some(out) => {
@@ -102,10 +112,12 @@ fn summary(report: &Report, dir: &std::path::Path) {
     {
         println!("  {line}");
     }
+    println!("faults: {}", report.faults.join(", "));
     println!(
-        "converged in {} ms; wall {} ms; report {}",
+        "converged in {} ms; wall {} ms ({:.0} signals/s); report {}",
         report.convergence_ms,
         report.wall_ms,
+        report.signals as f64 * 1000.0 / report.wall_ms.max(1) as f64,
         dir.join("report.json").display()
     );
 }

@@ -28,6 +28,10 @@ pub struct Options {
     pub elsewhere_percent: u8,
     /// How long the federation may take to become quiet after the workload.
     pub convergence_max: Duration,
+    /// Registrations in flight at once.
+    pub concurrency: usize,
+    /// The hub is down for the middle third of the registrations.
+    pub hub_outage: bool,
 }
 
 impl Options {
@@ -40,6 +44,8 @@ impl Options {
             signalled_percent: 60,
             elsewhere_percent: 30,
             convergence_max: Duration::from_secs(60),
+            concurrency: 16,
+            hub_outage: true,
         }
     }
 }
@@ -58,6 +64,8 @@ pub struct Report {
     pub youth_matches: usize,
     pub family_matches: usize,
     pub cross_region: usize,
+    /// The faults injected, in order.
+    pub faults: Vec<String>,
     pub convergence_ms: u128,
     pub wall_ms: u128,
     pub privacy_hits: Vec<String>,
@@ -95,17 +103,28 @@ pub async fn run_with(
     let clock = Arc::new(ManualClock::at_noon(today));
     let mut federation = Federation::start(dir, options.regions, &persons, clock).await?;
     on_start(&federation);
+    let mut faults = Vec::new();
 
     // The workload: each signalled child gets one to three parties, mostly of the family's
     // region, sometimes of another (a school elsewhere, a move).
-    let mut registrations = Vec::new();
-    let mut signals = HashMap::new(); // signal id -> (organisation, youth)
+    // The workload, planned from the seed first so that it never depends on timing: each
+    // signalled child gets one to three parties, mostly of the family's region, sometimes of
+    // another (a school elsewhere, a move).
+    let people: HashMap<&str, &crate::population::Person> = population
+        .persons
+        .iter()
+        .map(|person| (person.bsn.as_str(), person))
+        .collect();
+    let mut planned = Vec::new();
     let mut region_of = HashMap::new(); // organisation -> region index
     for family in &population.families {
         for child in &family.children {
             if rng.u8(..100) >= options.signalled_percent {
                 continue;
             }
+            let person = people
+                .get(child.as_str())
+                .context("a child of the population")?;
             for _ in 0..1 + rng.usize(..3) {
                 let region = if rng.u8(..100) < options.elsewhere_percent {
                     rng.usize(..options.regions)
@@ -114,11 +133,8 @@ pub async fn run_with(
                 };
                 let kind = ORGANISATION_KINDS[rng.usize(..ORGANISATION_KINDS.len())];
                 let organisation = organisation_id(kind, region);
-                let person = population
-                    .person(child)
-                    .context("a child of the population")?;
                 let request = pb::RegisterSignalRequest {
-                    request_id: format!("sim-{}", registrations.len()),
+                    request_id: format!("sim-{}", planned.len()),
                     youth: Some(pb::register_signal_request::Youth::Bsn(child.clone())),
                     professional: Some(pb::ProfessionalContact {
                         professional_id: format!("p-{organisation}"),
@@ -129,26 +145,56 @@ pub async fn run_with(
                     planned_removal_date: String::new(),
                     informing: Some(vix_tests::informing_for_birth(person.birth_date, today)),
                 };
-                let signal = federation
-                    .client(region, &organisation)?
-                    .register_signal(request)
-                    .await
-                    .with_context(|| format!("registration {}", registrations.len()))?
-                    .into_inner()
-                    .signal
-                    .context("a registered signal")?;
-                signals.insert(signal.signal_id, (organisation.clone(), child.clone()));
                 region_of.insert(organisation.clone(), region);
-                registrations.push(Registration {
-                    organisation,
+                let registration = Registration {
+                    organisation: organisation.clone(),
                     youth: Youth {
                         bsn: child.clone(),
                         parents: family.parents.clone(),
                     },
-                });
+                };
+                planned.push((region, organisation, request, registration));
             }
         }
     }
+
+    // Registrations go with `concurrency` in flight. With a hub outage, the hub is down for the
+    // middle third of them: regions keep working and their outboxes wait.
+    let outage = options
+        .hub_outage
+        .then(|| (planned.len() / 3, 2 * planned.len() / 3));
+    let mut signals = HashMap::new(); // signal id -> (organisation, youth)
+    let mut registrations = Vec::with_capacity(planned.len());
+    let mut in_flight = tokio::task::JoinSet::new();
+    for (index, (region, organisation, request, registration)) in planned.into_iter().enumerate() {
+        if outage.is_some_and(|(down, _)| down == index) {
+            drain(&mut in_flight, &mut signals).await?;
+            federation.stop_hub().await?;
+            report_fault(&mut faults, "hub down");
+        }
+        if outage.is_some_and(|(_, up)| up == index) {
+            drain(&mut in_flight, &mut signals).await?;
+            federation.start_hub().await?;
+            report_fault(&mut faults, "hub back");
+        }
+        while in_flight.len() >= options.concurrency.max(1) {
+            collect(&mut in_flight, &mut signals).await?;
+        }
+        let mut client = federation.client(region, &organisation)?;
+        let youth = registration.youth.bsn.clone();
+        in_flight.spawn(async move {
+            let signal = client
+                .register_signal(request)
+                .await
+                .with_context(|| format!("registration {index}"))?
+                .into_inner()
+                .signal
+                .context("a registered signal")?;
+            anyhow::Ok((signal.signal_id, organisation, youth))
+        });
+        registrations.push(registration);
+    }
+    drain(&mut in_flight, &mut signals).await?;
 
     let workload_done = Instant::now();
     loop {
@@ -204,6 +250,7 @@ pub async fn run_with(
         expected: expected.len(),
         delivered: seen.values().sum(),
         convergence_ms: convergence.as_millis(),
+        faults,
         ..Report::default()
     };
     for notice in &expected {
@@ -234,6 +281,36 @@ pub async fn run_with(
     report.privacy_hits = privacy_scan(dir, &bsns)?;
     report.wall_ms = started.elapsed().as_millis();
     Ok(report)
+}
+
+type Registered = (String, String, String);
+
+/// Waits for one registration in flight and records it.
+async fn collect(
+    in_flight: &mut tokio::task::JoinSet<anyhow::Result<Registered>>,
+    signals: &mut HashMap<String, (String, String)>,
+) -> anyhow::Result<()> {
+    if let Some(done) = in_flight.join_next().await {
+        let (signal_id, organisation, youth) = done??;
+        signals.insert(signal_id, (organisation, youth));
+    }
+    Ok(())
+}
+
+/// Waits for every registration in flight.
+async fn drain(
+    in_flight: &mut tokio::task::JoinSet<anyhow::Result<Registered>>,
+    signals: &mut HashMap<String, (String, String)>,
+) -> anyhow::Result<()> {
+    while !in_flight.is_empty() {
+        collect(in_flight, signals).await?;
+    }
+    Ok(())
+}
+
+fn report_fault(faults: &mut Vec<String>, what: &str) {
+    tracing::info!(fault = what, "fault injected");
+    faults.push(what.to_owned());
 }
 
 /// Every match `organisation` sees, page by page.
