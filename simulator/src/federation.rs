@@ -68,6 +68,9 @@ pub struct Region {
     pub id: String,
     pub addr: SocketAddr,
     pub context: Arc<RegionContext<SqliteStore>>,
+    settings: vix_node::config::RegionSettings,
+    /// `None` while the region is down.
+    running: Option<Running>,
 }
 
 pub struct Federation {
@@ -79,7 +82,6 @@ pub struct Federation {
     /// `None` while the hub is down.
     hub_running: Option<Running>,
     pub regions: Vec<Region>,
-    running: Vec<Running>,
     clients: HashMap<String, RegionServiceClient<Channel>>,
 }
 
@@ -95,7 +97,6 @@ impl Federation {
         let pki = dir.join("pki");
         let spec = spec(regions);
         vix_certs_dev::generate(&pki, &spec).context("the simulation's PKI")?;
-        let mut running = Vec::new();
 
         let (hub, hub_addr, hub_running) =
             start_hub(&pki, dir, &clock, "127.0.0.1:0".parse()?).await?;
@@ -105,20 +106,15 @@ impl Federation {
             let id = region_id(index);
             let settings =
                 vix_tests::region_settings_in(&pki, &spec, persons, &id, dir, Some(hub_addr));
-            let node = RegionNode::build(&settings, clock.clone())
-                .await
-                .with_context(|| format!("region {id}"))?;
-            let context = Arc::clone(node.context());
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
-            let (shutdown, stopped) = oneshot::channel::<()>();
-            running.push(Running {
-                shutdown,
-                task: tokio::spawn(node.run(listener, async {
-                    let _ = stopped.await;
-                })),
+            let (context, addr, running) =
+                start_region(&settings, &clock, "127.0.0.1:0".parse()?).await?;
+            nodes.push(Region {
+                id,
+                addr,
+                context,
+                settings,
+                running: Some(running),
             });
-            nodes.push(Region { id, addr, context });
         }
         Ok(Self {
             dir: dir.to_owned(),
@@ -128,7 +124,6 @@ impl Federation {
             hub_addr,
             hub_running: Some(hub_running),
             regions: nodes,
-            running,
             clients: HashMap::new(),
         })
     }
@@ -179,11 +174,35 @@ impl Federation {
         Ok(())
     }
 
-    /// Stops every node and waits until each closed its store.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        for running in self.running.into_iter().rev() {
+    /// Takes region `index` down (a clean stop).
+    pub async fn stop_region(&mut self, index: usize) -> anyhow::Result<()> {
+        let region = self.regions.get_mut(index).context("no such region")?;
+        if let Some(running) = region.running.take() {
             let _ = running.shutdown.send(());
             running.task.await??;
+        }
+        Ok(())
+    }
+
+    /// Brings region `index` back on its database and its old address.
+    pub async fn start_region(&mut self, index: usize) -> anyhow::Result<()> {
+        let region = self.regions.get_mut(index).context("no such region")?;
+        if region.running.is_none() {
+            let (context, _, running) =
+                start_region(&region.settings, &self.clock, region.addr).await?;
+            region.context = context;
+            region.running = Some(running);
+        }
+        Ok(())
+    }
+
+    /// Stops every node and waits until each closed its store.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for region in &mut self.regions {
+            if let Some(running) = region.running.take() {
+                let _ = running.shutdown.send(());
+                running.task.await??;
+            }
         }
         if let Some(running) = self.hub_running.take() {
             let _ = running.shutdown.send(());
@@ -191,6 +210,28 @@ impl Federation {
         }
         Ok(())
     }
+}
+
+/// Starts a region node with `settings`, listening on `listen`.
+async fn start_region(
+    settings: &vix_node::config::RegionSettings,
+    clock: &Arc<ManualClock>,
+    listen: SocketAddr,
+) -> anyhow::Result<(Arc<RegionContext<SqliteStore>>, SocketAddr, Running)> {
+    let node = RegionNode::build(settings, clock.clone())
+        .await
+        .with_context(|| format!("region {}", settings.region_id))?;
+    let context = Arc::clone(node.context());
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let running = Running {
+        shutdown,
+        task: tokio::spawn(node.run(listener, async {
+            let _ = stopped.await;
+        })),
+    };
+    Ok((context, addr, running))
 }
 
 /// Starts the hub on the database in `dir`, listening on `listen`.

@@ -158,43 +158,52 @@ pub async fn run_with(
         }
     }
 
-    // Registrations go with `concurrency` in flight. With a hub outage, the hub is down for the
-    // middle third of them: regions keep working and their outboxes wait.
-    let outage = options
-        .hub_outage
-        .then(|| (planned.len() / 3, 2 * planned.len() / 3));
-    let mut signals = HashMap::new(); // signal id -> (organisation, youth)
-    let mut registrations = Vec::with_capacity(planned.len());
-    let mut in_flight = tokio::task::JoinSet::new();
+    // Registrations go with `concurrency` in flight. With the faults on, the hub is down for the
+    // middle third of them (regions keep working, their outboxes wait), and region r00 is down
+    // from the middle to the last sixth: its registrations queue at the simulator and come as a
+    // burst when it is back, while the notices for it wait in the hub's log.
+    let total = planned.len();
+    let hub_outage = options.hub_outage.then_some((total / 3, 2 * total / 3));
+    let region_outage = options.hub_outage.then_some((total / 2, 5 * total / 6));
+    let mut sender = Sender::new(options.concurrency);
+    let mut queued = Vec::new();
     for (index, (region, organisation, request, registration)) in planned.into_iter().enumerate() {
-        if outage.is_some_and(|(down, _)| down == index) {
-            drain(&mut in_flight, &mut signals).await?;
+        if hub_outage.is_some_and(|(down, _)| down == index) {
+            sender.drain().await?;
             federation.stop_hub().await?;
             report_fault(&mut faults, "hub down");
         }
-        if outage.is_some_and(|(_, up)| up == index) {
-            drain(&mut in_flight, &mut signals).await?;
+        if hub_outage.is_some_and(|(_, up)| up == index) {
+            sender.drain().await?;
             federation.start_hub().await?;
             report_fault(&mut faults, "hub back");
         }
-        while in_flight.len() >= options.concurrency.max(1) {
-            collect(&mut in_flight, &mut signals).await?;
+        if region_outage.is_some_and(|(down, _)| down == index) {
+            sender.drain().await?;
+            federation.stop_region(0).await?;
+            report_fault(&mut faults, "region r00 down");
         }
-        let mut client = federation.client(region, &organisation)?;
-        let youth = registration.youth.bsn.clone();
-        in_flight.spawn(async move {
-            let signal = client
-                .register_signal(request)
-                .await
-                .with_context(|| format!("registration {index}"))?
-                .into_inner()
-                .signal
-                .context("a registered signal")?;
-            anyhow::Ok((signal.signal_id, organisation, youth))
-        });
-        registrations.push(registration);
+        if region_outage.is_some_and(|(_, up)| up == index) {
+            sender.drain().await?;
+            federation.start_region(0).await?;
+            report_fault(&mut faults, "region r00 back");
+            for queued in std::mem::take(&mut queued) {
+                sender.send(&mut federation, queued).await?;
+            }
+        }
+        let planned = (region, organisation, request, registration);
+        if region == 0 && region_outage.is_some_and(|(down, up)| (down..up).contains(&index)) {
+            queued.push(planned);
+        } else {
+            sender.send(&mut federation, planned).await?;
+        }
     }
-    drain(&mut in_flight, &mut signals).await?;
+    sender.drain().await?;
+    let Sender {
+        signals,
+        registrations,
+        ..
+    } = sender;
 
     let workload_done = Instant::now();
     loop {
@@ -283,29 +292,66 @@ pub async fn run_with(
     Ok(report)
 }
 
-type Registered = (String, String, String);
+type Planned = (usize, String, pb::RegisterSignalRequest, Registration);
 
-/// Waits for one registration in flight and records it.
-async fn collect(
-    in_flight: &mut tokio::task::JoinSet<anyhow::Result<Registered>>,
-    signals: &mut HashMap<String, (String, String)>,
-) -> anyhow::Result<()> {
-    if let Some(done) = in_flight.join_next().await {
-        let (signal_id, organisation, youth) = done??;
-        signals.insert(signal_id, (organisation, youth));
-    }
-    Ok(())
+/// Sends registrations with a bounded number in flight and records what was acknowledged.
+struct Sender {
+    concurrency: usize,
+    in_flight: tokio::task::JoinSet<anyhow::Result<(String, String, String)>>,
+    /// Signal id -> (organisation, youth).
+    signals: HashMap<String, (String, String)>,
+    /// In the order they were sent.
+    registrations: Vec<Registration>,
 }
 
-/// Waits for every registration in flight.
-async fn drain(
-    in_flight: &mut tokio::task::JoinSet<anyhow::Result<Registered>>,
-    signals: &mut HashMap<String, (String, String)>,
-) -> anyhow::Result<()> {
-    while !in_flight.is_empty() {
-        collect(in_flight, signals).await?;
+impl Sender {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency: concurrency.max(1),
+            in_flight: tokio::task::JoinSet::new(),
+            signals: HashMap::new(),
+            registrations: Vec::new(),
+        }
     }
-    Ok(())
+
+    async fn send(&mut self, federation: &mut Federation, planned: Planned) -> anyhow::Result<()> {
+        let (region, organisation, request, registration) = planned;
+        while self.in_flight.len() >= self.concurrency {
+            self.collect().await?;
+        }
+        let mut client = federation.client(region, &organisation)?;
+        let youth = registration.youth.bsn.clone();
+        let request_id = request.request_id.clone();
+        self.in_flight.spawn(async move {
+            let signal = client
+                .register_signal(request)
+                .await
+                .with_context(|| format!("registration {request_id}"))?
+                .into_inner()
+                .signal
+                .context("a registered signal")?;
+            anyhow::Ok((signal.signal_id, organisation, youth))
+        });
+        self.registrations.push(registration);
+        Ok(())
+    }
+
+    /// Waits for one registration in flight and records it.
+    async fn collect(&mut self) -> anyhow::Result<()> {
+        if let Some(done) = self.in_flight.join_next().await {
+            let (signal_id, organisation, youth) = done??;
+            self.signals.insert(signal_id, (organisation, youth));
+        }
+        Ok(())
+    }
+
+    /// Waits for every registration in flight.
+    async fn drain(&mut self) -> anyhow::Result<()> {
+        while !self.in_flight.is_empty() {
+            self.collect().await?;
+        }
+        Ok(())
+    }
 }
 
 fn report_fault(faults: &mut Vec<String>, what: &str) {
