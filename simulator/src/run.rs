@@ -386,8 +386,19 @@ async fn matches(
     }
 }
 
+/// Runs of exactly nine ASCII digits standing alone in `bytes` (not inside a longer number or a
+/// hexadecimal string such as a pseudonym, a hash or a signal id, where nine digits in a row
+/// occur by chance): how a BSN written as text would look.
+fn plain_numbers(bytes: &[u8]) -> impl Iterator<Item = &str> {
+    bytes
+        .split(|byte| !byte.is_ascii_alphanumeric())
+        .filter(|word| word.len() == 9 && word.iter().all(u8::is_ascii_digit))
+        .filter_map(|word| std::str::from_utf8(word).ok())
+}
+
 /// Files under `dir` (databases, their WAL and shared memory, logs) that hold one of `bsns` in
-/// plain text; the person registry file, which is the BRP's, is left out.
+/// plain text; the person registry file, which is the BRP's, is left out. A BSN stored as a
+/// binary integer would not be seen: nothing in vix stores one so.
 fn privacy_scan(dir: &Path, bsns: &HashSet<&str>) -> anyhow::Result<Vec<String>> {
     let mut hits = Vec::new();
     let mut folders: Vec<PathBuf> = vec![dir.to_owned()];
@@ -402,14 +413,41 @@ fn privacy_scan(dir: &Path, bsns: &HashSet<&str>) -> anyhow::Result<Vec<String>>
                 continue;
             }
             let bytes = std::fs::read(&path)?;
-            if bytes
-                .windows(9)
-                .filter(|window| window.iter().all(u8::is_ascii_digit))
-                .any(|window| std::str::from_utf8(window).is_ok_and(|text| bsns.contains(text)))
-            {
+            if plain_numbers(&bytes).any(|number| bsns.contains(number)) {
                 hits.push(path.display().to_string());
             }
         }
     }
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{plain_numbers, privacy_scan};
+
+    #[test]
+    fn the_privacy_scan_finds_a_bsn_in_any_file_but_the_person_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let bsns = std::collections::HashSet::from(["999991383"]);
+        std::fs::write(dir.path().join("persons.json"), r#"[{"bsn":"999991383"}]"#).unwrap();
+        std::fs::create_dir(dir.path().join("logs")).unwrap();
+        std::fs::write(dir.path().join("logs/node.log"), "ok").unwrap();
+        assert!(privacy_scan(dir.path(), &bsns).unwrap().is_empty());
+        std::fs::write(dir.path().join("logs/node.log"), "refused bsn=999991383").unwrap();
+        let hits = privacy_scan(dir.path(), &bsns).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert!(hits[0].ends_with("node.log"), "{hits:?}");
+    }
+
+    #[test]
+    fn a_bsn_is_found_as_text_but_not_inside_hex_or_longer_numbers() {
+        fn found(text: &str) -> Vec<&str> {
+            plain_numbers(text.as_bytes()).collect()
+        }
+        assert_eq!(found(r#"{"bsn":"999991383"}"#), ["999991383"]);
+        assert_eq!(found("bsn 999991383\n"), ["999991383"]);
+        assert!(found("v1:ab999991383cd").is_empty());
+        assert!(found("2026-11-25999991383").is_empty());
+        assert!(found("9999913830").is_empty());
+    }
 }
