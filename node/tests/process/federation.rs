@@ -106,15 +106,14 @@ async fn match_counterparts(client: &mut RegionServiceClient<Channel>) -> Option
 async fn wait_for_matches(client: &mut RegionServiceClient<Channel>, count: usize) {
     let deadline = tokio::time::Instant::now() + FEDERATION_WAIT_MAX;
     loop {
-        if match_counterparts(client)
-            .await
-            .is_some_and(|seen| seen.len() >= count)
-        {
+        let seen = match_counterparts(client).await;
+        if seen.as_ref().is_some_and(|seen| seen.len() >= count) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "fewer than {count} matches in time"
+            "fewer than {count} matches in time: the last ListMatches saw {:?}",
+            seen.map(|seen| seen.len())
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
