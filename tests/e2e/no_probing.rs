@@ -6,7 +6,7 @@ use tonic::{Code, Status};
 use vix_node::domain::SignalId;
 use vix_node::store::SignalStore;
 use vix_protocol::region::v1 as pb;
-use vix_tests::{TestRegion, spawn_region};
+use vix_tests::spawn_region;
 
 const YOUTH: &str = "999991383";
 /// Also lives in Hellevoetsluis (0530), like YOUTH: the municipality may act for both.
@@ -20,28 +20,13 @@ fn answer<T: std::fmt::Debug>(result: Result<tonic::Response<T>, Status>) -> (Co
     (status.code(), status.message().to_owned())
 }
 
-async fn audit_entries(region: &TestRegion) -> i64 {
-    use sqlx::Connection;
-    let mut conn = sqlx::sqlite::SqliteConnection::connect_with(
-        &sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(region.dir.path().join("region-north.sqlite"))
-            .read_only(true),
-    )
-    .await
-    .unwrap();
-    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn another_organisations_signal_is_answered_as_a_missing_one() {
     let north = spawn_region("north").await;
     let theirs = north.register_bsn("school-north", YOUTH, "r1").await;
     north.register_bsn("jgz-north", YOUTH, "r2").await;
     let mut jgz = north.client("jgz-north");
-    let before = (north.row_counts().await, audit_entries(&north).await);
+    let before = (north.row_counts().await, north.audit_entries().await);
 
     for (what, id) in [
         ("another organisation's", &theirs.signal_id),
@@ -90,7 +75,7 @@ async fn another_organisations_signal_is_answered_as_a_missing_one() {
     }
     // Nothing was read, changed or audited.
     assert_eq!(
-        (north.row_counts().await, audit_entries(&north).await),
+        (north.row_counts().await, north.audit_entries().await),
         before
     );
 }
@@ -102,7 +87,7 @@ async fn another_organisations_match_is_answered_as_a_missing_one() {
     north.register_bsn("jgz-north", YOUTH, "r2").await;
     let theirs = north.matches("school-north").await;
     assert_eq!(theirs.len(), 1);
-    let before = audit_entries(&north).await;
+    let before = north.audit_entries().await;
     let mut jgz = north.client("jgz-north");
     let coordinate = |notice_id: &str| pb::CoordinateRequest {
         notice_id: notice_id.into(),
@@ -113,7 +98,7 @@ async fn another_organisations_match_is_answered_as_a_missing_one() {
     let missing = answer(jgz.coordinate(coordinate(UNKNOWN)).await);
     assert_eq!(of_another, (Code::NotFound, "no such match".into()));
     assert_eq!(of_another, missing);
-    assert_eq!(audit_entries(&north).await, before);
+    assert_eq!(north.audit_entries().await, before);
 }
 
 #[tokio::test]
@@ -122,7 +107,7 @@ async fn a_rights_call_naming_another_youths_signal_is_answered_as_a_missing_one
     let of_other_youth = north.register_bsn("school-north", OTHER_YOUTH, "r1").await;
     north.register_bsn("jgz-north", YOUTH, "r2").await;
     let mut rights = north.rights("0530");
-    let before = (north.row_counts().await, audit_entries(&north).await);
+    let before = (north.row_counts().await, north.audit_entries().await);
     let correct = |signal_id: &str| pb::CorrectSignalRequest {
         youth: Some(pb::correct_signal_request::Youth::Bsn(YOUTH.into())),
         signal_id: signal_id.into(),
@@ -154,7 +139,7 @@ async fn a_rights_call_naming_another_youths_signal_is_answered_as_a_missing_one
         corrected
     );
     assert_eq!(
-        (north.row_counts().await, audit_entries(&north).await),
+        (north.row_counts().await, north.audit_entries().await),
         before
     );
     // The other youth's signal is as it was.

@@ -6,7 +6,7 @@ use tonic::Code;
 use vix_node::domain::SignalId;
 use vix_node::store::SignalStore;
 use vix_protocol::region::v1 as pb;
-use vix_tests::{TestRegion, spawn_region};
+use vix_tests::spawn_region;
 
 /// Lives in Hellevoetsluis (0530).
 const YOUTH: &str = "999991383";
@@ -15,21 +15,6 @@ const GRONINGEN: &str = "0014";
 const HELLEVOETSLUIS: &str = "0530";
 /// A valid BSN the person registry does not know.
 const UNKNOWN_BSN: &str = "123456782";
-
-async fn audit_entries(region: &TestRegion) -> i64 {
-    use sqlx::Connection;
-    let mut conn = sqlx::sqlite::SqliteConnection::connect_with(
-        &sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(region.dir.path().join("region-north.sqlite"))
-            .read_only(true),
-    )
-    .await
-    .unwrap();
-    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-}
 
 fn export(bsn: &str) -> pb::ExportYouthRequest {
     pb::ExportYouthRequest {
@@ -63,7 +48,7 @@ fn erase(bsn: &str) -> pb::OrderErasureRequest {
 async fn an_officer_of_another_municipality_reads_and_changes_nothing() {
     let north = spawn_region("north").await;
     let signal = north.register_bsn("jgz-north", YOUTH, "r1").await;
-    let before = (north.row_counts().await, audit_entries(&north).await);
+    let before = (north.row_counts().await, north.audit_entries().await);
 
     let mut groningen = north.rights(GRONINGEN);
     let refusals = [
@@ -93,7 +78,7 @@ async fn an_officer_of_another_municipality_reads_and_changes_nothing() {
 
     // No audit entry claims a read, nothing changed, and the signal is as it was.
     assert_eq!(
-        (north.row_counts().await, audit_entries(&north).await),
+        (north.row_counts().await, north.audit_entries().await),
         before
     );
     let stored = north

@@ -373,6 +373,24 @@ impl TestRegion {
         channel_with(self.addr, &cert, &key)
     }
 
+    /// Entries in the node's audit log, read from its database file: a refused request audits
+    /// nothing.
+    pub async fn audit_entries(&self) -> i64 {
+        use sqlx::Connection;
+        let file = format!("region-{}.sqlite", self.context.region_id);
+        let mut conn = sqlx::sqlite::SqliteConnection::connect_with(
+            &sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(self.dir.path().join(file))
+                .read_only(true),
+        )
+        .await
+        .expect("the node's database");
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(&mut conn)
+            .await
+            .expect("audit log count")
+    }
+
     /// Rows per table, to show that a refused request changed nothing.
     pub async fn row_counts(&self) -> HashMap<&'static str, i64> {
         row_counts(&self.context.store).await.expect("row counts")
