@@ -7,4 +7,5 @@
 pub mod federation;
 pub mod oracle;
 pub mod population;
+pub mod report;
 pub mod run;
