@@ -13,6 +13,7 @@ use vix_protocol::federation::v1::federation_service_server::FederationService;
 
 use crate::config::{HubSettings, RegionSettings};
 use crate::domain::clock::Clock;
+use crate::domain::registry::PersonRegistry;
 use crate::domain::{KeyVersion, OrganisationRegistry, RegionId};
 use crate::hub::{self, HubApi, HubContext};
 use crate::person_registry::JsonPersonRegistry;
@@ -53,6 +54,17 @@ pub struct RegionNode {
 
 impl RegionNode {
     pub async fn build(settings: &RegionSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::build_with_registry(settings, clock, None).await
+    }
+
+    /// Like [`RegionNode::build`], asking `persons` instead of the file that
+    /// `person_registry_file` names when it is given: the simulator serves one population in
+    /// memory to all its regions.
+    pub async fn build_with_registry(
+        settings: &RegionSettings,
+        clock: Arc<dyn Clock>,
+        persons: Option<Arc<dyn PersonRegistry>>,
+    ) -> anyhow::Result<Self> {
         let region_id = RegionId::parse(&settings.region_id)
             .with_context(|| format!("region.region_id {:?}", settings.region_id))?;
         let registry = load_organisation_registry(
@@ -89,7 +101,12 @@ impl RegionNode {
         let version = KeyVersion::new(settings.federation_key_version)
             .context("region.federation_key_version")?;
         let pseudonymiser = HmacPseudonymiser::from_file(&settings.federation_key_file, version)?;
-        let registry = JsonPersonRegistry::from_file(&settings.person_registry_file)?;
+        let registry: Arc<dyn PersonRegistry> = match persons {
+            Some(persons) => persons,
+            None => Arc::new(JsonPersonRegistry::from_file(
+                &settings.person_registry_file,
+            )?),
+        };
         let tls = tls::server_config(&settings.tls).context("region.tls")?;
         let hub = match &settings.hub {
             None => None,
@@ -107,7 +124,6 @@ impl RegionNode {
             .with_context(|| format!("opening {}", settings.database.display()))?;
         tracing::info!(
             %region_id,
-            persons = registry.len(),
             organisations = organisations.len(),
             hub = hub.is_some(),
             "region node ready"
@@ -116,7 +132,7 @@ impl RegionNode {
             context: Arc::new(RegionContext {
                 region_id,
                 store,
-                registry: Arc::new(registry),
+                registry,
                 pseudonymiser: Arc::new(pseudonymiser),
                 clock,
                 organisations,

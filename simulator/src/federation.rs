@@ -15,24 +15,26 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use vix_certs_dev::{DevMunicipality, DevOrganisation, DevPkiSpec};
 use vix_node::domain::ManualClock;
+use vix_node::domain::registry::PersonRegistry;
 use vix_node::hub::HubContext;
 use vix_node::region::RegionContext;
 use vix_node::startup::{HubNode, RegionNode};
 use vix_node::store::hub_sqlite::HubSqliteStore;
 use vix_node::store::sqlite::SqliteStore;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
+use vix_protocol::region::v1::rights_service_client::RightsServiceClient;
 
-use crate::population::municipality;
-
-/// The kinds of organisation each simulated region has.
-pub const ORGANISATION_KINDS: [&str; 3] = ["jgz", "school", "vt"];
+use crate::population::{SimRegistry, municipality};
+use crate::workload::{KINDS, organisation_region};
 
 pub fn region_id(index: usize) -> String {
     format!("r{index:02}")
 }
 
-pub fn organisation_id(kind: &str, region: usize) -> String {
-    format!("{kind}-{}", region_id(region))
+/// The id of organisation `index` (`region * KINDS + kind`).
+pub fn organisation_id(index: u32) -> String {
+    let kind = KINDS[index as usize % KINDS.len()];
+    format!("{kind}-{}", region_id(organisation_region(index)))
 }
 
 /// The PKI's contents for `regions` regions.
@@ -41,11 +43,16 @@ pub fn spec(regions: usize) -> DevPkiSpec {
         regions: (0..regions).map(region_id).collect(),
         organisations: (0..regions)
             .flat_map(|region| {
-                ORGANISATION_KINDS.iter().map(move |kind| DevOrganisation {
-                    id: organisation_id(kind, region),
-                    name: format!("{} {}", kind.to_uppercase(), region_id(region)),
-                    region: region_id(region),
-                })
+                KINDS
+                    .iter()
+                    .enumerate()
+                    .map(move |(kind, name)| DevOrganisation {
+                        id: organisation_id(
+                            u32::try_from(region * KINDS.len() + kind).unwrap_or(0),
+                        ),
+                        name: format!("{} {}", name.to_uppercase(), region_id(region)),
+                        region: region_id(region),
+                    })
             })
             .collect(),
         municipalities: (0..regions)
@@ -83,6 +90,8 @@ pub struct Federation {
     hub_running: Option<Running>,
     pub regions: Vec<Region>,
     clients: HashMap<String, RegionServiceClient<Channel>>,
+    officers: HashMap<usize, RightsServiceClient<Channel>>,
+    registry: Arc<SimRegistry>,
 }
 
 impl Federation {
@@ -92,6 +101,7 @@ impl Federation {
         dir: &Path,
         regions: usize,
         persons: &Path,
+        registry: Arc<SimRegistry>,
         clock: Arc<ManualClock>,
     ) -> anyhow::Result<Self> {
         let pki = dir.join("pki");
@@ -107,7 +117,7 @@ impl Federation {
             let settings =
                 vix_tests::region_settings_in(&pki, &spec, persons, &id, dir, Some(hub_addr));
             let (context, addr, running) =
-                start_region(&settings, &clock, "127.0.0.1:0".parse()?).await?;
+                start_region(&settings, &clock, &registry, "127.0.0.1:0".parse()?).await?;
             nodes.push(Region {
                 id,
                 addr,
@@ -125,6 +135,8 @@ impl Federation {
             hub_running: Some(hub_running),
             regions: nodes,
             clients: HashMap::new(),
+            officers: HashMap::new(),
+            registry,
         })
     }
 
@@ -142,6 +154,92 @@ impl Federation {
         let client = RegionServiceClient::new(vix_tests::channel_in(&self.pki, addr, &cert, &key));
         self.clients.insert(organisation.to_owned(), client.clone());
         Ok(client)
+    }
+
+    /// A rights client for the officer of the municipality of region `region`, at that region.
+    pub fn officer(&mut self, region: usize) -> anyhow::Result<RightsServiceClient<Channel>> {
+        if let Some(client) = self.officers.get(&region) {
+            return Ok(client.clone());
+        }
+        let addr = self.regions.get(region).context("no such region")?.addr;
+        let (cert, key) = vix_certs_dev::files::municipality(&municipality(region));
+        let client = RightsServiceClient::new(vix_tests::channel_in(&self.pki, addr, &cert, &key));
+        self.officers.insert(region, client.clone());
+        Ok(client)
+    }
+
+    /// The BRP reports a death to every region node (as `vix-node import-mutations` does).
+    pub async fn record_death(&self, bsn: &str) -> anyhow::Result<u32> {
+        let on = self.clock_today();
+        self.registry.record_death(bsn, on)?;
+        let mutation = vix_node::mutations::Mutation::Death {
+            bsn: vix_node::domain::Bsn::parse(bsn)?,
+            on,
+        };
+        let mut deleted = 0;
+        for region in &self.regions {
+            let context = &region.context;
+            let report = vix_node::mutations::apply(
+                &context.store,
+                context.pseudonymiser.as_ref(),
+                std::slice::from_ref(&mutation),
+                vix_node::domain::Clock::now(context.clock.as_ref()),
+            )
+            .await?;
+            if report.signals_deleted > 0 {
+                context.outbox_ready.notify_one();
+            }
+            deleted += report.signals_deleted;
+        }
+        Ok(deleted)
+    }
+
+    /// The BRP reports a move: the person's municipality changes.
+    pub fn record_move(&self, bsn: &str, to: usize) -> anyhow::Result<()> {
+        self.registry.record_move(bsn, &municipality(to))
+    }
+
+    pub fn clock_today(&self) -> jiff::civil::Date {
+        vix_node::domain::Clock::today(self.clock.as_ref())
+    }
+
+    /// Puts region `region`'s link to the hub into the fault `kind`.
+    pub fn link_fault(&self, region: usize, kind: crate::faults::FaultKind) -> anyhow::Result<()> {
+        anyhow::bail!("link faults need the fault proxy: {region} {kind}")
+    }
+
+    pub fn heal_link(&self, region: usize) -> anyhow::Result<()> {
+        anyhow::bail!("link faults need the fault proxy: {region}")
+    }
+
+    /// Runs today's lifecycle on every node now, as the first request of the day would.
+    pub async fn sweep(&self) -> anyhow::Result<()> {
+        for region in &self.regions {
+            if region.running.is_some() {
+                region.context.ensure_swept().await?;
+            }
+        }
+        if self.hub_running.is_some() {
+            self.hub.ensure_swept().await?;
+        }
+        Ok(())
+    }
+
+    /// What waits: events in the regions' outboxes and notices the regions have not taken yet.
+    pub async fn backlog(&self) -> (u64, u64) {
+        use vix_node::store::SignalStore;
+        use vix_node::store::hub::HubStore;
+        let (mut outbox, mut unacked) = (0, 0);
+        for region in &self.regions {
+            outbox += region.context.store.outbox_len().await.unwrap_or(0);
+            unacked += self
+                .hub
+                .store
+                .unacked(&region.context.region_id)
+                .await
+                .unwrap_or(0);
+        }
+        (outbox, unacked)
     }
 
     /// Whether everything acknowledged has gone as far as it goes (the tests' watermark).
@@ -189,7 +287,7 @@ impl Federation {
         let region = self.regions.get_mut(index).context("no such region")?;
         if region.running.is_none() {
             let (context, _, running) =
-                start_region(&region.settings, &self.clock, region.addr).await?;
+                start_region(&region.settings, &self.clock, &self.registry, region.addr).await?;
             region.context = context;
             region.running = Some(running);
         }
@@ -216,9 +314,11 @@ impl Federation {
 async fn start_region(
     settings: &vix_node::config::RegionSettings,
     clock: &Arc<ManualClock>,
+    registry: &Arc<SimRegistry>,
     listen: SocketAddr,
 ) -> anyhow::Result<(Arc<RegionContext<SqliteStore>>, SocketAddr, Running)> {
-    let node = RegionNode::build(settings, clock.clone())
+    let persons: Arc<dyn PersonRegistry> = registry.clone();
+    let node = RegionNode::build_with_registry(settings, clock.clone(), Some(persons))
         .await
         .with_context(|| format!("region {}", settings.region_id))?;
     let context = Arc::clone(node.context());

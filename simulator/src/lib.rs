@@ -4,8 +4,12 @@
 //! TigerBeetle's VOPR: the same seed gives the same run.
 #![forbid(unsafe_code)]
 
+pub mod check;
+pub mod faults;
 pub mod federation;
 pub mod oracle;
 pub mod population;
+pub mod privacy;
 pub mod report;
 pub mod run;
+pub mod workload;

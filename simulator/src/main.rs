@@ -3,17 +3,25 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use vix_sim::run::{Options, Report, run};
+use clap::{Parser, Subcommand, ValueEnum};
+use vix_sim::faults::FaultKind;
+use vix_sim::report::Report;
+use vix_sim::run::{Options, run};
 
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "vix simulator: real nodes, a synthetic population, an oracle"
+    about = "vix simulator: real nodes, a synthetic population, faults, an oracle"
 )]
 struct Args {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Every node a task of this process, on one simulated clock.
+    InProcess,
 }
 
 #[derive(Debug, Subcommand)]
@@ -23,20 +31,35 @@ enum Command {
     Run {
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 65)]
         regions: usize,
-        #[arg(long, default_value_t = 60)]
-        families: usize,
-        /// Registrations in flight at once.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-        /// No hub outage in the middle third of the workload.
+        /// Simulated years.
+        #[arg(long, default_value_t = 3)]
+        years: u32,
+        /// Simulated days instead of years.
         #[arg(long)]
-        no_faults: bool,
-        /// The small run CI does (overrides regions and families).
+        days: Option<u32>,
+        /// Families in the population (default: 150,000 a year).
+        #[arg(long)]
+        families: Option<usize>,
+        /// New signals a year, nationally.
+        #[arg(long, default_value_t = 300_000)]
+        rate: u32,
+        /// Faults: outage, partition, kill, all, none, or kinds by name (comma-separated).
+        #[arg(long, default_value = "all")]
+        faults: String,
+        /// Each fault kind this many times.
+        #[arg(long, default_value_t = 2)]
+        faults_per_kind: u32,
+        #[arg(long, value_enum, default_value_t = Mode::InProcess)]
+        mode: Mode,
+        /// Operations in flight at once.
+        #[arg(long, default_value_t = 48)]
+        concurrency: usize,
+        /// The small run CI does: 4 regions, one year (other sizes are ignored).
         #[arg(long)]
         quick: bool,
-        /// Where the nodes' files and `report.json` go (kept); a temporary folder if absent.
+        /// Where the nodes' files and the reports go (kept); a temporary folder if absent.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -47,19 +70,33 @@ async fn main() -> anyhow::Result<()> {
     let Command::Run {
         seed,
         regions,
+        years,
+        days,
         families,
+        rate,
+        faults,
+        faults_per_kind,
+        mode: Mode::InProcess,
         concurrency,
-        no_faults,
         quick,
         out,
     } = Args::parse().command;
-    let mut options = Options::quick(seed);
-    if !quick {
+    let faults = FaultKind::parse_list(&faults)?;
+    let mut options = if quick {
+        Options::quick(seed)
+    } else {
+        let mut options = Options::national(seed, years);
         options.regions = regions;
-        options.families = families;
-    }
-    options.concurrency = concurrency;
-    options.hub_outage = !no_faults;
+        options.rates.registrations_per_year = rate;
+        if let Some(days) = days {
+            options.days = days;
+        }
+        options.families = families.unwrap_or(150_000 * (options.days as usize).div_ceil(365));
+        options.faults_per_kind = faults_per_kind;
+        options.concurrency = concurrency;
+        options
+    };
+    options.faults = faults;
     let temporary;
     let dir = match out {
         Some(out) => {
@@ -83,41 +120,50 @@ async fn main() -> anyhow::Result<()> {
 
 #[allow(clippy::print_stdout)] // the command's answer, for the tester
 fn summary(report: &Report, dir: &std::path::Path) {
-    println!("seed {:?}", report.options.as_ref().map(|o| o.seed));
+    let verdict = &report.verdict;
+    println!("seed {}", report.parameters.seed);
     println!(
         "{} persons, {} signals; notices expected {}, delivered {} ({} youth, {} family, {} cross-region)",
         report.persons,
         report.signals,
-        report.expected,
-        report.delivered,
-        report.youth_matches,
-        report.family_matches,
-        report.cross_region
+        verdict.expected,
+        verdict.delivered,
+        verdict.youth_matches,
+        verdict.family_matches,
+        verdict.cross_region
     );
     println!(
         "missing {}, duplicated {}, unexpected {}; privacy scan hits {}",
-        report.missing.len(),
-        report.duplicated.len(),
-        report.unexpected.len(),
-        report.privacy_hits.len()
+        verdict.missing.len(),
+        verdict.duplicated.len(),
+        verdict.unexpected.len(),
+        report.privacy.hits.len()
     );
-    for line in report
+    for line in verdict
         .missing
         .iter()
         .map(|n| format!("missing: {n}"))
-        .chain(report.duplicated.iter().map(|n| format!("duplicated: {n}")))
-        .chain(report.unexpected.iter().map(|n| format!("unexpected: {n}")))
-        .chain(report.privacy_hits.iter().map(|f| format!("BSN in: {f}")))
+        .chain(
+            verdict
+                .duplicated
+                .iter()
+                .map(|n| format!("duplicated: {n}")),
+        )
+        .chain(
+            verdict
+                .unexpected
+                .iter()
+                .map(|n| format!("unexpected: {n}")),
+        )
         .take(50)
     {
         println!("  {line}");
     }
-    println!("faults: {}", report.faults.join(", "));
+    println!("operations: {:?}", report.operations);
     println!(
-        "converged in {} ms; wall {} ms ({:.0} signals/s); report {}",
-        report.convergence_ms,
+        "wall {} ms ({:.0} signals/s); report {}",
         report.wall_ms,
-        report.signals as f64 * 1000.0 / report.wall_ms.max(1) as f64,
+        report.signals_per_second(),
         dir.join("report.json").display()
     );
 }

@@ -1,83 +1,102 @@
-//! One simulation run: a seeded population and workload against a federation of real nodes,
-//! the oracle's expected notices against what every organisation sees through `ListMatches`,
-//! and a scan of every database file for the population's BSNs.
+//! One simulation run in process: a seeded population and a workload of simulated days against
+//! a federation of real nodes, faults from the seed's schedule, the oracle's expected notices
+//! against what every organisation sees through `ListMatches`, and a scan of every file for the
+//! population's BSNs.
+//!
+//! A day runs in three steps, each ended by the federation's quiet watermark: the clock moves
+//! to the day and every node sweeps (expiry, 23rd birthdays); the day's changes (withdrawals,
+//! updates, erasure orders, deaths, moves), which commute; the day's registrations, which the
+//! matchers may order as they like (the oracle allows for it), with the day's fault if one is
+//! scheduled.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::Serialize;
+use jiff::civil::Date;
 use vix_node::domain::ManualClock;
 use vix_protocol::region::v1 as pb;
 
-use crate::federation::{Federation, ORGANISATION_KINDS, organisation_id};
-use crate::oracle::{self, Notice, Registration, Youth};
-use crate::population::Population;
+use crate::check::{self, Seen};
+use crate::faults::{self, FaultKind, Scheduled};
+use crate::federation::{Federation, organisation_id, region_id};
+use crate::oracle::{Oracle, Registration, SignalRef, Youth};
+use crate::population::{Population, SimRegistry, region_weights};
+use crate::report::{Backlog, Day, Fault, Parameters, Report};
+use crate::workload::{Change, KINDS, Planned, Rates, Workload, organisation_region};
 
-/// What to run. The same seed gives the same population and workload.
-#[derive(Debug, Clone, Serialize)]
+/// What to run. The same options give the same population, workload and fault schedule.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Options {
     pub seed: u64,
     pub regions: usize,
     pub families: usize,
-    /// Chance (percent) that a child is signalled at all.
-    pub signalled_percent: u8,
-    /// Chance (percent) that an organisation of another region than the family's signals.
-    pub elsewhere_percent: u8,
-    /// How long the federation may take to become quiet after the workload.
-    pub convergence_max: Duration,
-    /// Registrations in flight at once.
+    pub days: u32,
+    pub first_day: Date,
+    pub rates: Rates,
+    /// Operations in flight at once.
     pub concurrency: usize,
-    /// The hub is down for the middle third of the registrations.
-    pub hub_outage: bool,
+    pub faults: Vec<FaultKind>,
+    pub faults_per_kind: u32,
+    /// How long the federation may take to become quiet after a fault is healed.
+    pub convergence_max: Duration,
+    /// Called after every simulated day with the day and the signals so far.
+    #[serde(skip)]
+    pub on_day: Option<OnDay>,
+}
+
+/// A progress hook: the day done and the signals so far.
+#[derive(Clone)]
+pub struct OnDay(pub Arc<DayHook>);
+
+pub type DayHook = dyn Fn(&str, u64) + Send + Sync;
+
+impl std::fmt::Debug for OnDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnDay")
+    }
 }
 
 impl Options {
-    /// A small run for CI: a few regions, a few hundred people.
+    /// A small run for CI: four regions, one simulated year, every in-process fault once.
     pub fn quick(seed: u64) -> Self {
         Self {
             seed,
             regions: 4,
-            families: 60,
-            signalled_percent: 60,
-            elsewhere_percent: 30,
-            convergence_max: Duration::from_secs(60),
+            families: 400,
+            days: 365,
+            first_day: jiff::civil::date(2026, 11, 25),
+            rates: Rates {
+                registrations_per_year: 1_200,
+                elsewhere_percent: 20,
+                sibling_percent: 35,
+            },
             concurrency: 16,
-            hub_outage: true,
+            faults: FaultKind::parse_list("all").unwrap_or_default(),
+            faults_per_kind: 1,
+            convergence_max: Duration::from_secs(60),
+            on_day: None,
         }
     }
-}
 
-/// What a run found.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Report {
-    pub options: Option<Options>,
-    pub persons: usize,
-    pub signals: usize,
-    pub expected: usize,
-    pub delivered: usize,
-    pub missing: Vec<String>,
-    pub duplicated: Vec<String>,
-    pub unexpected: Vec<String>,
-    pub youth_matches: usize,
-    pub family_matches: usize,
-    pub cross_region: usize,
-    /// The faults injected, in order.
-    pub faults: Vec<String>,
-    pub convergence_ms: u128,
-    pub wall_ms: u128,
-    pub privacy_hits: Vec<String>,
-}
-
-impl Report {
-    /// The oracle and the privacy scan found nothing wrong.
-    pub fn passed(&self) -> bool {
-        self.missing.is_empty()
-            && self.duplicated.is_empty()
-            && self.unexpected.is_empty()
-            && self.privacy_hits.is_empty()
+    /// The national scale of DOMAIN.md section 10: 65 regions, 300,000 signals a year.
+    pub fn national(seed: u64, years: u32) -> Self {
+        Self {
+            regions: 65,
+            families: 150_000 * years as usize,
+            days: 365 * years,
+            rates: Rates {
+                registrations_per_year: 300_000,
+                elsewhere_percent: 15,
+                sibling_percent: 35,
+            },
+            concurrency: 48,
+            faults_per_kind: 2,
+            convergence_max: Duration::from_secs(300),
+            ..Self::quick(seed)
+        }
     }
 }
 
@@ -94,360 +113,637 @@ pub async fn run_with(
     on_start: impl FnOnce(&Federation),
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
+    // Nodes on an earlier run's databases would answer this run's requests with that run's
+    // signals (the request ids repeat with the seed).
+    anyhow::ensure!(
+        std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_none(),
+        "{} is not empty: a run needs an empty folder of its own",
+        dir.display()
+    );
     let mut rng = fastrand::Rng::with_seed(options.seed);
-    let today = jiff::civil::date(2026, 11, 25);
-    let population = Population::generate(&mut rng, options.families, options.regions, today);
+    let weights = region_weights(&mut rng, options.regions);
+    let population = Population::generate(&mut rng, options.families, &weights, options.first_day);
+    let schedule = faults::schedule(
+        options.seed,
+        &options.faults,
+        options.days,
+        options.regions,
+        options.faults_per_kind,
+    );
+    let report = Report {
+        parameters: Parameters {
+            seed: options.seed,
+            mode: "in-process".into(),
+            regions: options.regions,
+            families: options.families,
+            days: options.days,
+            first_day: options.first_day.to_string(),
+            concurrency: options.concurrency,
+            fault_kinds: options.faults.iter().map(|k| k.name().to_owned()).collect(),
+            schedule: schedule.iter().map(ToString::to_string).collect(),
+            region_weights: weights
+                .iter()
+                .enumerate()
+                .map(|(region, weight)| {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let per_year =
+                        (weight * f64::from(options.rates.registrations_per_year)) as u32;
+                    (region_id(region), per_year)
+                })
+                .collect(),
+        },
+        persons: population.persons.len() as u64,
+        ..Report::default()
+    };
+    for fault in &schedule {
+        tracing::info!(%fault, "fault scheduled");
+    }
+
     let persons = dir.join("persons.json");
     std::fs::write(&persons, population.registry_json()?)
         .with_context(|| format!("writing {}", persons.display()))?;
-    let clock = Arc::new(ManualClock::at_noon(today));
-    let mut federation = Federation::start(dir, options.regions, &persons, clock).await?;
+    let registry = Arc::new(SimRegistry::new(&population)?);
+    let clock = Arc::new(ManualClock::at_noon(options.first_day));
+    let federation =
+        Federation::start(dir, options.regions, &persons, registry, Arc::clone(&clock)).await?;
     on_start(&federation);
-    let mut faults = Vec::new();
 
-    // The workload: each signalled child gets one to three parties, mostly of the family's
-    // region, sometimes of another (a school elsewhere, a move).
-    // The workload, planned from the seed first so that it never depends on timing: each
-    // signalled child gets one to three parties, mostly of the family's region, sometimes of
-    // another (a school elsewhere, a move).
-    let people: HashMap<&str, &crate::population::Person> = population
-        .persons
-        .iter()
-        .map(|person| (person.bsn.as_str(), person))
-        .collect();
-    let mut planned = Vec::new();
-    let mut region_of = HashMap::new(); // organisation -> region index
-    for family in &population.families {
-        for child in &family.children {
-            if rng.u8(..100) >= options.signalled_percent {
+    let mut sim = Sim {
+        federation,
+        population: &population,
+        oracle: Oracle::new(),
+        ids: HashMap::new(),
+        numbers: HashMap::new(),
+        report,
+        started,
+        concurrency: options.concurrency.max(1),
+        convergence_max: options.convergence_max,
+        load: vec![0; options.regions],
+        violations: Vec::new(),
+    };
+    let mut workload = Workload::new(options.seed, options.rates.clone(), weights, &population);
+    for index in 0..options.days {
+        let day = options
+            .first_day
+            .checked_add(jiff::Span::new().days(i64::from(index)))?;
+        let fault = schedule.iter().find(|fault| fault.day == index);
+        sim.day(&mut workload, day, fault).await?;
+        if let Some(on_day) = &options.on_day {
+            (on_day.0)(&day.to_string(), sim.report.signals);
+        }
+    }
+    sim.finish(dir).await
+}
+
+struct Sim<'p> {
+    federation: Federation,
+    population: &'p Population,
+    oracle: Oracle,
+    /// The federation's signal numbers and the simulation's names for them, both ways.
+    ids: HashMap<String, SignalRef>,
+    numbers: HashMap<SignalRef, String>,
+    report: Report,
+    started: Instant,
+    concurrency: usize,
+    convergence_max: Duration,
+    load: Vec<u64>,
+    /// Answers that contradict the rule, found while the workload ran.
+    violations: Vec<String>,
+}
+
+/// What one acknowledged operation did.
+enum Ack {
+    /// The signal's number, and whether the organisation already had an active signal on the
+    /// youth (that one is returned, nothing new is made).
+    Registered(Planned, String, bool),
+    Changed(Change),
+}
+
+impl Sim<'_> {
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn day(
+        &mut self,
+        workload: &mut Workload,
+        day: Date,
+        fault: Option<&Scheduled>,
+    ) -> anyhow::Result<()> {
+        self.federation
+            .clock
+            .set(vix_node::domain::Clock::now(&ManualClock::at_noon(day)));
+        self.federation.sweep().await?;
+        let (expired, birthdays) = self.oracle.start_day(day);
+        self.report.operations.expired += expired;
+        self.report.operations.birthdays += birthdays;
+        self.oracle.told_today = (0, 0);
+        self.quiet(self.convergence_max).await?;
+
+        let registrations_today = workload.daily_rate();
+        let changes = workload.changes(day, self.population, &self.oracle, registrations_today);
+        let change_count = changes.len() as u64;
+        let mut pipeline = Pipeline::new(self.concurrency);
+        for change in changes {
+            let operation = self.change(change).await?;
+            for ack in pipeline.push(operation).await? {
+                self.acknowledged(ack, &mut Vec::new());
+            }
+        }
+        for ack in pipeline.drain().await? {
+            self.acknowledged(ack, &mut Vec::new());
+        }
+        self.quiet(self.convergence_max).await?;
+
+        let burst = if fault.is_some() { 3 } else { 1 };
+        let planned = workload.registrations(day, self.population, &self.oracle, burst);
+        let count = planned.len() as u64;
+        let fault_started = self.elapsed_ms();
+        let down = match fault {
+            Some(fault) => self.inject(fault).await?,
+            None => None,
+        };
+        let mut phase = Vec::new();
+        let mut held = Vec::new();
+        let mut pipeline = Pipeline::new(self.concurrency);
+        for (sent, planned) in planned.into_iter().enumerate() {
+            if down == Some(planned.region()) {
+                held.push(planned);
                 continue;
             }
-            let person = people
-                .get(child.as_str())
-                .context("a child of the population")?;
-            for _ in 0..1 + rng.usize(..3) {
-                let region = if rng.u8(..100) < options.elsewhere_percent {
-                    rng.usize(..options.regions)
+            let operation = self.register(planned)?;
+            for ack in pipeline.push(operation).await? {
+                self.acknowledged(ack, &mut phase);
+            }
+            if fault.is_some() && sent % 100 == 0 {
+                self.sample_backlog().await;
+            }
+        }
+        for ack in pipeline.drain().await? {
+            self.acknowledged(ack, &mut phase);
+        }
+        if let Some(fault) = fault {
+            self.sample_backlog().await;
+            self.heal(fault).await?;
+            let healed = self.elapsed_ms();
+            for planned in held {
+                let operation = self.register(planned)?;
+                for ack in pipeline.push(operation).await? {
+                    self.acknowledged(ack, &mut phase);
+                }
+            }
+            for ack in pipeline.drain().await? {
+                self.acknowledged(ack, &mut phase);
+            }
+            let convergence = self.quiet(self.convergence_max).await?;
+            self.report.convergence_ms = self.report.convergence_ms.max(convergence);
+            self.report.faults.push(Fault {
+                kind: fault.kind.name().into(),
+                target: if fault.kind == FaultKind::HubDown {
+                    "hub".into()
                 } else {
-                    family.home
-                };
-                let kind = ORGANISATION_KINDS[rng.usize(..ORGANISATION_KINDS.len())];
-                let organisation = organisation_id(kind, region);
-                let request = pb::RegisterSignalRequest {
-                    request_id: format!("sim-{}", planned.len()),
-                    youth: Some(pb::register_signal_request::Youth::Bsn(child.clone())),
-                    professional: Some(pb::ProfessionalContact {
-                        professional_id: format!("p-{organisation}"),
-                        name: format!("Professional of {organisation}"),
-                        email: format!("p@{organisation}.example.nl"),
-                        phone: String::new(),
-                    }),
-                    planned_removal_date: String::new(),
-                    informing: Some(vix_tests::informing_for_birth(person.birth_date, today)),
-                };
-                region_of.insert(organisation.clone(), region);
-                let registration = Registration {
-                    organisation: organisation.clone(),
-                    youth: Youth {
-                        bsn: child.clone(),
-                        parents: family.parents.clone(),
-                    },
-                };
-                planned.push((region, organisation, request, registration));
+                    region_id(fault.region)
+                },
+                day: day.to_string(),
+                at_ms: fault_started,
+                duration_ms: healed - fault_started,
+                convergence_ms: convergence,
+            });
+            tracing::info!(fault = %fault, convergence_ms = convergence, "fault healed");
+        }
+        // The matchers' order within the phase is theirs; the oracle allows for any.
+        self.oracle.register(&phase);
+        let settle = self.quiet(self.convergence_max).await?;
+        self.report.days.push(Day {
+            day: day.to_string(),
+            registrations: count,
+            changes: change_count,
+            youth_notices: self.oracle.told_today.0,
+            family_notices: self.oracle.told_today.1,
+            settle_ms: settle,
+        });
+        Ok(())
+    }
+
+    /// Starts `fault`; returns the region that is down, if one is.
+    async fn inject(&mut self, fault: &Scheduled) -> anyhow::Result<Option<usize>> {
+        tracing::info!(%fault, "fault injected");
+        self.sample_backlog().await;
+        match fault.kind {
+            FaultKind::HubDown => self.federation.stop_hub().await?,
+            FaultKind::RegionDown => {
+                self.federation.stop_region(fault.region).await?;
+                return Ok(Some(fault.region));
             }
+            FaultKind::LinkCut
+            | FaultKind::LinkStall
+            | FaultKind::LinkDelay
+            | FaultKind::Replay => self.federation.link_fault(fault.region, fault.kind)?,
+            FaultKind::Kill => anyhow::bail!("kill faults need process mode"),
+        }
+        Ok(None)
+    }
+
+    async fn heal(&mut self, fault: &Scheduled) -> anyhow::Result<()> {
+        match fault.kind {
+            FaultKind::HubDown => self.federation.start_hub().await,
+            FaultKind::RegionDown => self.federation.start_region(fault.region).await,
+            _ => self.federation.heal_link(fault.region),
         }
     }
 
-    // Registrations go with `concurrency` in flight. With the faults on, the hub is down for the
-    // middle third of them (regions keep working, their outboxes wait), and region r00 is down
-    // from the middle to the last sixth: its registrations queue at the simulator and come as a
-    // burst when it is back, while the notices for it wait in the hub's log.
-    let total = planned.len();
-    let hub_outage = options.hub_outage.then_some((total / 3, 2 * total / 3));
-    let region_outage = options.hub_outage.then_some((total / 2, 5 * total / 6));
-    let mut sender = Sender::new(options.concurrency);
-    let mut queued = Vec::new();
-    for (index, (region, organisation, request, registration)) in planned.into_iter().enumerate() {
-        if hub_outage.is_some_and(|(down, _)| down == index) {
-            sender.drain().await?;
-            federation.stop_hub().await?;
-            report_fault(&mut faults, "hub down");
-        }
-        if hub_outage.is_some_and(|(_, up)| up == index) {
-            sender.drain().await?;
-            federation.start_hub().await?;
-            report_fault(&mut faults, "hub back");
-        }
-        if region_outage.is_some_and(|(down, _)| down == index) {
-            sender.drain().await?;
-            federation.stop_region(0).await?;
-            report_fault(&mut faults, "region r00 down");
-        }
-        if region_outage.is_some_and(|(_, up)| up == index) {
-            sender.drain().await?;
-            federation.start_region(0).await?;
-            report_fault(&mut faults, "region r00 back");
-            for queued in std::mem::take(&mut queued) {
-                sender.send(&mut federation, queued).await?;
+    async fn sample_backlog(&mut self) {
+        let (outbox, hub_unacked) = self.federation.backlog().await;
+        let at_ms = self.elapsed_ms();
+        self.report.backlog.push(Backlog {
+            at_ms,
+            outbox,
+            hub_unacked,
+        });
+    }
+
+    /// Waits for the federation's quiet watermark; returns how long it took (ms).
+    async fn quiet(&mut self, bound: Duration) -> anyhow::Result<u64> {
+        let from = Instant::now();
+        let mut polls = 0u32;
+        while !self.federation.is_quiet().await {
+            anyhow::ensure!(
+                from.elapsed() < bound,
+                "the federation did not become quiet within {bound:?}"
+            );
+            polls += 1;
+            if polls.is_multiple_of(50) {
+                self.sample_backlog().await;
             }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let planned = (region, organisation, request, registration);
-        if region == 0 && region_outage.is_some_and(|(down, up)| (down..up).contains(&index)) {
-            queued.push(planned);
-        } else {
-            sender.send(&mut federation, planned).await?;
-        }
+        Ok(u64::try_from(from.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
-    sender.drain().await?;
-    let Sender {
-        signals,
-        registrations,
-        ..
-    } = sender;
 
-    let workload_done = Instant::now();
-    loop {
-        if federation.is_quiet().await {
-            break;
-        }
-        anyhow::ensure!(
-            workload_done.elapsed() < options.convergence_max,
-            "the federation did not become quiet within {:?}",
-            options.convergence_max
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let convergence = workload_done.elapsed();
-
-    let expected = oracle::expected(&registrations);
-    let mut seen: BTreeMap<Notice, usize> = BTreeMap::new();
-    let organisations: BTreeSet<(usize, String)> = region_of
-        .iter()
-        .map(|(organisation, region)| (*region, organisation.clone()))
-        .collect();
-    for (region, organisation) in &organisations {
-        for found in matches(&mut federation, *region, organisation).await? {
-            let counterpart = found.counterpart.context("a counterpart")?;
-            let (Some((own_org, own_youth)), Some((other_org, other_youth))) = (
-                signals.get(&found.signal_id),
-                signals.get(&counterpart.signal_id),
-            ) else {
-                anyhow::bail!("a match names a signal the simulation did not register");
-            };
-            let notice = Notice {
-                recipient_organisation: own_org.clone(),
-                recipient_youth: own_youth.clone(),
-                counterpart_organisation: other_org.clone(),
-                counterpart_youth: other_youth.clone(),
-                family: found.match_type == pb::MatchType::Family as i32,
-            };
-            *seen.entry(notice).or_default() += 1;
-        }
-    }
-    let describe = |notice: &Notice| {
-        format!(
-            "{} -> {}{} ",
-            notice.recipient_organisation,
-            notice.counterpart_organisation,
-            if notice.family { " (family)" } else { "" }
-        )
-    };
-    let mut report = Report {
-        options: Some(options.clone()),
-        persons: population.persons.len(),
-        signals: registrations.len(),
-        expected: expected.len(),
-        delivered: seen.values().sum(),
-        convergence_ms: convergence.as_millis(),
-        faults,
-        ..Report::default()
-    };
-    for notice in &expected {
-        if !seen.contains_key(notice) {
-            report.missing.push(describe(notice));
-        }
-        if notice.family {
-            report.family_matches += 1;
-        } else {
-            report.youth_matches += 1;
-        }
-        if region_of.get(&notice.recipient_organisation)
-            != region_of.get(&notice.counterpart_organisation)
-        {
-            report.cross_region += 1;
-        }
-    }
-    for (notice, count) in &seen {
-        if *count > 1 {
-            report.duplicated.push(describe(notice));
-        }
-        if !expected.contains(notice) {
-            report.unexpected.push(describe(notice));
-        }
-    }
-    federation.stop().await?;
-    let bsns: HashSet<&str> = population.persons.iter().map(|p| p.bsn.as_str()).collect();
-    report.privacy_hits = privacy_scan(dir, &bsns)?;
-    report.wall_ms = started.elapsed().as_millis();
-    Ok(report)
-}
-
-type Planned = (usize, String, pb::RegisterSignalRequest, Registration);
-
-/// Sends registrations with a bounded number in flight and records what was acknowledged.
-struct Sender {
-    concurrency: usize,
-    in_flight: tokio::task::JoinSet<anyhow::Result<(String, String, String)>>,
-    /// Signal id -> (organisation, youth).
-    signals: HashMap<String, (String, String)>,
-    /// In the order they were sent.
-    registrations: Vec<Registration>,
-}
-
-impl Sender {
-    fn new(concurrency: usize) -> Self {
-        Self {
-            concurrency: concurrency.max(1),
-            in_flight: tokio::task::JoinSet::new(),
-            signals: HashMap::new(),
-            registrations: Vec::new(),
+    fn professional(
+        &self,
+        organisation: u32,
+        professional: u8,
+        changed: bool,
+    ) -> pb::ProfessionalContact {
+        let organisation = organisation_id(organisation);
+        pb::ProfessionalContact {
+            professional_id: format!("p{professional}-{organisation}"),
+            name: format!("Professional {professional} of {organisation}"),
+            email: format!(
+                "p{professional}{}@{organisation}.example.nl",
+                if changed { ".new" } else { "" }
+            ),
+            phone: String::new(),
         }
     }
 
-    async fn send(&mut self, federation: &mut Federation, planned: Planned) -> anyhow::Result<()> {
-        let (region, organisation, request, registration) = planned;
-        while self.in_flight.len() >= self.concurrency {
-            self.collect().await?;
-        }
-        let mut client = federation.client(region, &organisation)?;
-        let youth = registration.youth.bsn.clone();
-        let request_id = request.request_id.clone();
-        self.in_flight.spawn(async move {
-            let signal = client
+    fn register(&mut self, planned: Planned) -> anyhow::Result<Operation> {
+        let person = self.population.person(planned.youth);
+        let region = planned.region();
+        self.load[region] += 1;
+        let request = pb::RegisterSignalRequest {
+            request_id: format!("sim-{}", planned.signal),
+            youth: Some(pb::register_signal_request::Youth::Bsn(person.bsn.clone())),
+            professional: Some(self.professional(
+                planned.organisation,
+                planned.professional,
+                false,
+            )),
+            planned_removal_date: planned.planned_removal.to_string(),
+            informing: Some(vix_tests::informing_for_birth(
+                person.birth_date,
+                self.federation.clock_today(),
+            )),
+        };
+        let mut client = self
+            .federation
+            .client(region, &organisation_id(planned.organisation))?;
+        Ok(Box::pin(async move {
+            let response = client
                 .register_signal(request)
                 .await
-                .with_context(|| format!("registration {request_id}"))?
-                .into_inner()
-                .signal
-                .context("a registered signal")?;
-            anyhow::Ok((signal.signal_id, organisation, youth))
-        });
-        self.registrations.push(registration);
-        Ok(())
+                .with_context(|| format!("registration of signal #{}", planned.signal))?
+                .into_inner();
+            let signal = response.signal.context("a registered signal")?;
+            Ok(Ack::Registered(
+                planned,
+                signal.signal_id,
+                response.already_registered,
+            ))
+        }))
     }
 
-    /// Waits for one registration in flight and records it.
-    async fn collect(&mut self) -> anyhow::Result<()> {
-        if let Some(done) = self.in_flight.join_next().await {
-            let (signal_id, organisation, youth) = done??;
-            self.signals.insert(signal_id, (organisation, youth));
-        }
-        Ok(())
-    }
-
-    /// Waits for every registration in flight.
-    async fn drain(&mut self) -> anyhow::Result<()> {
-        while !self.in_flight.is_empty() {
-            self.collect().await?;
-        }
-        Ok(())
-    }
-}
-
-fn report_fault(faults: &mut Vec<String>, what: &str) {
-    tracing::info!(fault = what, "fault injected");
-    faults.push(what.to_owned());
-}
-
-/// Every match `organisation` sees, page by page.
-async fn matches(
-    federation: &mut Federation,
-    region: usize,
-    organisation: &str,
-) -> anyhow::Result<Vec<pb::Match>> {
-    let mut client = federation.client(region, organisation)?;
-    let mut all = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_matches(pb::ListMatchesRequest {
-                acting_professional_id: "sim-oracle".into(),
-                page_size: 500,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        all.extend(page.matches);
-        if page.next_page_token.is_empty() {
-            return Ok(all);
-        }
-        page_token = page.next_page_token;
-    }
-}
-
-/// Runs of exactly nine ASCII digits standing alone in `bytes` (not inside a longer number or a
-/// hexadecimal string such as a pseudonym, a hash or a signal id, where nine digits in a row
-/// occur by chance): how a BSN written as text would look.
-fn plain_numbers(bytes: &[u8]) -> impl Iterator<Item = &str> {
-    bytes
-        .split(|byte| !byte.is_ascii_alphanumeric())
-        .filter(|word| word.len() == 9 && word.iter().all(u8::is_ascii_digit))
-        .filter_map(|word| std::str::from_utf8(word).ok())
-}
-
-/// Files under `dir` (databases, their WAL and shared memory, logs) that hold one of `bsns` in
-/// plain text; the person registry file, which is the BRP's, is left out. A BSN stored as a
-/// binary integer would not be seen: nothing in vix stores one so.
-fn privacy_scan(dir: &Path, bsns: &HashSet<&str>) -> anyhow::Result<Vec<String>> {
-    let mut hits = Vec::new();
-    let mut folders: Vec<PathBuf> = vec![dir.to_owned()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                folders.push(path);
-                continue;
+    async fn change(&mut self, change: Change) -> anyhow::Result<Operation> {
+        let number = |signal: &SignalRef| -> anyhow::Result<String> {
+            self.numbers
+                .get(signal)
+                .cloned()
+                .with_context(|| format!("signal #{signal} has no number"))
+        };
+        let owner = |signal: &SignalRef| -> anyhow::Result<u32> {
+            self.oracle
+                .party_of(*signal)
+                .map(|party| party.organisation)
+                .with_context(|| format!("signal #{signal} is not live"))
+        };
+        match &change {
+            Change::Withdraw {
+                signal,
+                unjustified,
+            } => {
+                let organisation = owner(signal)?;
+                let request = pb::WithdrawSignalRequest {
+                    signal_id: number(signal)?,
+                    reason: if *unjustified {
+                        pb::WithdrawReason::Unjustified as i32
+                    } else {
+                        pb::WithdrawReason::RiskGone as i32
+                    },
+                    acting_professional_id: format!("p0-{}", organisation_id(organisation)),
+                };
+                let mut client = self.federation.client(
+                    organisation_region(organisation),
+                    &organisation_id(organisation),
+                )?;
+                let what = format!(
+                    "withdrawal of signal #{signal} {} (planned removal {:?}) on {}",
+                    number(signal)?,
+                    self.oracle.planned_removal(*signal),
+                    self.federation.clock_today()
+                );
+                Ok(Box::pin(async move {
+                    client.withdraw_signal(request).await.context(what)?;
+                    Ok(Ack::Changed(change))
+                }))
             }
-            if path.file_name().is_some_and(|name| name == "persons.json") {
-                continue;
+            Change::Update {
+                signal,
+                planned_removal,
+            } => {
+                let organisation = owner(signal)?;
+                let request = pb::UpdateSignalRequest {
+                    signal_id: number(signal)?,
+                    professional: planned_removal
+                        .is_none()
+                        .then(|| self.professional(organisation, 1, true)),
+                    planned_removal_date: planned_removal
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    acting_professional_id: format!("p0-{}", organisation_id(organisation)),
+                    informing: None,
+                };
+                let mut client = self.federation.client(
+                    organisation_region(organisation),
+                    &organisation_id(organisation),
+                )?;
+                Ok(Box::pin(async move {
+                    client.update_signal(request).await.context("an update")?;
+                    Ok(Ack::Changed(change))
+                }))
             }
-            let bytes = std::fs::read(&path)?;
-            if plain_numbers(&bytes).any(|number| bsns.contains(number)) {
-                hits.push(path.display().to_string());
+            Change::Erase {
+                youth,
+                region,
+                signals,
+            } => {
+                let request = pb::OrderErasureRequest {
+                    youth: Some(pb::order_erasure_request::Youth::Bsn(
+                        self.population.person(*youth).bsn.clone(),
+                    )),
+                    signal_ids: signals.iter().map(number).collect::<anyhow::Result<_>>()?,
+                    officer_id: "officer-1".into(),
+                    reference: format!("sim-erasure-{youth}"),
+                };
+                let mut client = self.federation.officer(*region)?;
+                Ok(Box::pin(async move {
+                    client
+                        .order_erasure(request)
+                        .await
+                        .context("an erasure order")?;
+                    Ok(Ack::Changed(change))
+                }))
+            }
+            Change::Death { youth } => {
+                // The BRP's feed reaches every node; done here, in order, not in flight.
+                self.federation
+                    .record_death(&self.population.person(*youth).bsn)
+                    .await?;
+                Ok(Box::pin(async move { Ok(Ack::Changed(change)) }))
+            }
+            Change::Move { family, to } => {
+                if let Some(family) = self.population.families.get(*family as usize) {
+                    for person in family.parents.iter().chain(&family.children) {
+                        self.federation
+                            .record_move(&self.population.person(*person).bsn, *to)?;
+                    }
+                }
+                Ok(Box::pin(async move { Ok(Ack::Changed(change)) }))
             }
         }
     }
-    Ok(hits)
+
+    /// Records an acknowledged operation: registrations join this phase, changes go to the
+    /// oracle at once (they commute).
+    fn acknowledged(&mut self, ack: Ack, phase: &mut Vec<Registration>) {
+        let operations = &mut self.report.operations;
+        match ack {
+            Ack::Registered(planned, number, already) => {
+                let party = crate::oracle::Party {
+                    organisation: planned.organisation,
+                    youth: planned.youth,
+                };
+                // An organisation with an active signal on the youth keeps it (DOMAIN.md
+                // section 5: re-registration tells no one): active before this phase, or
+                // registered earlier in it.
+                let active = self.oracle.is_active(party)
+                    || phase.iter().any(|r| {
+                        r.organisation == party.organisation && r.youth.index == party.youth
+                    });
+                if already != active {
+                    self.violations.push(format!(
+                        "registration #{} of {}: the node says already registered: {already}, the rule: {active}",
+                        planned.signal,
+                        organisation_id(planned.organisation)
+                    ));
+                }
+                if already {
+                    operations.re_registrations += 1;
+                    return;
+                }
+                if self.oracle.has_signals(party) {
+                    operations.re_registrations += 1;
+                }
+                operations.registrations += 1;
+                self.report.signals += 1;
+                self.ids.insert(number.clone(), planned.signal);
+                self.numbers.insert(planned.signal, number);
+                let person = self.population.person(planned.youth);
+                phase.push(Registration {
+                    signal: planned.signal,
+                    organisation: planned.organisation,
+                    youth: Youth {
+                        index: planned.youth,
+                        parents: person.parent_indexes.clone(),
+                        birth_date: person.birth_date,
+                    },
+                    planned_removal: planned.planned_removal,
+                });
+            }
+            Ack::Changed(change) => match change {
+                Change::Withdraw {
+                    signal,
+                    unjustified: true,
+                } => {
+                    operations.withdrawals_unjustified += 1;
+                    self.oracle.delete(signal);
+                }
+                Change::Withdraw { signal, .. } => {
+                    operations.withdrawals_risk_gone += 1;
+                    self.oracle.withdraw(signal);
+                }
+                Change::Update {
+                    signal,
+                    planned_removal,
+                } => {
+                    operations.updates += 1;
+                    if let Some(date) = planned_removal {
+                        self.oracle.set_planned_removal(signal, date);
+                    }
+                }
+                Change::Erase {
+                    youth,
+                    region,
+                    signals,
+                } => {
+                    operations.erasure_orders += 1;
+                    let erased = if signals.is_empty() {
+                        self.oracle
+                            .signals_on(youth)
+                            .into_iter()
+                            .filter(|s| {
+                                self.oracle
+                                    .party_of(*s)
+                                    .is_some_and(|p| organisation_region(p.organisation) == region)
+                            })
+                            .collect()
+                    } else {
+                        signals
+                    };
+                    for signal in erased {
+                        self.oracle.delete(signal);
+                    }
+                }
+                Change::Death { youth } => {
+                    operations.deaths += 1;
+                    self.oracle.delete_youth(youth);
+                }
+                Change::Move { .. } => {}
+            },
+        }
+    }
+
+    async fn finish(mut self, dir: &Path) -> anyhow::Result<Report> {
+        let mut seen = Vec::new();
+        for region in 0..self.federation.regions.len() {
+            for kind in 0..KINDS.len() {
+                let organisation = u32::try_from(region * KINDS.len() + kind)?;
+                for found in self.matches(region, &organisation_id(organisation)).await? {
+                    seen.push(Seen::from_match(&found));
+                }
+            }
+        }
+        self.report.verdict = check::verdict(&self.oracle, &seen, &self.ids);
+        self.report
+            .verdict
+            .unexpected
+            .extend(std::mem::take(&mut self.violations));
+        self.report.load = self
+            .load
+            .iter()
+            .enumerate()
+            .map(|(region, count)| (region_id(region), *count))
+            .collect();
+        let wall_ms = self.elapsed_ms();
+        self.federation.stop().await?;
+        let bsns: HashSet<&str> = self
+            .population
+            .persons
+            .iter()
+            .map(|p| p.bsn.as_str())
+            .collect();
+        self.report.privacy = crate::privacy::scan(dir, &bsns)?;
+        self.report.wall_ms = wall_ms;
+        Ok(self.report)
+    }
+
+    /// Every match `organisation` sees, page by page.
+    async fn matches(
+        &mut self,
+        region: usize,
+        organisation: &str,
+    ) -> anyhow::Result<Vec<pb::Match>> {
+        let mut client = self.federation.client(region, organisation)?;
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_matches(pb::ListMatchesRequest {
+                    acting_professional_id: "sim-oracle".into(),
+                    page_size: 500,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            all.extend(page.matches);
+            if page.next_page_token.is_empty() {
+                return Ok(all);
+            }
+            page_token = page.next_page_token;
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{plain_numbers, privacy_scan};
+type Operation = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Ack>> + Send>>;
 
-    #[test]
-    fn the_privacy_scan_finds_a_bsn_in_any_file_but_the_person_registry() {
-        let dir = tempfile::tempdir().unwrap();
-        let bsns = std::collections::HashSet::from(["999991383"]);
-        std::fs::write(dir.path().join("persons.json"), r#"[{"bsn":"999991383"}]"#).unwrap();
-        std::fs::create_dir(dir.path().join("logs")).unwrap();
-        std::fs::write(dir.path().join("logs/node.log"), "ok").unwrap();
-        assert!(privacy_scan(dir.path(), &bsns).unwrap().is_empty());
-        std::fs::write(dir.path().join("logs/node.log"), "refused bsn=999991383").unwrap();
-        let hits = privacy_scan(dir.path(), &bsns).unwrap();
-        assert_eq!(hits.len(), 1);
-        assert!(hits[0].ends_with("node.log"), "{hits:?}");
+/// Operations with a bounded number in flight; acknowledgements come back in the order they
+/// completed.
+struct Pipeline {
+    concurrency: usize,
+    in_flight: tokio::task::JoinSet<anyhow::Result<Ack>>,
+}
+
+impl Pipeline {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency,
+            in_flight: tokio::task::JoinSet::new(),
+        }
     }
 
-    #[test]
-    fn a_bsn_is_found_as_text_but_not_inside_hex_or_longer_numbers() {
-        fn found(text: &str) -> Vec<&str> {
-            plain_numbers(text.as_bytes()).collect()
+    async fn push(&mut self, operation: Operation) -> anyhow::Result<Vec<Ack>> {
+        let mut done = Vec::new();
+        while self.in_flight.len() >= self.concurrency {
+            if let Some(ack) = self.in_flight.join_next().await {
+                done.push(ack??);
+            }
         }
-        assert_eq!(found(r#"{"bsn":"999991383"}"#), ["999991383"]);
-        assert_eq!(found("bsn 999991383\n"), ["999991383"]);
-        assert!(found("v1:ab999991383cd").is_empty());
-        assert!(found("2026-11-25999991383").is_empty());
-        assert!(found("9999913830").is_empty());
+        self.in_flight.spawn(operation);
+        while let Some(ack) = self.in_flight.try_join_next() {
+            done.push(ack??);
+        }
+        Ok(done)
+    }
+
+    async fn drain(&mut self) -> anyhow::Result<Vec<Ack>> {
+        let mut done = Vec::new();
+        while let Some(ack) = self.in_flight.join_next().await {
+            done.push(ack??);
+        }
+        Ok(done)
     }
 }
