@@ -7,5 +7,6 @@
 pub mod federation;
 pub mod oracle;
 pub mod population;
+pub mod proxy;
 pub mod report;
 pub mod run;
