@@ -24,8 +24,13 @@ use vix_node::store::sqlite::SqliteStore;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 use vix_protocol::region::v1::rights_service_client::RightsServiceClient;
 
+use crate::faults::FaultKind;
 use crate::population::{SimRegistry, municipality};
+use crate::proxy::{FaultProxy, LinkMode};
 use crate::workload::{KINDS, organisation_region};
+
+/// How late every byte is on a delayed link.
+const LINK_DELAY: std::time::Duration = std::time::Duration::from_millis(40);
 
 pub fn region_id(index: usize) -> String {
     format!("r{index:02}")
@@ -76,6 +81,8 @@ pub struct Region {
     pub addr: SocketAddr,
     pub context: Arc<RegionContext<SqliteStore>>,
     settings: vix_node::config::RegionSettings,
+    /// The fault proxy on the region's way to the hub.
+    link: FaultProxy,
     /// `None` while the region is down.
     running: Option<Running>,
 }
@@ -114,8 +121,11 @@ impl Federation {
         let mut nodes = Vec::new();
         for index in 0..regions {
             let id = region_id(index);
+            let link = FaultProxy::start(hub_addr)
+                .await
+                .context("a fault proxy before the hub")?;
             let settings =
-                vix_tests::region_settings_in(&pki, &spec, persons, &id, dir, Some(hub_addr));
+                vix_tests::region_settings_in(&pki, &spec, persons, &id, dir, Some(link.addr()));
             let (context, addr, running) =
                 start_region(&settings, &clock, &registry, "127.0.0.1:0".parse()?).await?;
             nodes.push(Region {
@@ -123,6 +133,7 @@ impl Federation {
                 addr,
                 context,
                 settings,
+                link,
                 running: Some(running),
             });
         }
@@ -204,12 +215,29 @@ impl Federation {
     }
 
     /// Puts region `region`'s link to the hub into the fault `kind`.
-    pub fn link_fault(&self, region: usize, kind: crate::faults::FaultKind) -> anyhow::Result<()> {
-        anyhow::bail!("link faults need the fault proxy: {region} {kind}")
+    pub fn link_fault(&self, region: usize, kind: FaultKind) -> anyhow::Result<()> {
+        let mode = match kind {
+            FaultKind::LinkCut => LinkMode::Cut,
+            FaultKind::LinkStall => LinkMode::Stall,
+            FaultKind::LinkDelay => LinkMode::Delay(LINK_DELAY),
+            FaultKind::Replay => LinkMode::DropReplies,
+            other => anyhow::bail!("{other} is not a link fault"),
+        };
+        self.proxy(region)?.set(mode);
+        Ok(())
     }
 
+    /// Region `region`'s link to the hub carries everything again.
     pub fn heal_link(&self, region: usize) -> anyhow::Result<()> {
-        anyhow::bail!("link faults need the fault proxy: {region}")
+        self.proxy(region)?.set(LinkMode::Pass);
+        Ok(())
+    }
+
+    fn proxy(&self, region: usize) -> anyhow::Result<&FaultProxy> {
+        self.regions
+            .get(region)
+            .map(|region| &region.link)
+            .context("no such region")
     }
 
     /// Runs today's lifecycle on every node now, as the first request of the day would.

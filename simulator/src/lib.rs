@@ -10,6 +10,7 @@ pub mod federation;
 pub mod oracle;
 pub mod population;
 pub mod privacy;
+pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod workload;
