@@ -233,6 +233,11 @@ impl Federation {
         Ok(())
     }
 
+    /// What region `region`'s link carried and lost so far.
+    pub fn link_stats(&self, region: usize) -> Option<crate::proxy::ProxyStats> {
+        self.proxy(region).ok().map(FaultProxy::stats)
+    }
+
     fn proxy(&self, region: usize) -> anyhow::Result<&FaultProxy> {
         self.regions
             .get(region)

@@ -22,7 +22,7 @@ use vix_protocol::region::v1 as pb;
 use crate::check::{self, Seen};
 use crate::faults::{self, FaultKind, Scheduled};
 use crate::federation::{Federation, organisation_id, region_id};
-use crate::oracle::{Oracle, Registration, SignalRef, Youth};
+use crate::oracle::{Oracle, Party, Registration, SignalRef, Youth};
 use crate::population::{Population, SimRegistry, region_weights};
 use crate::report::{Backlog, Day, Fault, Parameters, Report};
 use crate::workload::{Change, KINDS, Planned, Rates, Workload, organisation_region};
@@ -42,6 +42,8 @@ pub struct Options {
     pub faults_per_kind: u32,
     /// How long the federation may take to become quiet after a fault is healed.
     pub convergence_max: Duration,
+    /// How long a fault stays on at least (a fault's day is short in wall time).
+    pub fault_hold: Duration,
     /// Called after every simulated day with the day and the signals so far.
     #[serde(skip)]
     pub on_day: Option<OnDay>,
@@ -77,6 +79,7 @@ impl Options {
             faults: FaultKind::parse_list("all").unwrap_or_default(),
             faults_per_kind: 1,
             convergence_max: Duration::from_secs(60),
+            fault_hold: Duration::from_millis(500),
             on_day: None,
         }
     }
@@ -95,6 +98,7 @@ impl Options {
             concurrency: 48,
             faults_per_kind: 2,
             convergence_max: Duration::from_secs(300),
+            fault_hold: Duration::from_secs(3),
             ..Self::quick(seed)
         }
     }
@@ -181,6 +185,7 @@ pub async fn run_with(
         started,
         concurrency: options.concurrency.max(1),
         convergence_max: options.convergence_max,
+        fault_hold: options.fault_hold,
         load: vec![0; options.regions],
         violations: Vec::new(),
     };
@@ -209,6 +214,7 @@ struct Sim<'p> {
     started: Instant,
     concurrency: usize,
     convergence_max: Duration,
+    fault_hold: Duration,
     load: Vec<u64>,
     /// Answers that contradict the rule, found while the workload ran.
     violations: Vec<String>,
@@ -286,7 +292,7 @@ impl Sim<'_> {
             self.acknowledged(ack, &mut phase);
         }
         if let Some(fault) = fault {
-            self.sample_backlog().await;
+            let bit = self.hold(fault).await;
             self.heal(fault).await?;
             let healed = self.elapsed_ms();
             for planned in held {
@@ -302,10 +308,10 @@ impl Sim<'_> {
             self.report.convergence_ms = self.report.convergence_ms.max(convergence);
             self.report.faults.push(Fault {
                 kind: fault.kind.name().into(),
-                target: if fault.kind == FaultKind::HubDown {
-                    "hub".into()
-                } else {
-                    region_id(fault.region)
+                target: match (fault.kind, bit) {
+                    (FaultKind::HubDown, _) => "hub".into(),
+                    (_, Some(bit)) => format!("{} ({bit})", region_id(fault.region)),
+                    (_, None) => region_id(fault.region),
                 },
                 day: day.to_string(),
                 at_ms: fault_started,
@@ -314,8 +320,7 @@ impl Sim<'_> {
             });
             tracing::info!(fault = %fault, convergence_ms = convergence, "fault healed");
         }
-        // The matchers' order within the phase is theirs; the oracle allows for any.
-        self.oracle.register(&phase);
+        self.close_phase(phase);
         let settle = self.quiet(self.convergence_max).await?;
         self.report.days.push(Day {
             day: day.to_string(),
@@ -345,6 +350,29 @@ impl Sim<'_> {
             FaultKind::Kill => anyhow::bail!("kill faults need process mode"),
         }
         Ok(None)
+    }
+
+    /// Keeps `fault` on for the hold time, sampling the backlog; a replay is held until the
+    /// hub's replies were really lost (bounded: an idle region sends nothing to lose). Says
+    /// what a link fault did.
+    async fn hold(&mut self, fault: &Scheduled) -> Option<String> {
+        let from = Instant::now();
+        loop {
+            self.sample_backlog().await;
+            let stats = self.federation.link_stats(fault.region);
+            let waiting = from.elapsed() < self.fault_hold
+                || (fault.kind == FaultKind::Replay
+                    && stats.is_some_and(|s| s.replies_dropped == 0)
+                    && from.elapsed() < 10 * self.fault_hold);
+            if !waiting {
+                return match fault.kind {
+                    FaultKind::Replay => stats.map(|s| format!("{} reply bytes lost", s.replies_dropped)),
+                    FaultKind::LinkCut => stats.map(|s| format!("{} connections cut", s.cut)),
+                    _ => None,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn heal(&mut self, fault: &Scheduled) -> anyhow::Result<()> {
@@ -548,50 +576,11 @@ impl Sim<'_> {
 
     /// Records an acknowledged operation: registrations join this phase, changes go to the
     /// oracle at once (they commute).
-    fn acknowledged(&mut self, ack: Ack, phase: &mut Vec<Registration>) {
+    fn acknowledged(&mut self, ack: Ack, phase: &mut Vec<(Planned, String, bool)>) {
         let operations = &mut self.report.operations;
         match ack {
             Ack::Registered(planned, number, already) => {
-                let party = crate::oracle::Party {
-                    organisation: planned.organisation,
-                    youth: planned.youth,
-                };
-                // An organisation with an active signal on the youth keeps it (DOMAIN.md
-                // section 5: re-registration tells no one): active before this phase, or
-                // registered earlier in it.
-                let active = self.oracle.is_active(party)
-                    || phase.iter().any(|r| {
-                        r.organisation == party.organisation && r.youth.index == party.youth
-                    });
-                if already != active {
-                    self.violations.push(format!(
-                        "registration #{} of {}: the node says already registered: {already}, the rule: {active}",
-                        planned.signal,
-                        organisation_id(planned.organisation)
-                    ));
-                }
-                if already {
-                    operations.re_registrations += 1;
-                    return;
-                }
-                if self.oracle.has_signals(party) {
-                    operations.re_registrations += 1;
-                }
-                operations.registrations += 1;
-                self.report.signals += 1;
-                self.ids.insert(number.clone(), planned.signal);
-                self.numbers.insert(planned.signal, number);
-                let person = self.population.person(planned.youth);
-                phase.push(Registration {
-                    signal: planned.signal,
-                    organisation: planned.organisation,
-                    youth: Youth {
-                        index: planned.youth,
-                        parents: person.parent_indexes.clone(),
-                        birth_date: person.birth_date,
-                    },
-                    planned_removal: planned.planned_removal,
-                });
+                phase.push((planned, number, already));
             }
             Ack::Changed(change) => match change {
                 Change::Withdraw {
@@ -644,6 +633,60 @@ impl Sim<'_> {
                 Change::Move { .. } => {}
             },
         }
+    }
+
+    /// Checks the phase's registrations against the re-registration rule and hands the new
+    /// signals to the oracle. An organisation with an active signal on the youth keeps it
+    /// (DOMAIN.md section 5: re-registration tells no one), so a party active before the phase
+    /// gets no new signal, and one that was not gets exactly one however many registrations it
+    /// sent; which of them made it is the node's order.
+    fn close_phase(&mut self, acks: Vec<(Planned, String, bool)>) {
+        let mut new_by_party: HashMap<Party, u32> = HashMap::new();
+        let mut sent_by_party: HashMap<Party, u32> = HashMap::new();
+        let mut registrations = Vec::new();
+        for (planned, number, already) in acks {
+            let party = Party {
+                organisation: planned.organisation,
+                youth: planned.youth,
+            };
+            *sent_by_party.entry(party).or_default() += 1;
+            if already {
+                self.report.operations.re_registrations += 1;
+                continue;
+            }
+            *new_by_party.entry(party).or_default() += 1;
+            if self.oracle.has_signals(party) {
+                self.report.operations.re_registrations += 1;
+            }
+            self.report.operations.registrations += 1;
+            self.report.signals += 1;
+            self.ids.insert(number.clone(), planned.signal);
+            self.numbers.insert(planned.signal, number);
+            let person = self.population.person(planned.youth);
+            registrations.push(Registration {
+                signal: planned.signal,
+                organisation: planned.organisation,
+                youth: Youth {
+                    index: planned.youth,
+                    parents: person.parent_indexes.clone(),
+                    birth_date: person.birth_date,
+                },
+                planned_removal: planned.planned_removal,
+            });
+        }
+        for (party, sent) in sent_by_party {
+            let made = new_by_party.get(&party).copied().unwrap_or(0);
+            let wanted = u32::from(!self.oracle.is_active(party));
+            if made != wanted {
+                self.violations.push(format!(
+                    "{} on youth#{}: {sent} registrations made {made} new signals; the rule makes {wanted}",
+                    organisation_id(party.organisation),
+                    party.youth
+                ));
+            }
+        }
+        // The matchers' order within the phase is theirs; the oracle allows for any.
+        self.oracle.register(&registrations);
     }
 
     async fn finish(mut self, dir: &Path) -> anyhow::Result<Report> {
