@@ -13,4 +13,5 @@ pub mod privacy;
 pub mod proxy;
 pub mod report;
 pub mod run;
+pub mod summary;
 pub mod workload;
