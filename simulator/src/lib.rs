@@ -12,6 +12,7 @@ pub mod oracle;
 pub mod plots;
 pub mod population;
 pub mod privacy;
+pub mod progress;
 pub mod proxy;
 pub mod report;
 pub mod run;
