@@ -7,10 +7,16 @@
 pub mod check;
 pub mod faults;
 pub mod federation;
+pub mod html;
 pub mod oracle;
+pub mod plots;
 pub mod population;
 pub mod privacy;
+pub mod progress;
 pub mod proxy;
 pub mod report;
 pub mod run;
+pub mod summary;
+#[cfg(test)]
+mod svg_probe;
 pub mod workload;
