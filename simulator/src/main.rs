@@ -1,12 +1,14 @@
 //! `vix-sim`: runs a simulation and says whether the federation kept its promise.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use vix_sim::faults::FaultKind;
+use vix_sim::progress::Progress;
 use vix_sim::report::Report;
-use vix_sim::run::{Options, run};
+use vix_sim::run::{OnDay, Options, run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -108,62 +110,64 @@ async fn main() -> anyhow::Result<()> {
             temporary.path().to_owned()
         }
     };
-    let report = run(&options, &dir).await?;
+    // Every node's log goes to one file in the run's folder, so the privacy scan reads it.
+    let log = std::fs::File::create(dir.join("nodes.log"))
+        .with_context(|| format!("creating {}", dir.join("nodes.log").display()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::sync::Mutex::new(log))
+        .with_ansi(false)
+        .init();
+    announce(&options);
+    let progress = Arc::new(Progress::new(u64::from(options.days), false));
+    let hook = Arc::clone(&progress);
+    options.on_day = Some(OnDay(Arc::new(move |day, signals| hook.day(day, signals))));
+    let report = run(&options, &dir).await;
+    progress.finish();
+    let report = report?;
     std::fs::write(
         dir.join("report.json"),
         serde_json::to_string_pretty(&report)?,
     )?;
-    summary(&report, &dir);
+    std::fs::write(dir.join("report.html"), vix_sim::html::render(&report))?;
+    print_summary(&report, &dir);
     anyhow::ensure!(report.passed(), "the oracle or the privacy scan failed");
     Ok(())
 }
 
+/// The seed and the drawn schedule before anything runs, so a failed run is reproducible
+/// from its first lines.
 #[allow(clippy::print_stdout)] // the command's answer, for the tester
-fn summary(report: &Report, dir: &std::path::Path) {
-    let verdict = &report.verdict;
-    println!("seed {}", report.parameters.seed);
+fn announce(options: &Options) {
     println!(
-        "{} persons, {} signals; notices expected {}, delivered {} ({} youth, {} family, {} cross-region)",
-        report.persons,
-        report.signals,
-        verdict.expected,
-        verdict.delivered,
-        verdict.youth_matches,
-        verdict.family_matches,
-        verdict.cross_region
+        "vix-sim: seed {}, {} regions, {} days from {}, {} signals a year, {} families",
+        options.seed,
+        options.regions,
+        options.days,
+        options.first_day,
+        options.rates.registrations_per_year,
+        options.families
     );
-    println!(
-        "missing {}, duplicated {}, unexpected {}; privacy scan hits {}",
-        verdict.missing.len(),
-        verdict.duplicated.len(),
-        verdict.unexpected.len(),
-        report.privacy.hits.len()
-    );
-    for line in verdict
-        .missing
-        .iter()
-        .map(|n| format!("missing: {n}"))
-        .chain(
-            verdict
-                .duplicated
-                .iter()
-                .map(|n| format!("duplicated: {n}")),
-        )
-        .chain(
-            verdict
-                .unexpected
-                .iter()
-                .map(|n| format!("unexpected: {n}")),
-        )
-        .take(50)
-    {
-        println!("  {line}");
+    for fault in vix_sim::faults::schedule(
+        options.seed,
+        &options.faults,
+        options.days,
+        options.regions,
+        options.faults_per_kind,
+    ) {
+        println!("  fault {fault}");
     }
-    println!("operations: {:?}", report.operations);
+}
+
+#[allow(clippy::print_stdout)] // the command's answer, for the tester
+fn print_summary(report: &Report, dir: &std::path::Path) {
+    println!("{}", vix_sim::summary::table(report));
     println!(
-        "wall {} ms ({:.0} signals/s); report {}",
-        report.wall_ms,
-        report.signals_per_second(),
-        dir.join("report.json").display()
+        "reports: {} and {}",
+        dir.join("report.json").display(),
+        dir.join("report.html").display()
     );
 }

@@ -120,11 +120,8 @@ pub async fn run_with(
     // Nodes on an earlier run's databases would answer this run's requests with that run's
     // signals (the request ids repeat with the seed).
     anyhow::ensure!(
-        std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .next()
-            .is_none(),
-        "{} is not empty: a run needs an empty folder of its own",
+        !dir.join("pki").exists() && !dir.join("hub.sqlite").exists(),
+        "{} holds an earlier run: a run needs a folder of its own",
         dir.display()
     );
     let mut rng = fastrand::Rng::with_seed(options.seed);
@@ -366,7 +363,9 @@ impl Sim<'_> {
                     && from.elapsed() < 10 * self.fault_hold);
             if !waiting {
                 return match fault.kind {
-                    FaultKind::Replay => stats.map(|s| format!("{} reply bytes lost", s.replies_dropped)),
+                    FaultKind::Replay => {
+                        stats.map(|s| format!("{} reply bytes lost", s.replies_dropped))
+                    }
                     FaultKind::LinkCut => stats.map(|s| format!("{} connections cut", s.cut)),
                     _ => None,
                 };

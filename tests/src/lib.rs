@@ -673,6 +673,7 @@ impl Drop for TestHub {
     }
 }
 
+pub mod process;
 mod recording;
 pub use recording::Tamper;
 pub mod statements;

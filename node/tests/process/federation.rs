@@ -2,71 +2,86 @@
 //! mid-forward, between a notice's commit and its acknowledgement, and a hub restarted while
 //! regions write; each region is back within seconds and nothing is lost or told twice.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tonic::transport::Channel;
 use vix_protocol::region::v1 as pb;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
+use vix_tests::process;
 
 use super::{
     alt_youth_request, client, free_port, hub_config, region_config, start_node, start_role,
     start_role_watching, stop_gracefully,
 };
 
-/// One number from a database file of a running node, read-only.
-async fn count(db: &Path, sql: &'static str, bind: &str) -> i64 {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(db).read_only(true))
-        .await
-        .unwrap();
-    let mut query = sqlx::query_scalar::<_, i64>(sql);
-    if !bind.is_empty() {
-        query = query.bind(bind);
-    }
-    let value = query.fetch_one(&pool).await.unwrap();
-    pool.close().await;
-    value
-}
-
 /// Waits (bounded) until the federation of processes is quiet: every region's outboxes are
 /// empty and every region has acknowledged its whole notice log at the hub. Whatever the hub
 /// found before has then been stored by its recipient, so "nothing more" can be asserted.
 async fn quiet(hub_db: &Path, regions: &[(&str, &Path)]) {
+    let regions: Vec<(String, PathBuf)> = regions
+        .iter()
+        .map(|(region, db)| ((*region).to_owned(), db.to_path_buf()))
+        .collect();
     let deadline = tokio::time::Instant::now() + FEDERATION_WAIT_MAX;
-    'wait: loop {
+    loop {
+        if process::backlog(hub_db, &regions).await.unwrap() == (0, 0) {
+            return;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "the federation did not become quiet"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-        for (_, db) in regions {
-            let queued = count(
-                db,
-                "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM coordination_outbox)",
-                "",
-            )
-            .await;
-            if queued > 0 {
-                continue 'wait;
-            }
-        }
-        for (region, _) in regions {
-            let unacked = count(
-                hub_db,
-                "SELECT COUNT(*) FROM region_log WHERE region_id = ?1 AND cursor > \
-                 COALESCE((SELECT acked_cursor FROM region_cursors WHERE region_id = ?1), 0)",
-                region,
-            )
-            .await;
-            if unacked > 0 {
-                continue 'wait;
-            }
-        }
-        return;
     }
+}
+
+/// The last lines of every node log in `dir`, the dead letters and cursors of every database.
+async fn diagnosis(dir: &Path) -> String {
+    let mut text = String::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for path in entries {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("log") => {
+                text.push_str(&format!(
+                    "--- {} ---\n{}\n",
+                    path.display(),
+                    process::tail(&path, 40)
+                ));
+            }
+            Some("sqlite") if !path.ends_with("hub.sqlite") => {
+                for (what, sql) in [
+                    ("outbox", "SELECT COUNT(*) FROM outbox"),
+                    ("dead letters", "SELECT COUNT(*) FROM dead_letters"),
+                    (
+                        "hub cursor",
+                        "SELECT COALESCE(MAX(cursor), 0) FROM hub_cursor",
+                    ),
+                    ("notices", "SELECT COUNT(*) FROM notices"),
+                ] {
+                    let value = process::count(&path, sql, "").await;
+                    text.push_str(&format!("{}: {what} {value:?}\n", path.display()));
+                }
+            }
+            Some("sqlite") => {
+                let value = process::count(
+                    &path,
+                    "SELECT COUNT(*) FROM region_log WHERE cursor > COALESCE((SELECT acked_cursor FROM region_cursors c WHERE c.region_id = region_log.region_id), 0)",
+                    "",
+                )
+                .await;
+                text.push_str(&format!(
+                    "{}: unacknowledged log entries {value:?}\n",
+                    path.display()
+                ));
+            }
+            _ => {}
+        }
+    }
+    text
 }
 
 /// Registers until acknowledged, resending the same request_id after a failure (the node may be
@@ -102,19 +117,22 @@ async fn match_counterparts(client: &mut RegionServiceClient<Channel>) -> Option
     )
 }
 
-/// Waits (bounded) until `client` sees at least `count` matches.
-async fn wait_for_matches(client: &mut RegionServiceClient<Channel>, count: usize) {
+/// Waits (bounded) until `client` sees at least `count` matches; on timeout, says what every
+/// node in `dir` logged last and what waits where, so a rare failure can be read afterwards.
+async fn wait_for_matches(client: &mut RegionServiceClient<Channel>, count: usize, dir: &Path) {
     let deadline = tokio::time::Instant::now() + FEDERATION_WAIT_MAX;
     loop {
         let seen = match_counterparts(client).await;
         if seen.as_ref().is_some_and(|seen| seen.len() >= count) {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "fewer than {count} matches in time: the last ListMatches saw {:?}",
-            seen.map(|seen| seen.len())
-        );
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "fewer than {count} matches in time: the last ListMatches saw {:?}\n{}",
+                seen.map(|seen| seen.len()),
+                diagnosis(dir).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -164,13 +182,13 @@ async fn kill_9_of_the_hub_mid_stream_and_of_a_region_mid_forward_loses_and_repe
     };
 
     // Chaos: kill -9 the hub once notices flow, bring it back; then the south region.
-    wait_for_matches(&mut jgz, 5).await;
+    wait_for_matches(&mut jgz, 5, dir.path()).await;
     let mut hub = hub;
     hub.start_kill().unwrap();
     hub.wait().await.unwrap();
     let (hub, _) = start_role("hub", &hub_toml).await;
 
-    wait_for_matches(&mut jgz, 20).await;
+    wait_for_matches(&mut jgz, 20, dir.path()).await;
     let mut south = south;
     south.start_kill().unwrap();
     south.wait().await.unwrap();
@@ -179,8 +197,8 @@ async fn kill_9_of_the_hub_mid_stream_and_of_a_region_mid_forward_loses_and_repe
     load.await.unwrap();
 
     // Every youth gives exactly one notice at each side: none lost, none twice.
-    wait_for_matches(&mut jgz, FEDERATION_YOUTHS).await;
-    wait_for_matches(&mut vt, FEDERATION_YOUTHS).await;
+    wait_for_matches(&mut jgz, FEDERATION_YOUTHS, dir.path()).await;
+    wait_for_matches(&mut vt, FEDERATION_YOUTHS, dir.path()).await;
     quiet(
         &dir.path().join("hub.sqlite"),
         &[
@@ -260,7 +278,9 @@ async fn a_region_killed_between_storing_a_notice_and_acknowledging_it_stores_it
     south.wait().await.unwrap();
     let south_db = dir.path().join("south.sqlite");
     assert_eq!(
-        count(&south_db, "SELECT COUNT(*) FROM notices", "").await,
+        process::count(&south_db, "SELECT COUNT(*) FROM notices", "")
+            .await
+            .unwrap(),
         1
     );
     let (south, _) = start_node(&south_toml).await;
@@ -278,11 +298,15 @@ async fn a_region_killed_between_storing_a_notice_and_acknowledging_it_stores_it
     let seen = match_counterparts(&mut vt).await.unwrap();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(
-        count(&south_db, "SELECT COUNT(*) FROM notices", "").await,
+        process::count(&south_db, "SELECT COUNT(*) FROM notices", "")
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
-        count(&south_db, "SELECT COUNT(*) FROM email_jobs", "").await,
+        process::count(&south_db, "SELECT COUNT(*) FROM email_jobs", "")
+            .await
+            .unwrap(),
         1
     );
     stop_gracefully(south).await;
@@ -323,7 +347,7 @@ async fn after_a_hub_restart_every_region_streams_and_forwards_again_within_seco
         register_until_acknowledged(client, alt_youth_request(org, 0)).await;
     }
     for (_, _, _, client) in &mut regions {
-        wait_for_matches(client, 2).await;
+        wait_for_matches(client, 2, dir.path()).await;
     }
 
     // kill -9 of the hub; the regions keep writing through the outage.
@@ -345,7 +369,7 @@ async fn after_a_hub_restart_every_region_streams_and_forwards_again_within_seco
     // its events were forwarded and its notice stream delivers again.
     let mut back_after = Vec::new();
     for (region, _, _, client) in &mut regions {
-        wait_for_matches(client, 2 * n).await;
+        wait_for_matches(client, 2 * n, dir.path()).await;
         back_after.push(format!(
             "{region} {:.1} s",
             restarted.elapsed().as_secs_f64()

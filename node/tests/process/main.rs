@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 use vix_node::domain::{KeyVersion, OrganisationId, Pseudonymiser, RequestId};
@@ -32,13 +31,14 @@ const REQUESTS_PER_CLIENT: usize = 80;
 const ACKED_BEFORE_KILL: usize = 120;
 /// ...or after this long, whichever comes first.
 const LOAD_TIME_MAX: Duration = Duration::from_secs(30);
-const START_TIME_MAX: Duration = Duration::from_secs(30);
+use vix_tests::process::{self, START_TIME_MAX};
 
 fn write_config(dir: &Path, pki: &Path) -> PathBuf {
     region_config(dir, pki, "north", "127.0.0.1:0", None)
 }
 
-/// Writes `<region>.toml` in `dir` for a region node on `listen`, linked to `hub` if given.
+/// Writes `<region>.toml` in `dir` for a region node on `listen` with the BRP fixture persons,
+/// linked to `hub` if given.
 fn region_config(
     dir: &Path,
     pki: &Path,
@@ -48,79 +48,15 @@ fn region_config(
 ) -> PathBuf {
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/brp-test-persons.json");
-    let mut config = format!(
-        r#"
-[log]
-format = "text"
-filter = "info"
-
-[region]
-region_id = "{region}"
-listen = "{listen}"
-database = "{db}"
-federation_key_file = "{pki}/federation.key"
-federation_key_version = 1
-person_registry_file = "{fixture}"
-organisation_registry_file = "{pki}/organisations.toml"
-
-[region.tls]
-ca = "{pki}/ca.pem"
-cert = "{pki}/region-{region}-server.pem"
-key = "{pki}/region-{region}-server.key"
-crls = ["{pki}/crl.pem"]
-"#,
-        db = dir.join(format!("{region}.sqlite")).display(),
-        pki = pki.display(),
-        fixture = fixture.display(),
-    );
-    if let Some(hub) = hub {
-        config.push_str(&format!(
-            r#"
-[region.hub]
-address = "{hub}"
-server_name = "localhost"
-
-[region.hub.tls]
-ca = "{pki}/ca.pem"
-cert = "{pki}/region-{region}-client.pem"
-key = "{pki}/region-{region}-client.key"
-crls = ["{pki}/crl.pem"]
-"#,
-            pki = pki.display(),
-        ));
-    }
-    let path = dir.join(format!("{region}.toml"));
-    std::fs::write(&path, config).unwrap();
-    path
+    process::region_config(dir, pki, region, listen, hub, &fixture).unwrap()
 }
 
 fn hub_config(dir: &Path, pki: &Path, listen: SocketAddr) -> PathBuf {
-    let config = format!(
-        r#"
-[hub]
-listen = "{listen}"
-database = "{db}"
-organisation_registry_file = "{pki}/organisations.toml"
-
-[hub.tls]
-ca = "{pki}/ca.pem"
-cert = "{pki}/hub.pem"
-key = "{pki}/hub.key"
-crls = ["{pki}/crl.pem"]
-"#,
-        db = dir.join("hub.sqlite").display(),
-        pki = pki.display(),
-    );
-    let path = dir.join("hub.toml");
-    std::fs::write(&path, config).unwrap();
-    path
+    process::hub_config(dir, pki, listen).unwrap()
 }
 
-/// A port that was free a moment ago: processes restarted after `kill -9` must come back on
-/// the address their peers know.
 fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    process::free_port().unwrap()
 }
 
 /// Starts the region node of `config`.
@@ -139,7 +75,8 @@ async fn start_role_with(role: &str, config: &Path, env: &[(&str, &str)]) -> (Ch
     (child, addr)
 }
 
-/// Like `start_role_with`, also handing over the node's log lines from then on.
+/// Like `start_role_with`, also handing over the node's log lines from then on. The log is
+/// kept beside the configuration (`<name>.log`, appended across restarts).
 async fn start_role_watching(
     role: &str,
     config: &Path,
@@ -149,41 +86,16 @@ async fn start_role_watching(
     SocketAddr,
     tokio::sync::mpsc::UnboundedReceiver<String>,
 ) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vix-node"))
-        .arg(role)
-        .arg("--config")
-        .arg(config)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(START_TIME_MAX, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains(" listening ") {
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|word| word.strip_prefix("addr="))
-                    .unwrap();
-                return addr.parse::<SocketAddr>().unwrap();
-            }
-        }
-        panic!("vix-node {role} exited before listening");
-    })
+    let node = process::NodeProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_vix-node")),
+        role,
+        config,
+        env,
+        &config.with_extension("log"),
+    )
     .await
-    .expect("vix-node did not start in time");
-    // Keep draining the log so the node never blocks on a full pipe.
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = sender.send(line);
-        }
-    });
-    (child, addr, receiver)
+    .unwrap();
+    (node.child, node.addr, node.lines)
 }
 
 fn client(addr: SocketAddr, pki: &Path, org: &str) -> RegionServiceClient<Channel> {
