@@ -8,6 +8,7 @@ pub mod check;
 pub mod faults;
 pub mod federation;
 pub mod html;
+pub mod ledger;
 pub mod oracle;
 pub mod plots;
 pub mod population;
@@ -15,6 +16,7 @@ pub mod privacy;
 pub mod progress;
 pub mod proxy;
 pub mod report;
+pub mod requests;
 pub mod run;
 pub mod summary;
 #[cfg(test)]

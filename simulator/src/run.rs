@@ -9,7 +9,7 @@
 //! matchers may order as they like (the oracle allows for it), with the day's fault if one is
 //! scheduled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +19,13 @@ use jiff::civil::Date;
 use vix_node::domain::ManualClock;
 use vix_protocol::region::v1 as pb;
 
-use crate::check::{self, Seen};
 use crate::faults::{self, FaultKind, Scheduled};
 use crate::federation::{Federation, organisation_id, region_id};
-use crate::oracle::{Oracle, Party, Registration, SignalRef, Youth};
+use crate::ledger::{Ledger, RegistrationAck, all_matches};
+use crate::oracle::SignalRef;
 use crate::population::{Population, SimRegistry, region_weights};
 use crate::report::{Backlog, Day, Fault, Parameters, Report};
+use crate::requests::{self, Ack, Operation, Pipeline};
 use crate::workload::{Change, KINDS, Planned, Rates, Workload, organisation_region};
 
 /// What to run. The same options give the same population, workload and fault schedule.
@@ -175,16 +176,13 @@ pub async fn run_with(
     let mut sim = Sim {
         federation,
         population: &population,
-        oracle: Oracle::new(),
-        ids: HashMap::new(),
-        numbers: HashMap::new(),
+        ledger: Ledger::default(),
         report,
         started,
         concurrency: options.concurrency.max(1),
         convergence_max: options.convergence_max,
         fault_hold: options.fault_hold,
         load: vec![0; options.regions],
-        violations: Vec::new(),
     };
     let mut workload = Workload::new(options.seed, options.rates.clone(), weights, &population);
     for index in 0..options.days {
@@ -203,26 +201,13 @@ pub async fn run_with(
 struct Sim<'p> {
     federation: Federation,
     population: &'p Population,
-    oracle: Oracle,
-    /// The federation's signal numbers and the simulation's names for them, both ways.
-    ids: HashMap<String, SignalRef>,
-    numbers: HashMap<SignalRef, String>,
+    ledger: Ledger,
     report: Report,
     started: Instant,
     concurrency: usize,
     convergence_max: Duration,
     fault_hold: Duration,
     load: Vec<u64>,
-    /// Answers that contradict the rule, found while the workload ran.
-    violations: Vec<String>,
-}
-
-/// What one acknowledged operation did.
-enum Ack {
-    /// The signal's number, and whether the organisation already had an active signal on the
-    /// youth (that one is returned, nothing new is made).
-    Registered(Planned, String, bool),
-    Changed(Change),
 }
 
 impl Sim<'_> {
@@ -240,14 +225,19 @@ impl Sim<'_> {
             .clock
             .set(vix_node::domain::Clock::now(&ManualClock::at_noon(day)));
         self.federation.sweep().await?;
-        let (expired, birthdays) = self.oracle.start_day(day);
+        let (expired, birthdays) = self.ledger.oracle.start_day(day);
         self.report.operations.expired += expired;
         self.report.operations.birthdays += birthdays;
-        self.oracle.told_today = (0, 0);
+        self.ledger.oracle.told_today = (0, 0);
         self.quiet(self.convergence_max).await?;
 
         let registrations_today = workload.daily_rate();
-        let changes = workload.changes(day, self.population, &self.oracle, registrations_today);
+        let changes = workload.changes(
+            day,
+            self.population,
+            &self.ledger.oracle,
+            registrations_today,
+        );
         let change_count = changes.len() as u64;
         let mut pipeline = Pipeline::new(self.concurrency);
         for change in changes {
@@ -262,7 +252,7 @@ impl Sim<'_> {
         self.quiet(self.convergence_max).await?;
 
         let burst = if fault.is_some() { 3 } else { 1 };
-        let planned = workload.registrations(day, self.population, &self.oracle, burst);
+        let planned = workload.registrations(day, self.population, &self.ledger.oracle, burst);
         let count = planned.len() as u64;
         let fault_started = self.elapsed_ms();
         let down = match fault {
@@ -317,14 +307,14 @@ impl Sim<'_> {
             });
             tracing::info!(fault = %fault, convergence_ms = convergence, "fault healed");
         }
-        self.close_phase(phase);
+        self.ledger.close_phase(self.population, phase);
         let settle = self.quiet(self.convergence_max).await?;
         self.report.days.push(Day {
             day: day.to_string(),
             registrations: count,
             changes: change_count,
-            youth_notices: self.oracle.told_today.0,
-            family_notices: self.oracle.told_today.1,
+            youth_notices: self.ledger.oracle.told_today.0,
+            family_notices: self.ledger.oracle.told_today.1,
             settle_ms: settle,
         });
         Ok(())
@@ -410,42 +400,11 @@ impl Sim<'_> {
         Ok(u64::try_from(from.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
-    fn professional(
-        &self,
-        organisation: u32,
-        professional: u8,
-        changed: bool,
-    ) -> pb::ProfessionalContact {
-        let organisation = organisation_id(organisation);
-        pb::ProfessionalContact {
-            professional_id: format!("p{professional}-{organisation}"),
-            name: format!("Professional {professional} of {organisation}"),
-            email: format!(
-                "p{professional}{}@{organisation}.example.nl",
-                if changed { ".new" } else { "" }
-            ),
-            phone: String::new(),
-        }
-    }
-
     fn register(&mut self, planned: Planned) -> anyhow::Result<Operation> {
-        let person = self.population.person(planned.youth);
         let region = planned.region();
         self.load[region] += 1;
-        let request = pb::RegisterSignalRequest {
-            request_id: format!("sim-{}", planned.signal),
-            youth: Some(pb::register_signal_request::Youth::Bsn(person.bsn.clone())),
-            professional: Some(self.professional(
-                planned.organisation,
-                planned.professional,
-                false,
-            )),
-            planned_removal_date: planned.planned_removal.to_string(),
-            informing: Some(vix_tests::informing_for_birth(
-                person.birth_date,
-                self.federation.clock_today(),
-            )),
-        };
+        let request =
+            requests::registration(self.population, &planned, self.federation.clock_today());
         let mut client = self
             .federation
             .client(region, &organisation_id(planned.organisation))?;
@@ -456,42 +415,33 @@ impl Sim<'_> {
                 .with_context(|| format!("registration of signal #{}", planned.signal))?
                 .into_inner();
             let signal = response.signal.context("a registered signal")?;
-            Ok(Ack::Registered(
+            Ok(Ack::Registered((
                 planned,
                 signal.signal_id,
                 response.already_registered,
-            ))
+            )))
         }))
     }
 
+    /// Records an acknowledged operation: registrations join this phase, changes go to the
+    /// oracle at once (they commute).
+    fn acknowledged(&mut self, ack: Ack, phase: &mut Vec<RegistrationAck>) {
+        match ack {
+            Ack::Registered(registered) => phase.push(registered),
+            Ack::Changed(change) => self.ledger.changed(change),
+        }
+    }
+
     async fn change(&mut self, change: Change) -> anyhow::Result<Operation> {
-        let number = |signal: &SignalRef| -> anyhow::Result<String> {
-            self.numbers
-                .get(signal)
-                .cloned()
-                .with_context(|| format!("signal #{signal} has no number"))
-        };
-        let owner = |signal: &SignalRef| -> anyhow::Result<u32> {
-            self.oracle
-                .party_of(*signal)
-                .map(|party| party.organisation)
-                .with_context(|| format!("signal #{signal} is not live"))
-        };
+        let number = |signal: &SignalRef| self.ledger.number(*signal);
+        let owner = |signal: &SignalRef| self.ledger.owner(*signal);
         match &change {
             Change::Withdraw {
                 signal,
                 unjustified,
             } => {
                 let organisation = owner(signal)?;
-                let request = pb::WithdrawSignalRequest {
-                    signal_id: number(signal)?,
-                    reason: if *unjustified {
-                        pb::WithdrawReason::Unjustified as i32
-                    } else {
-                        pb::WithdrawReason::RiskGone as i32
-                    },
-                    acting_professional_id: format!("p0-{}", organisation_id(organisation)),
-                };
+                let request = requests::withdrawal(number(signal)?, organisation, *unjustified);
                 let mut client = self.federation.client(
                     organisation_region(organisation),
                     &organisation_id(organisation),
@@ -499,7 +449,7 @@ impl Sim<'_> {
                 let what = format!(
                     "withdrawal of signal #{signal} {} (planned removal {:?}) on {}",
                     number(signal)?,
-                    self.oracle.planned_removal(*signal),
+                    self.ledger.oracle.planned_removal(*signal),
                     self.federation.clock_today()
                 );
                 Ok(Box::pin(async move {
@@ -516,7 +466,7 @@ impl Sim<'_> {
                     signal_id: number(signal)?,
                     professional: planned_removal
                         .is_none()
-                        .then(|| self.professional(organisation, 1, true)),
+                        .then(|| requests::professional(organisation, 1, true)),
                     planned_removal_date: planned_removal
                         .map(|d| d.to_string())
                         .unwrap_or_default(),
@@ -573,136 +523,20 @@ impl Sim<'_> {
         }
     }
 
-    /// Records an acknowledged operation: registrations join this phase, changes go to the
-    /// oracle at once (they commute).
-    fn acknowledged(&mut self, ack: Ack, phase: &mut Vec<(Planned, String, bool)>) {
-        let operations = &mut self.report.operations;
-        match ack {
-            Ack::Registered(planned, number, already) => {
-                phase.push((planned, number, already));
-            }
-            Ack::Changed(change) => match change {
-                Change::Withdraw {
-                    signal,
-                    unjustified: true,
-                } => {
-                    operations.withdrawals_unjustified += 1;
-                    self.oracle.delete(signal);
-                }
-                Change::Withdraw { signal, .. } => {
-                    operations.withdrawals_risk_gone += 1;
-                    self.oracle.withdraw(signal);
-                }
-                Change::Update {
-                    signal,
-                    planned_removal,
-                } => {
-                    operations.updates += 1;
-                    if let Some(date) = planned_removal {
-                        self.oracle.set_planned_removal(signal, date);
-                    }
-                }
-                Change::Erase {
-                    youth,
-                    region,
-                    signals,
-                } => {
-                    operations.erasure_orders += 1;
-                    let erased = if signals.is_empty() {
-                        self.oracle
-                            .signals_on(youth)
-                            .into_iter()
-                            .filter(|s| {
-                                self.oracle
-                                    .party_of(*s)
-                                    .is_some_and(|p| organisation_region(p.organisation) == region)
-                            })
-                            .collect()
-                    } else {
-                        signals
-                    };
-                    for signal in erased {
-                        self.oracle.delete(signal);
-                    }
-                }
-                Change::Death { youth } => {
-                    operations.deaths += 1;
-                    self.oracle.delete_youth(youth);
-                }
-                Change::Move { .. } => {}
-            },
-        }
-    }
-
-    /// Checks the phase's registrations against the re-registration rule and hands the new
-    /// signals to the oracle. An organisation with an active signal on the youth keeps it
-    /// (DOMAIN.md section 5: re-registration tells no one), so a party active before the phase
-    /// gets no new signal, and one that was not gets exactly one however many registrations it
-    /// sent; which of them made it is the node's order.
-    fn close_phase(&mut self, acks: Vec<(Planned, String, bool)>) {
-        let mut new_by_party: HashMap<Party, u32> = HashMap::new();
-        let mut sent_by_party: HashMap<Party, u32> = HashMap::new();
-        let mut registrations = Vec::new();
-        for (planned, number, already) in acks {
-            let party = Party {
-                organisation: planned.organisation,
-                youth: planned.youth,
-            };
-            *sent_by_party.entry(party).or_default() += 1;
-            if already {
-                self.report.operations.re_registrations += 1;
-                continue;
-            }
-            *new_by_party.entry(party).or_default() += 1;
-            if self.oracle.has_signals(party) {
-                self.report.operations.re_registrations += 1;
-            }
-            self.report.operations.registrations += 1;
-            self.report.signals += 1;
-            self.ids.insert(number.clone(), planned.signal);
-            self.numbers.insert(planned.signal, number);
-            let person = self.population.person(planned.youth);
-            registrations.push(Registration {
-                signal: planned.signal,
-                organisation: planned.organisation,
-                youth: Youth {
-                    index: planned.youth,
-                    parents: person.parent_indexes.clone(),
-                    birth_date: person.birth_date,
-                },
-                planned_removal: planned.planned_removal,
-            });
-        }
-        for (party, sent) in sent_by_party {
-            let made = new_by_party.get(&party).copied().unwrap_or(0);
-            let wanted = u32::from(!self.oracle.is_active(party));
-            if made != wanted {
-                self.violations.push(format!(
-                    "{} on youth#{}: {sent} registrations made {made} new signals; the rule makes {wanted}",
-                    organisation_id(party.organisation),
-                    party.youth
-                ));
-            }
-        }
-        // The matchers' order within the phase is theirs; the oracle allows for any.
-        self.oracle.register(&registrations);
-    }
-
     async fn finish(mut self, dir: &Path) -> anyhow::Result<Report> {
         let mut seen = Vec::new();
         for region in 0..self.federation.regions.len() {
             for kind in 0..KINDS.len() {
                 let organisation = u32::try_from(region * KINDS.len() + kind)?;
-                for found in self.matches(region, &organisation_id(organisation)).await? {
-                    seen.push(Seen::from_match(&found));
-                }
+                let mut client = self
+                    .federation
+                    .client(region, &organisation_id(organisation))?;
+                seen.extend(all_matches(&mut client).await?);
             }
         }
-        self.report.verdict = check::verdict(&self.oracle, &seen, &self.ids);
-        self.report
-            .verdict
-            .unexpected
-            .extend(std::mem::take(&mut self.violations));
+        self.report.verdict = self.ledger.verdict(&seen);
+        self.report.operations = self.ledger.operations.clone();
+        self.report.signals = self.ledger.signals;
         self.report.load = self
             .load
             .iter()
@@ -720,72 +554,5 @@ impl Sim<'_> {
         self.report.privacy = crate::privacy::scan(dir, &bsns)?;
         self.report.wall_ms = wall_ms;
         Ok(self.report)
-    }
-
-    /// Every match `organisation` sees, page by page.
-    async fn matches(
-        &mut self,
-        region: usize,
-        organisation: &str,
-    ) -> anyhow::Result<Vec<pb::Match>> {
-        let mut client = self.federation.client(region, organisation)?;
-        let mut all = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = client
-                .list_matches(pb::ListMatchesRequest {
-                    acting_professional_id: "sim-oracle".into(),
-                    page_size: 500,
-                    page_token,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            all.extend(page.matches);
-            if page.next_page_token.is_empty() {
-                return Ok(all);
-            }
-            page_token = page.next_page_token;
-        }
-    }
-}
-
-type Operation = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<Ack>> + Send>>;
-
-/// Operations with a bounded number in flight; acknowledgements come back in the order they
-/// completed.
-struct Pipeline {
-    concurrency: usize,
-    in_flight: tokio::task::JoinSet<anyhow::Result<Ack>>,
-}
-
-impl Pipeline {
-    fn new(concurrency: usize) -> Self {
-        Self {
-            concurrency,
-            in_flight: tokio::task::JoinSet::new(),
-        }
-    }
-
-    async fn push(&mut self, operation: Operation) -> anyhow::Result<Vec<Ack>> {
-        let mut done = Vec::new();
-        while self.in_flight.len() >= self.concurrency {
-            if let Some(ack) = self.in_flight.join_next().await {
-                done.push(ack??);
-            }
-        }
-        self.in_flight.spawn(operation);
-        while let Some(ack) = self.in_flight.try_join_next() {
-            done.push(ack??);
-        }
-        Ok(done)
-    }
-
-    async fn drain(&mut self) -> anyhow::Result<Vec<Ack>> {
-        let mut done = Vec::new();
-        while let Some(ack) = self.in_flight.join_next().await {
-            done.push(ack??);
-        }
-        Ok(done)
     }
 }

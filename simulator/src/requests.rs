@@ -1,0 +1,111 @@
+//! The requests a professional's front-end sends for the workload, built one way for both
+//! modes, and the bounded pipeline that keeps a number of them in flight.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use jiff::civil::Date;
+use vix_protocol::region::v1 as pb;
+
+use crate::federation::organisation_id;
+use crate::ledger::RegistrationAck;
+use crate::population::Population;
+use crate::workload::{Change, Planned};
+
+pub fn professional(organisation: u32, professional: u8, changed: bool) -> pb::ProfessionalContact {
+    let organisation = organisation_id(organisation);
+    pb::ProfessionalContact {
+        professional_id: format!("p{professional}-{organisation}"),
+        name: format!("Professional {professional} of {organisation}"),
+        email: format!(
+            "p{professional}{}@{organisation}.example.nl",
+            if changed { ".new" } else { "" }
+        ),
+        phone: String::new(),
+    }
+}
+
+/// The registration of `planned` on `today`. Its request id follows from the simulation's name
+/// for the signal, so a retry after a lost answer is recognised by the node.
+pub fn registration(
+    population: &Population,
+    planned: &Planned,
+    today: Date,
+) -> pb::RegisterSignalRequest {
+    let person = population.person(planned.youth);
+    pb::RegisterSignalRequest {
+        request_id: format!("sim-{}", planned.signal),
+        youth: Some(pb::register_signal_request::Youth::Bsn(person.bsn.clone())),
+        professional: Some(professional(
+            planned.organisation,
+            planned.professional,
+            false,
+        )),
+        planned_removal_date: planned.planned_removal.to_string(),
+        informing: Some(vix_tests::informing_for_birth(person.birth_date, today)),
+    }
+}
+
+pub fn withdrawal(
+    number: String,
+    organisation: u32,
+    unjustified: bool,
+) -> pb::WithdrawSignalRequest {
+    pb::WithdrawSignalRequest {
+        signal_id: number,
+        reason: if unjustified {
+            pb::WithdrawReason::Unjustified as i32
+        } else {
+            pb::WithdrawReason::RiskGone as i32
+        },
+        acting_professional_id: format!("p0-{}", organisation_id(organisation)),
+    }
+}
+
+/// What one acknowledged operation did.
+pub enum Ack {
+    Registered(RegistrationAck),
+    Changed(Change),
+}
+
+pub type Operation = Pin<Box<dyn Future<Output = anyhow::Result<Ack>> + Send>>;
+
+/// Operations with a bounded number in flight; acknowledgements come back in the order they
+/// completed.
+pub struct Pipeline {
+    concurrency: usize,
+    in_flight: tokio::task::JoinSet<anyhow::Result<Ack>>,
+}
+
+impl Pipeline {
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency: concurrency.max(1),
+            in_flight: tokio::task::JoinSet::new(),
+        }
+    }
+
+    /// Starts `operation` once there is room; returns what completed meanwhile.
+    pub async fn push(&mut self, operation: Operation) -> anyhow::Result<Vec<Ack>> {
+        let mut done = Vec::new();
+        while self.in_flight.len() >= self.concurrency {
+            if let Some(ack) = self.in_flight.join_next().await {
+                done.push(ack??);
+            }
+        }
+        self.in_flight.spawn(operation);
+        while let Some(ack) = self.in_flight.try_join_next() {
+            done.push(ack??);
+        }
+        Ok(done)
+    }
+
+    /// Waits for everything in flight.
+    pub async fn drain(&mut self) -> anyhow::Result<Vec<Ack>> {
+        let mut done = Vec::new();
+        while let Some(ack) = self.in_flight.join_next().await {
+            done.push(ack??);
+        }
+        Ok(done)
+    }
+}
