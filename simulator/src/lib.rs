@@ -13,6 +13,7 @@ pub mod oracle;
 pub mod plots;
 pub mod population;
 pub mod privacy;
+pub mod processes;
 pub mod progress;
 pub mod proxy;
 pub mod report;

@@ -24,6 +24,9 @@ struct Args {
 enum Mode {
     /// Every node a task of this process, on one simulated clock.
     InProcess,
+    /// Every node a real `vix-node` process on the real clock, killed with `kill -9` (rounds
+    /// of today instead of days; `--days` counts the rounds).
+    Process,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +58,9 @@ enum Command {
         faults_per_kind: u32,
         #[arg(long, value_enum, default_value_t = Mode::InProcess)]
         mode: Mode,
+        /// Process mode: this many `kill -9`, of the hub or a region, at moments from the seed.
+        #[arg(long, default_value_t = 24)]
+        kills: u32,
         /// Operations in flight at once.
         #[arg(long, default_value_t = 48)]
         concurrency: usize,
@@ -78,7 +84,8 @@ async fn main() -> anyhow::Result<()> {
         rate,
         faults,
         faults_per_kind,
-        mode: Mode::InProcess,
+        mode,
+        kills,
         concurrency,
         quick,
         out,
@@ -121,11 +128,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::sync::Mutex::new(log))
         .with_ansi(false)
         .init();
-    announce(&options);
+    announce(&options, matches!(mode, Mode::Process).then_some(kills));
     let progress = Arc::new(Progress::new(u64::from(options.days), false));
     let hook = Arc::clone(&progress);
     options.on_day = Some(OnDay(Arc::new(move |day, signals| hook.day(day, signals))));
-    let report = run(&options, &dir).await;
+    let report = match mode {
+        Mode::InProcess => run(&options, &dir).await,
+        Mode::Process => vix_sim::processes::run(&options, kills, &dir).await,
+    };
     progress.finish();
     let report = report?;
     std::fs::write(
@@ -141,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
 /// The seed and the drawn schedule before anything runs, so a failed run is reproducible
 /// from its first lines.
 #[allow(clippy::print_stdout)] // the command's answer, for the tester
-fn announce(options: &Options) {
+fn announce(options: &Options, kills: Option<u32>) {
     println!(
         "vix-sim: seed {}, {} regions, {} days from {}, {} signals a year, {} families",
         options.seed,
@@ -151,6 +161,25 @@ fn announce(options: &Options) {
         options.rates.registrations_per_year,
         options.families
     );
+    if let Some(kills) = kills {
+        let per_round = (options.rates.registrations_per_year as usize).div_ceil(365);
+        for kill in vix_sim::processes::kill_schedule(
+            options.seed,
+            kills,
+            options.days,
+            options.regions,
+            per_round,
+        ) {
+            println!(
+                "  round {} after {} registrations: kill -9 {}",
+                kill.round,
+                kill.after,
+                kill.target
+                    .map_or_else(|| "hub".to_owned(), vix_sim::federation::region_id)
+            );
+        }
+        return;
+    }
     for fault in vix_sim::faults::schedule(
         options.seed,
         &options.faults,

@@ -226,8 +226,8 @@ impl Sim<'_> {
             .set(vix_node::domain::Clock::now(&ManualClock::at_noon(day)));
         self.federation.sweep().await?;
         let (expired, birthdays) = self.ledger.oracle.start_day(day);
-        self.report.operations.expired += expired;
-        self.report.operations.birthdays += birthdays;
+        self.ledger.operations.expired += expired;
+        self.ledger.operations.birthdays += birthdays;
         self.ledger.oracle.told_today = (0, 0);
         self.quiet(self.convergence_max).await?;
 

@@ -93,6 +93,9 @@ pub struct Workload {
     /// Each family's region now (moves change it).
     pub home: Vec<usize>,
     pub dead: HashSet<u32>,
+    /// Only withdrawals among the changes: real processes have no erasure officer configured,
+    /// no mutation feed and a fixed registry file.
+    pub only_withdrawals: bool,
 }
 
 impl Workload {
@@ -108,6 +111,7 @@ impl Workload {
             candidates: Vec::new(),
             home: population.families.iter().map(|f| f.home).collect(),
             dead: HashSet::new(),
+            only_withdrawals: false,
         }
     }
 
@@ -182,14 +186,12 @@ impl Workload {
             let whole = mean.floor() as usize;
             whole + usize::from(rng.f64() < mean - mean.floor())
         };
-        let (risk_gone, unjustified, updates, erasures, deaths, moves) = (
-            fraction(150),
-            fraction(10),
-            fraction(50),
-            fraction(4),
-            fraction(2),
-            fraction(3),
-        );
+        let (risk_gone, unjustified) = (fraction(150), fraction(10));
+        let (updates, erasures, deaths, moves) = if self.only_withdrawals {
+            (0, 0, 0, 0)
+        } else {
+            (fraction(50), fraction(4), fraction(2), fraction(3))
+        };
         for _ in 0..risk_gone {
             if let Some(signal) = self.live_signal(oracle, true)
                 && touched.insert(signal)

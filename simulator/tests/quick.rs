@@ -58,3 +58,30 @@ async fn a_hub_that_drops_every_100th_notice_fails_the_oracle() {
     assert!(!report.passed(), "{:#?}", report.verdict);
     assert!(!report.verdict.missing.is_empty(), "{:#?}", report.verdict);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_processes_killed_with_kill_9_lose_and_repeat_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        regions: 3,
+        days: 4,
+        families: 600,
+        rates: vix_sim::workload::Rates {
+            registrations_per_year: 15_000,
+            ..Options::quick(11).rates
+        },
+        ..Options::quick(11)
+    };
+    let report = vix_sim::processes::run(&options, 6, dir.path())
+        .await
+        .unwrap();
+    assert!(report.passed(), "{:#?}", report.verdict);
+    assert_eq!(report.faults.len(), 6, "{:?}", report.faults);
+    assert!(report.faults.iter().all(|f| f.kind == "kill"));
+    assert!(
+        report.signals > 100 && report.verdict.expected > 10,
+        "{:?}",
+        report.verdict
+    );
+    assert!(report.privacy.files_scanned > 10);
+}

@@ -54,7 +54,8 @@ pub struct HubContext<S> {
 }
 
 /// A broken hub on purpose (feature `sim-faults` only): every `drop_every_nth_notice`th notice
-/// entry streamed to any region is left out, as a bug in the log would.
+/// entry streamed to any region is lost, as a bug in the log would lose it (its place in the
+/// log is streamed as a retraction of nothing).
 #[cfg(feature = "sim-faults")]
 #[derive(Debug, Default)]
 pub struct SimFaults {
@@ -372,10 +373,20 @@ async fn stream_log<S: HubStore>(
             }
         };
         for entry in &page.entries {
+            // The lost notice's place in the log still passes, so the region acknowledges
+            // past it and the federation becomes quiet: the loss shows only in what is told.
             #[cfg(feature = "sim-faults")]
-            if context.faults.drops(entry) {
-                continue;
-            }
+            let lost;
+            #[cfg(feature = "sim-faults")]
+            let entry = if context.faults.drops(entry) {
+                lost = crate::store::hub::LogEntry::Retraction {
+                    cursor: entry.cursor(),
+                    notice_id: format!("sim-lost-{}", entry.cursor()),
+                };
+                &lost
+            } else {
+                entry
+            };
             if sender.send(Ok(convert::entry_to_pb(entry))).await.is_err() {
                 tracing::info!(%region_id, "notice stream closed by the region");
                 return;
