@@ -145,6 +145,24 @@ pub fn verdict(oracle: &Oracle, seen: &[Seen], ids: &HashMap<String, SignalRef>)
     verdict
 }
 
+/// Notices a region holds without an e-mail job. In a run every notice reaches an active
+/// recipient (the day's changes and registrations are apart), so each must have one; a second
+/// job for one notice cannot exist (the job is keyed by the notice id). Read from the
+/// region's database file, read-only.
+pub async fn notices_without_email(
+    region: &str,
+    db: &std::path::Path,
+) -> anyhow::Result<Option<String>> {
+    let missing = vix_tests::process::count(
+        db,
+        "SELECT COUNT(*) FROM notices n WHERE NOT EXISTS \
+         (SELECT 1 FROM email_jobs e WHERE e.notice_id = n.notice_id)",
+        "",
+    )
+    .await?;
+    Ok((missing > 0).then(|| format!("region {region}: {missing} notices without an e-mail job")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +256,35 @@ mod tests {
 
     fn verdict_of(oracle: &Oracle, ids: &HashMap<String, SignalRef>, seen: &[Seen]) -> Verdict {
         verdict(oracle, seen, ids)
+    }
+
+    #[tokio::test]
+    async fn a_notice_without_its_e_mail_job_is_named() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("region.sqlite");
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for statement in [
+            "CREATE TABLE notices (notice_id TEXT PRIMARY KEY)",
+            "CREATE TABLE email_jobs (notice_id TEXT PRIMARY KEY)",
+            "INSERT INTO notices VALUES ('n1'), ('n2')",
+            "INSERT INTO email_jobs VALUES ('n1')",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        let gap = notices_without_email("r00", &db).await.unwrap();
+        assert_eq!(
+            gap.as_deref(),
+            Some("region r00: 1 notices without an e-mail job")
+        );
+        sqlx::query("INSERT INTO email_jobs VALUES ('n2')")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(notices_without_email("r00", &db).await.unwrap(), None);
     }
 }

@@ -338,6 +338,11 @@ pub async fn run(options: &Options, kills: u32, dir: &Path) -> anyhow::Result<Re
         }
     }
     report.verdict = ledger.verdict(&seen);
+    for (region, db) in &databases {
+        if let Some(gap) = crate::check::notices_without_email(region, db).await? {
+            report.verdict.unexpected.push(gap);
+        }
+    }
     report.operations = ledger.operations.clone();
     report.signals = ledger.signals;
     report.load = load

@@ -535,6 +535,15 @@ impl Sim<'_> {
             }
         }
         self.report.verdict = self.ledger.verdict(&seen);
+        for region in &self.federation.regions {
+            let db = self
+                .federation
+                .dir
+                .join(format!("region-{}.sqlite", region.id));
+            if let Some(gap) = crate::check::notices_without_email(&region.id, &db).await? {
+                self.report.verdict.unexpected.push(gap);
+            }
+        }
         self.report.operations = self.ledger.operations.clone();
         self.report.signals = self.ledger.signals;
         self.report.load = self
