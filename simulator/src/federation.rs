@@ -99,6 +99,8 @@ pub struct Federation {
     clients: HashMap<String, RegionServiceClient<Channel>>,
     officers: HashMap<usize, RightsServiceClient<Channel>>,
     registry: Arc<SimRegistry>,
+    /// The nodes' maximum connection age, when not their default.
+    connection_age_secs: Option<u64>,
 }
 
 impl Federation {
@@ -110,13 +112,20 @@ impl Federation {
         persons: &Path,
         registry: Arc<SimRegistry>,
         clock: Arc<ManualClock>,
+        connection_age_secs: Option<u64>,
     ) -> anyhow::Result<Self> {
         let pki = dir.join("pki");
         let spec = spec(regions);
         vix_certs_dev::generate(&pki, &spec).context("the simulation's PKI")?;
 
-        let (hub, hub_addr, hub_running) =
-            start_hub(&pki, dir, &clock, "127.0.0.1:0".parse()?).await?;
+        let (hub, hub_addr, hub_running) = start_hub(
+            &pki,
+            dir,
+            &clock,
+            "127.0.0.1:0".parse()?,
+            connection_age_secs,
+        )
+        .await?;
 
         let mut nodes = Vec::new();
         for index in 0..regions {
@@ -124,8 +133,12 @@ impl Federation {
             let link = FaultProxy::start(hub_addr)
                 .await
                 .context("a fault proxy before the hub")?;
-            let settings =
+            let mut settings =
                 vix_tests::region_settings_in(&pki, &spec, persons, &id, dir, Some(link.addr()));
+            if let Some(age) = connection_age_secs {
+                settings.tls.max_connection_age_secs = age;
+                settings.tls.max_connection_age_grace_secs = age;
+            }
             let (context, addr, running) =
                 start_region(&settings, &clock, &registry, "127.0.0.1:0".parse()?).await?;
             nodes.push(Region {
@@ -148,6 +161,7 @@ impl Federation {
             clients: HashMap::new(),
             officers: HashMap::new(),
             registry,
+            connection_age_secs,
         })
     }
 
@@ -297,8 +311,14 @@ impl Federation {
     /// Brings the hub back on its database and its old address, the one the regions know.
     pub async fn start_hub(&mut self) -> anyhow::Result<()> {
         if self.hub_running.is_none() {
-            let (hub, _, running) =
-                start_hub(&self.pki, &self.dir, &self.clock, self.hub_addr).await?;
+            let (hub, _, running) = start_hub(
+                &self.pki,
+                &self.dir,
+                &self.clock,
+                self.hub_addr,
+                self.connection_age_secs,
+            )
+            .await?;
             self.hub = hub;
             self.hub_running = Some(running);
         }
@@ -373,8 +393,13 @@ async fn start_hub(
     dir: &Path,
     clock: &Arc<ManualClock>,
     listen: SocketAddr,
+    connection_age_secs: Option<u64>,
 ) -> anyhow::Result<(Arc<HubContext<HubSqliteStore>>, SocketAddr, Running)> {
-    let settings = vix_tests::hub_settings_in(pki, dir);
+    let mut settings = vix_tests::hub_settings_in(pki, dir);
+    if let Some(age) = connection_age_secs {
+        settings.tls.max_connection_age_secs = age;
+        settings.tls.max_connection_age_grace_secs = age;
+    }
     let node = HubNode::build(&settings, clock.clone()).await?;
     let hub = Arc::clone(node.context());
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -20,12 +20,9 @@ use crate::federation::{organisation_id, region_id, spec};
 use crate::ledger::{Ledger, RegistrationAck, all_matches};
 use crate::population::{Population, region_weights};
 use crate::report::{Backlog, Day, Fault, Parameters, Report};
-use crate::requests::{self, Ack, Operation, Pipeline};
+use crate::requests::{self, Ack, Operation, Pipeline, retrying};
 use crate::run::Options;
 use crate::workload::{Change, KINDS, Planned, Workload};
-
-/// How long a front-end keeps retrying one request while nodes are killed and restarted.
-const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// One `kill -9` of the schedule: in round `round`, after `after` of its registrations were
 /// sent, the hub (`None`) or a region.
@@ -406,37 +403,6 @@ fn register(
             response.already_registered,
         )))
     }))
-}
-
-/// Sends until an answer comes, as a front-end does while a node is down: a refusal that
-/// only means "your earlier attempt already did it" (`done_if`) counts as done once an
-/// attempt's answer was lost. Returns `None` for that case.
-async fn retrying<T, F, Fut>(
-    mut attempt: F,
-    uncertain: &mut bool,
-    done_if: impl Fn(Code) -> bool,
-) -> anyhow::Result<Option<T>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, tonic::Status>>,
-{
-    let from = Instant::now();
-    loop {
-        match attempt().await {
-            Ok(answer) => return Ok(Some(answer)),
-            Err(status) if *uncertain && done_if(status.code()) => return Ok(None),
-            Err(status)
-                if matches!(
-                    status.code(),
-                    Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-                ) && from.elapsed() < RETRY_MAX =>
-            {
-                *uncertain = true;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(status) => return Err(status.into()),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use jiff::civil::Date;
+use tonic::Code;
 use vix_protocol::region::v1 as pb;
+
+/// How long a front-end keeps retrying one request while a node is down or restarting, or a
+/// connection is being renewed.
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 use crate::federation::organisation_id;
 use crate::ledger::RegistrationAck;
@@ -59,6 +65,37 @@ pub fn withdrawal(
             pb::WithdrawReason::RiskGone as i32
         },
         acting_professional_id: format!("p0-{}", organisation_id(organisation)),
+    }
+}
+
+/// Sends until an answer comes, as a front-end does while a node is down: a refusal that
+/// only means "your earlier attempt already did it" (`done_if`) counts as done once an
+/// attempt's answer was lost. Returns `None` for that case.
+pub async fn retrying<T, F, Fut>(
+    mut attempt: F,
+    uncertain: &mut bool,
+    done_if: impl Fn(Code) -> bool,
+) -> anyhow::Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    let from = Instant::now();
+    loop {
+        match attempt().await {
+            Ok(answer) => return Ok(Some(answer)),
+            Err(status) if *uncertain && done_if(status.code()) => return Ok(None),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+                ) && from.elapsed() < RETRY_MAX =>
+            {
+                *uncertain = true;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => return Err(status.into()),
+        }
     }
 }
 

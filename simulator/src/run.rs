@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use jiff::civil::Date;
+use tonic::Code;
 use vix_node::domain::ManualClock;
 use vix_protocol::region::v1 as pb;
 
@@ -25,7 +26,7 @@ use crate::ledger::{Ledger, RegistrationAck, all_matches};
 use crate::oracle::SignalRef;
 use crate::population::{Population, SimRegistry, region_weights};
 use crate::report::{Backlog, Day, Fault, Parameters, Report};
-use crate::requests::{self, Ack, Operation, Pipeline};
+use crate::requests::{self, Ack, Operation, Pipeline, retrying};
 use crate::workload::{Change, KINDS, Planned, Rates, Workload, organisation_region};
 
 /// What to run. The same options give the same population, workload and fault schedule.
@@ -45,6 +46,9 @@ pub struct Options {
     pub convergence_max: Duration,
     /// How long a fault stays on at least (a fault's day is short in wall time).
     pub fault_hold: Duration,
+    /// The nodes' maximum connection age in seconds (they send GOAWAY and the clients open
+    /// new connections), when not their default of 15 minutes.
+    pub connection_age_secs: Option<u64>,
     /// Called after every simulated day with the day and the signals so far.
     #[serde(skip)]
     pub on_day: Option<OnDay>,
@@ -81,6 +85,7 @@ impl Options {
             faults_per_kind: 1,
             convergence_max: Duration::from_secs(60),
             fault_hold: Duration::from_millis(500),
+            connection_age_secs: None,
             on_day: None,
         }
     }
@@ -169,8 +174,15 @@ pub async fn run_with(
         .with_context(|| format!("writing {}", persons.display()))?;
     let registry = Arc::new(SimRegistry::new(&population)?);
     let clock = Arc::new(ManualClock::at_noon(options.first_day));
-    let federation =
-        Federation::start(dir, options.regions, &persons, registry, Arc::clone(&clock)).await?;
+    let federation = Federation::start(
+        dir,
+        options.regions,
+        &persons,
+        registry,
+        Arc::clone(&clock),
+        options.connection_age_secs,
+    )
+    .await?;
     on_start(&federation);
 
     let mut sim = Sim {
@@ -405,15 +417,28 @@ impl Sim<'_> {
         self.load[region] += 1;
         let request =
             requests::registration(self.population, &planned, self.federation.clock_today());
-        let mut client = self
+        let client = self
             .federation
             .client(region, &organisation_id(planned.organisation))?;
         Ok(Box::pin(async move {
-            let response = client
-                .register_signal(request)
-                .await
-                .with_context(|| format!("registration of signal #{}", planned.signal))?
-                .into_inner();
+            // The same request id again after a lost answer: the node answers with the signal
+            // the first attempt made.
+            let response = retrying(
+                || {
+                    let (mut client, request) = (client.clone(), request.clone());
+                    async move {
+                        client
+                            .register_signal(request)
+                            .await
+                            .map(tonic::Response::into_inner)
+                    }
+                },
+                &mut false,
+                |_| false,
+            )
+            .await
+            .with_context(|| format!("registration of signal #{}", planned.signal))?
+            .context("a registration without an answer")?;
             let signal = response.signal.context("a registered signal")?;
             Ok(Ack::Registered((
                 planned,
@@ -442,7 +467,7 @@ impl Sim<'_> {
             } => {
                 let organisation = owner(signal)?;
                 let request = requests::withdrawal(number(signal)?, organisation, *unjustified);
-                let mut client = self.federation.client(
+                let client = self.federation.client(
                     organisation_region(organisation),
                     &organisation_id(organisation),
                 )?;
@@ -453,7 +478,18 @@ impl Sim<'_> {
                     self.federation.clock_today()
                 );
                 Ok(Box::pin(async move {
-                    client.withdraw_signal(request).await.context(what)?;
+                    // After a lost answer, "already inactive" or "not found" is the first
+                    // attempt's work.
+                    retrying(
+                        || {
+                            let (mut client, request) = (client.clone(), request.clone());
+                            async move { client.withdraw_signal(request).await.map(|_| ()) }
+                        },
+                        &mut false,
+                        |code| matches!(code, Code::FailedPrecondition | Code::NotFound),
+                    )
+                    .await
+                    .context(what)?;
                     Ok(Ack::Changed(change))
                 }))
             }
@@ -473,12 +509,22 @@ impl Sim<'_> {
                     acting_professional_id: format!("p0-{}", organisation_id(organisation)),
                     informing: None,
                 };
-                let mut client = self.federation.client(
+                let client = self.federation.client(
                     organisation_region(organisation),
                     &organisation_id(organisation),
                 )?;
                 Ok(Box::pin(async move {
-                    client.update_signal(request).await.context("an update")?;
+                    // After a lost answer, the same date again is "not earlier": done.
+                    retrying(
+                        || {
+                            let (mut client, request) = (client.clone(), request.clone());
+                            async move { client.update_signal(request).await.map(|_| ()) }
+                        },
+                        &mut false,
+                        |code| matches!(code, Code::InvalidArgument | Code::FailedPrecondition),
+                    )
+                    .await
+                    .context("an update")?;
                     Ok(Ack::Changed(change))
                 }))
             }
@@ -495,12 +541,19 @@ impl Sim<'_> {
                     officer_id: "officer-1".into(),
                     reference: format!("sim-erasure-{youth}"),
                 };
-                let mut client = self.federation.officer(*region)?;
+                let client = self.federation.officer(*region)?;
                 Ok(Box::pin(async move {
-                    client
-                        .order_erasure(request)
-                        .await
-                        .context("an erasure order")?;
+                    // After a lost answer, the named signals are gone: done.
+                    retrying(
+                        || {
+                            let (mut client, request) = (client.clone(), request.clone());
+                            async move { client.order_erasure(request).await.map(|_| ()) }
+                        },
+                        &mut false,
+                        |code| code == Code::NotFound,
+                    )
+                    .await
+                    .context("an erasure order")?;
                     Ok(Ack::Changed(change))
                 }))
             }

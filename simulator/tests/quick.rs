@@ -85,3 +85,26 @@ async fn real_processes_killed_with_kill_9_lose_and_repeat_nothing() {
     );
     assert!(report.privacy.files_scanned > 10);
 }
+
+/// Every node renews its connections (GOAWAY at the maximum age) many times during the run:
+/// the front-ends must carry on as a real one would, with the same request again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_renewed_every_second_lose_no_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        faults: Vec::new(),
+        days: 90,
+        connection_age_secs: Some(1),
+        rates: vix_sim::workload::Rates {
+            registrations_per_year: 12_000,
+            ..Options::quick(5).rates
+        },
+        ..Options::quick(5)
+    };
+    let report = run(&options, dir.path()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.verdict);
+    assert!(
+        report.wall_ms > 3_000,
+        "the run outlived several connection ages"
+    );
+}
