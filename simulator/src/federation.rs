@@ -30,7 +30,7 @@ use crate::proxy::{FaultProxy, LinkMode};
 use crate::workload::{KINDS, organisation_region};
 
 /// How late every byte is on a delayed link.
-const LINK_DELAY: std::time::Duration = std::time::Duration::from_millis(40);
+pub const LINK_DELAY: std::time::Duration = std::time::Duration::from_millis(40);
 
 pub fn region_id(index: usize) -> String {
     format!("r{index:02}")

@@ -91,6 +91,10 @@ async fn main() -> anyhow::Result<()> {
         out,
     } = Args::parse().command;
     let faults = FaultKind::parse_list(&faults)?;
+    anyhow::ensure!(
+        matches!(mode, Mode::Process) || !faults.contains(&FaultKind::Kill),
+        "kill faults need --mode process (in process there is no process to kill)"
+    );
     let mut options = if quick {
         Options::quick(seed)
     } else {
@@ -177,6 +181,9 @@ fn announce(options: &Options, kills: Option<u32>) {
                 kill.target
                     .map_or_else(|| "hub".to_owned(), vix_sim::federation::region_id)
             );
+        }
+        for fault in vix_sim::processes::other_faults(options) {
+            println!("  round {fault}");
         }
         return;
     }

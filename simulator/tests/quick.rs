@@ -60,11 +60,11 @@ async fn a_hub_that_drops_every_100th_notice_fails_the_oracle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_processes_killed_with_kill_9_lose_and_repeat_nothing() {
+async fn real_processes_killed_with_kill_9_and_cut_off_lose_and_repeat_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         regions: 3,
-        days: 4,
+        days: 6,
         families: 600,
         rates: vix_sim::workload::Rates {
             registrations_per_year: 15_000,
@@ -76,8 +76,13 @@ async fn real_processes_killed_with_kill_9_lose_and_repeat_nothing() {
         .await
         .unwrap();
     assert!(report.passed(), "{:#?}", report.verdict);
-    assert_eq!(report.faults.len(), 6, "{:?}", report.faults);
-    assert!(report.faults.iter().all(|f| f.kind == "kill"));
+    let kills = report.faults.iter().filter(|f| f.kind == "kill").count();
+    assert_eq!(kills, 6, "{:?}", report.faults);
+    assert!(
+        report.faults.len() >= 10,
+        "kills and the other faults: {:?}",
+        report.faults
+    );
     assert!(
         report.signals > 100 && report.verdict.expected > 10,
         "{:?}",

@@ -216,6 +216,20 @@ impl NodeProcess {
         Ok(())
     }
 
+    /// SIGTERM, and waits (bounded) for the node to finish what it holds and exit.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the node has exited already")?;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .context("kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("the node did not stop within 30 s of SIGTERM")??;
+        Ok(())
+    }
+
     /// The last `lines` lines of its log, for a failure message.
     pub fn log_tail(&self, lines: usize) -> String {
         tail(&self.log, lines)
