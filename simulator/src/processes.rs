@@ -462,6 +462,12 @@ pub async fn run(options: &Options, kills: u32, dir: &Path) -> anyhow::Result<Re
                 }
             }
             let convergence = cluster.quiet(options.convergence_max).await?;
+            let (outbox, hub_unacked) = cluster.backlog().await?;
+            report.backlog.push(Backlog {
+                at_ms: elapsed(started),
+                outbox,
+                hub_unacked,
+            });
             report.faults.push(Fault {
                 kind: fault.kind.name().into(),
                 target: if fault.kind == FaultKind::HubDown {

@@ -304,6 +304,9 @@ impl Sim<'_> {
                 self.acknowledged(ack, &mut phase);
             }
             let convergence = self.quiet(self.convergence_max).await?;
+            // The backlog is empty again: the plot shows the fault's end, not a slope to the
+            // next fault's first sample.
+            self.sample_backlog().await;
             self.report.convergence_ms = self.report.convergence_ms.max(convergence);
             self.report.faults.push(Fault {
                 kind: fault.kind.name().into(),
