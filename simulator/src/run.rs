@@ -169,9 +169,9 @@ pub async fn run_with(
         tracing::info!(%fault, "fault scheduled");
     }
 
+    // The nodes ask the in-memory registry; no registry file is written (at national size
+    // it would be 600 MB of BSNs on disk for nothing).
     let persons = dir.join("persons.json");
-    std::fs::write(&persons, population.registry_json()?)
-        .with_context(|| format!("writing {}", persons.display()))?;
     let registry = Arc::new(SimRegistry::new(&population)?);
     let clock = Arc::new(ManualClock::at_noon(options.first_day));
     let federation = Federation::start(
