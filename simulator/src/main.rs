@@ -41,10 +41,10 @@ enum Command {
         /// Simulated years.
         #[arg(long, default_value_t = 3)]
         years: u32,
-        /// Simulated days instead of years.
+        /// Simulated days instead of years (process mode: rounds, default 12).
         #[arg(long)]
         days: Option<u32>,
-        /// Families in the population (default: 150,000 a year).
+        /// Families in the population (default: 150,000 a year; process mode 40,000).
         #[arg(long)]
         families: Option<usize>,
         /// New signals a year, nationally.
@@ -101,10 +101,15 @@ async fn main() -> anyhow::Result<()> {
         let mut options = Options::national(seed, years);
         options.regions = regions;
         options.rates.registrations_per_year = rate;
-        if let Some(days) = days {
-            options.days = days;
-        }
-        options.families = families.unwrap_or(150_000 * (options.days as usize).div_ceil(365));
+        let process = matches!(mode, Mode::Process);
+        // Process mode counts rounds of today, not days, and every process reads the registry
+        // file: a dozen rounds and a smaller population unless asked otherwise.
+        options.days = days.unwrap_or(if process { 12 } else { options.days });
+        options.families = families.unwrap_or(if process {
+            40_000
+        } else {
+            150_000 * (options.days as usize).div_ceil(365)
+        });
         options.faults_per_kind = faults_per_kind;
         options.concurrency = concurrency;
         options
