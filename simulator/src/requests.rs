@@ -68,6 +68,20 @@ pub fn withdrawal(
     }
 }
 
+/// Whether `status` says the request or its answer may have been lost between client and
+/// node, rather than the node refusing it: the node down, or the connection closing under the
+/// request (a GOAWAY when a node renews its connections comes back as INTERNAL with the
+/// transport error as its source).
+fn lost_on_the_way(status: &tonic::Status) -> bool {
+    let transport = std::error::Error::source(status)
+        .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some());
+    transport
+        || matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+        )
+}
+
 /// Sends until an answer comes, as a front-end does while a node is down: a refusal that
 /// only means "your earlier attempt already did it" (`done_if`) counts as done once an
 /// attempt's answer was lost. Returns `None` for that case.
@@ -85,12 +99,7 @@ where
         match attempt().await {
             Ok(answer) => return Ok(Some(answer)),
             Err(status) if *uncertain && done_if(status.code()) => return Ok(None),
-            Err(status)
-                if matches!(
-                    status.code(),
-                    Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-                ) && from.elapsed() < RETRY_MAX =>
-            {
+            Err(status) if lost_on_the_way(&status) && from.elapsed() < RETRY_MAX => {
                 *uncertain = true;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -144,5 +153,20 @@ impl Pipeline {
             done.push(ack??);
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_final_and_a_lost_connection_is_retried() {
+        assert!(!lost_on_the_way(&tonic::Status::internal(
+            "the store failed"
+        )));
+        assert!(!lost_on_the_way(&tonic::Status::invalid_argument("bad")));
+        assert!(lost_on_the_way(&tonic::Status::unavailable("down")));
+        assert!(lost_on_the_way(&tonic::Status::cancelled("closed")));
     }
 }
