@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tonic::Code;
 use tonic::transport::Channel;
 use vix_node::domain::Clock;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
@@ -24,7 +23,7 @@ use crate::ledger::{Ledger, RegistrationAck, all_matches};
 use crate::population::{Population, region_weights};
 use crate::proxy::{FaultProxy, LinkMode};
 use crate::report::{Backlog, Day, Fault, Parameters, Report};
-use crate::requests::{self, Ack, Operation, Pipeline, retrying};
+use crate::requests::{self, Ack, Operation, Pipeline};
 use crate::run::Options;
 use crate::workload::{Change, KINDS, Planned, Workload};
 
@@ -547,21 +546,12 @@ fn withdrawal(cluster: &Cluster, ledger: &Ledger, change: Change) -> anyhow::Res
     };
     let organisation = ledger.owner(signal)?;
     let request = requests::withdrawal(ledger.number(signal)?, organisation, unjustified);
-    let client = cluster.client(organisation)?;
-    Ok(Box::pin(async move {
-        // After a lost answer, "already inactive" or "not found" is the first attempt's work.
-        retrying(
-            || {
-                let (mut client, request) = (client.clone(), request.clone());
-                async move { client.withdraw_signal(request).await.map(|_| ()) }
-            },
-            &mut false,
-            |code| matches!(code, Code::FailedPrecondition | Code::NotFound),
-        )
-        .await
-        .context("a withdrawal")?;
-        Ok(Ack::Changed(change))
-    }))
+    Ok(requests::withdrawing(
+        cluster.client(organisation)?,
+        request,
+        change,
+        "a withdrawal".into(),
+    ))
 }
 
 fn register(
@@ -571,31 +561,11 @@ fn register(
     today: jiff::civil::Date,
 ) -> anyhow::Result<Operation> {
     let request = requests::registration(population, &planned, today);
-    let client = cluster.client(planned.organisation)?;
-    Ok(Box::pin(async move {
-        let response = retrying(
-            || {
-                let (mut client, request) = (client.clone(), request.clone());
-                async move {
-                    client
-                        .register_signal(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
-            },
-            &mut false,
-            |_| false,
-        )
-        .await
-        .with_context(|| format!("registration of signal #{}", planned.signal))?
-        .context("a registration without an answer")?;
-        let signal = response.signal.context("a registered signal")?;
-        Ok(Ack::Registered((
-            planned,
-            signal.signal_id,
-            response.already_registered,
-        )))
-    }))
+    Ok(requests::registering(
+        cluster.client(planned.organisation)?,
+        request,
+        planned,
+    ))
 }
 
 #[cfg(test)]

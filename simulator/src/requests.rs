@@ -5,9 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use jiff::civil::Date;
 use tonic::Code;
+use tonic::transport::Channel;
 use vix_protocol::region::v1 as pb;
+use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 
 /// How long a front-end keeps retrying one request while a node is down or restarting, or a
 /// connection is being renewed.
@@ -106,6 +109,62 @@ where
             Err(status) => return Err(status.into()),
         }
     }
+}
+
+/// A registration sent until answered. The same request id again after a lost answer: the
+/// node answers with the signal the first attempt made.
+pub fn registering(
+    client: RegionServiceClient<Channel>,
+    request: pb::RegisterSignalRequest,
+    planned: Planned,
+) -> Operation {
+    Box::pin(async move {
+        let response = retrying(
+            || {
+                let (mut client, request) = (client.clone(), request.clone());
+                async move {
+                    client
+                        .register_signal(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            },
+            &mut false,
+            |_| false,
+        )
+        .await
+        .with_context(|| format!("registration of signal #{}", planned.signal))?
+        .context("a registration without an answer")?;
+        let signal = response.signal.context("a registered signal")?;
+        Ok(Ack::Registered((
+            planned,
+            signal.signal_id,
+            response.already_registered,
+        )))
+    })
+}
+
+/// A withdrawal sent until answered. After a lost answer, "already inactive" or "not found" is
+/// the first attempt's work.
+pub fn withdrawing(
+    client: RegionServiceClient<Channel>,
+    request: pb::WithdrawSignalRequest,
+    change: Change,
+    what: String,
+) -> Operation {
+    Box::pin(async move {
+        retrying(
+            || {
+                let (mut client, request) = (client.clone(), request.clone());
+                async move { client.withdraw_signal(request).await.map(|_| ()) }
+            },
+            &mut false,
+            |code| matches!(code, Code::FailedPrecondition | Code::NotFound),
+        )
+        .await
+        .context(what)?;
+        Ok(Ack::Changed(change))
+    })
 }
 
 /// What one acknowledged operation did.

@@ -423,32 +423,7 @@ impl Sim<'_> {
         let client = self
             .federation
             .client(region, &organisation_id(planned.organisation))?;
-        Ok(Box::pin(async move {
-            // The same request id again after a lost answer: the node answers with the signal
-            // the first attempt made.
-            let response = retrying(
-                || {
-                    let (mut client, request) = (client.clone(), request.clone());
-                    async move {
-                        client
-                            .register_signal(request)
-                            .await
-                            .map(tonic::Response::into_inner)
-                    }
-                },
-                &mut false,
-                |_| false,
-            )
-            .await
-            .with_context(|| format!("registration of signal #{}", planned.signal))?
-            .context("a registration without an answer")?;
-            let signal = response.signal.context("a registered signal")?;
-            Ok(Ack::Registered((
-                planned,
-                signal.signal_id,
-                response.already_registered,
-            )))
-        }))
+        Ok(requests::registering(client, request, planned))
     }
 
     /// Records an acknowledged operation: registrations join this phase, changes go to the
@@ -480,21 +455,7 @@ impl Sim<'_> {
                     self.ledger.oracle.planned_removal(*signal),
                     self.federation.clock_today()
                 );
-                Ok(Box::pin(async move {
-                    // After a lost answer, "already inactive" or "not found" is the first
-                    // attempt's work.
-                    retrying(
-                        || {
-                            let (mut client, request) = (client.clone(), request.clone());
-                            async move { client.withdraw_signal(request).await.map(|_| ()) }
-                        },
-                        &mut false,
-                        |code| matches!(code, Code::FailedPrecondition | Code::NotFound),
-                    )
-                    .await
-                    .context(what)?;
-                    Ok(Ack::Changed(change))
-                }))
+                Ok(requests::withdrawing(client, request, change.clone(), what))
             }
             Change::Update {
                 signal,
