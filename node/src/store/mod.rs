@@ -21,6 +21,7 @@ use hub::LoggedNotice;
 pub mod audit;
 pub mod dead_letter;
 pub mod hub;
+pub mod hub_postgres;
 pub mod hub_sqlite;
 pub mod outbox;
 mod row;
@@ -227,6 +228,10 @@ pub enum StoreError {
     WriterThread(#[source] std::io::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A step of a synchronous (SQLite) write waited for something: a bug, never a state of
+    /// the data; the write is rolled back.
+    #[error("a write on the single writer's thread suspended")]
+    Suspended,
     /// A stored value that the domain refuses: the database was changed behind vix's back.
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),
@@ -245,8 +250,19 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         let busy = match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-            sqlx::Error::Database(db) => db.code().is_some_and(|code| is_sqlite_busy(&code)),
+            // The database is out of reach or out of connections; for PostgreSQL also a
+            // connection that broke mid-request (the server restarted, or ended it).
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    Some(postgres) => is_postgres_transient(postgres.code()),
+                    None => db.code().is_some_and(|code| is_sqlite_busy(&code)),
+                }
+            }
             _ => false,
         };
         if busy {
@@ -273,6 +289,18 @@ impl From<rusqlite::Error> for StoreError {
 fn is_sqlite_busy(code: &str) -> bool {
     code.parse::<i32>()
         .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
+/// SQLSTATEs after which the same request may succeed: connection exceptions (class 08), the
+/// server shutting down or ending the session (57P01-57P03, e.g. `pg_terminate_backend`), too
+/// many connections (53300), and a deadlock or serialization failure (40P01, 40001), whose
+/// transaction was rolled back whole.
+fn is_postgres_transient(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "40P01" | "40001"
+        )
 }
 
 /// What a region node stores.
@@ -547,7 +575,19 @@ pub enum NoticeDelivery {
 
 #[cfg(test)]
 mod tests {
-    use super::is_sqlite_busy;
+    use super::{is_postgres_transient, is_sqlite_busy};
+
+    #[test]
+    fn lost_connections_and_rolled_back_transactions_are_transient_on_postgres() {
+        for code in [
+            "08006", "08003", "57P01", "57P03", "53300", "40P01", "40001",
+        ] {
+            assert!(is_postgres_transient(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22001", "P0001"] {
+            assert!(!is_postgres_transient(code), "{code}");
+        }
+    }
 
     #[test]
     fn busy_and_locked_are_recognised_in_primary_and_extended_form() {

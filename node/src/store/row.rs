@@ -6,6 +6,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use sqlx::Row;
+use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::StoreError;
@@ -55,8 +56,8 @@ pub(super) fn contact_from_row(row: &impl Columns) -> Result<ProfessionalContact
     ))
 }
 
-/// A result row by column name, whichever driver read it: readers use sqlx's pool, the writer
-/// thread rusqlite. Parsing into domain types is written once over this.
+/// A result row by column name, whichever driver read it: SQLite's readers use sqlx's pool, its
+/// writer thread rusqlite, PostgreSQL sqlx. Parsing into domain types is written once over this.
 pub(super) trait Columns {
     fn text(&self, name: &str) -> Result<String, StoreError>;
     fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError>;
@@ -71,6 +72,21 @@ pub(super) trait Columns {
 }
 
 impl Columns for SqliteRow {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+impl Columns for PgRow {
     fn text(&self, name: &str) -> Result<String, StoreError> {
         Ok(self.try_get(name)?)
     }

@@ -77,13 +77,23 @@ pub(super) fn forget_party_if_gone(
     )?
     .query_row([organisation_id, subject_key], |row| row.get(0))?;
     if left == 0 {
-        super::sql::prepare(
-            tx,
-            "DELETE FROM told_pairs \
-             WHERE (recipient_organisation_id = ?1 AND recipient_subject_key = ?2) \
-                OR (counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2)",
-        )?
-        .execute([organisation_id, subject_key])?;
+        forget(tx, organisation_id, subject_key)?;
     }
+    Ok(())
+}
+
+/// Forgets every pair the party (organisation, youth) was in.
+pub(super) fn forget(
+    tx: &Connection,
+    organisation_id: &str,
+    subject_key: &str,
+) -> Result<(), StoreError> {
+    super::sql::prepare(
+        tx,
+        "DELETE FROM told_pairs \
+         WHERE (recipient_organisation_id = ?1 AND recipient_subject_key = ?2) \
+            OR (counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2)",
+    )?
+    .execute([organisation_id, subject_key])?;
     Ok(())
 }

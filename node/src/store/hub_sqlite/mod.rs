@@ -5,23 +5,17 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::SqlitePool;
 
+use super::StoreError;
 use super::SweepReport;
 use super::hub::{
-    BatchOutcome, HubSignal, HubStore, HubStoreError, LogEntry, LogHead, LogPage, LoggedNotice,
-    SignalEvent,
-};
-use super::row::{
-    contact_from_row, parse_instant, parse_org, parse_org_name, parse_signal_id, parse_state,
+    BatchOutcome, HubStore, HubStoreError, LogHead, LogPage, SignalEvent, rows, rules,
 };
 use super::sqlite::open_database;
 use super::writer::{GroupCommit, Writer, WriterStats};
-use super::{CounterpartView, StoreError};
-use crate::domain::coordination::{ChangeKind, CoordinationChange};
-use crate::domain::matching::{MatchSignal, MatchType, NoticeKind};
-use crate::domain::{RegionId, SignalId};
+use crate::domain::RegionId;
+use crate::domain::coordination::CoordinationChange;
 
 pub struct HubSqliteStore {
     /// SQLite's single writer: batches of every region share its commits.
@@ -45,6 +39,11 @@ impl HubSqliteStore {
         self.writer.stats()
     }
 
+    #[cfg(test)]
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
     /// Finishes the queued writes, then closes the database.
     pub async fn close(&self) {
         self.writer.close().await;
@@ -52,30 +51,9 @@ impl HubSqliteStore {
     }
 }
 
-mod write;
+mod tx;
 
-use self::write::{ack, prune_log, submit, submit_coordination, sweep};
-
-/// A signal row with the region that owns it.
-pub(super) struct StoredHubSignal {
-    pub(super) signal_id: SignalId,
-    pub(super) region_id: RegionId,
-    pub(super) signal: HubSignal,
-}
-
-impl StoredHubSignal {
-    pub(super) fn match_signal(&self) -> MatchSignal {
-        MatchSignal {
-            signal_id: self.signal_id,
-            organisation_id: self.signal.organisation_id.clone(),
-            region_id: self.region_id.clone(),
-            subject_key: self.signal.subject_key,
-            family_keys: self.signal.family_keys.clone(),
-            state: self.signal.state,
-            registered_at: self.signal.registered_at,
-        }
-    }
-}
+use self::tx::{SqliteHubTx, run_ready};
 
 impl HubStore for HubSqliteStore {
     async fn submit(
@@ -86,7 +64,15 @@ impl HubStore for HubSqliteStore {
     ) -> Result<BatchOutcome, HubStoreError> {
         let region_id = region_id.clone();
         self.writer
-            .write_purging(move |tx| submit(tx, &region_id, events, now))
+            .write_purging(move |tx| {
+                let written = run_ready(rules::submit(
+                    &mut SqliteHubTx::new(tx),
+                    &region_id,
+                    events,
+                    now,
+                ))?;
+                Ok((written.outcome, written.deleted))
+            })
             .await
     }
 
@@ -121,48 +107,15 @@ impl HubStore for HubSqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        let mut page = LogPage {
-            full: rows.len() == limit as usize,
-            ..LogPage::default()
-        };
-        for row in &rows {
-            let cursor: i64 = row.try_get("cursor")?;
-            let cursor = u64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))?;
-            page.read_through = Some(cursor);
-            let entry: &str = row.try_get("entry")?;
-            if entry == "coordination" {
-                if let Some(by) = row.try_get::<Option<&str>, _>("k_by")? {
-                    let named: Option<&str> = row.try_get("k_named")?;
-                    let change = CoordinationChange {
-                        change_id: uuid::Uuid::try_parse(row.try_get("log_notice_id")?)
-                            .map_err(|_| StoreError::Corrupt("change_id"))?,
-                        by_signal: parse_signal_id(by)?,
-                        other_signal: parse_signal_id(row.try_get("k_other")?)?,
-                        at: parse_instant(row.try_get("k_at")?)?,
-                        kind: match named {
-                            Some(named) => ChangeKind::Regievoerder(parse_signal_id(named)?),
-                            None => ChangeKind::Afgestemd,
-                        },
-                    };
-                    page.entries.push(LogEntry::Coordination { cursor, change });
-                }
-            } else if entry == "retraction" {
-                page.entries.push(LogEntry::Retraction {
-                    cursor,
-                    notice_id: row.try_get("log_notice_id")?,
-                });
-            } else if row.try_get::<Option<String>, _>("notice_id")?.is_some() {
-                page.entries
-                    .push(LogEntry::Notice(Box::new(logged_notice(row, cursor)?)));
-            }
-            // else: the notice was deleted before delivery; nothing to send.
-        }
-        Ok(page)
+        rows::log_page(&rows, limit)
     }
 
     async fn sweep(&self, today: Date, limit: u32) -> Result<SweepReport, StoreError> {
         self.writer
-            .write_purging(move |tx| sweep(tx, today, limit))
+            .write_purging(move |tx| {
+                let written = run_ready(rules::sweep(&mut SqliteHubTx::new(tx), today, limit))?;
+                Ok((written.outcome, written.deleted))
+            })
             .await
     }
 
@@ -185,7 +138,14 @@ impl HubStore for HubSqliteStore {
 
     async fn prune_log(&self, acked_before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
         self.writer
-            .write_purging(move |tx| prune_log(tx, acked_before, now))
+            .write_purging(move |tx| {
+                let written = run_ready(rules::prune_log(
+                    &mut SqliteHubTx::new(tx),
+                    acked_before,
+                    now,
+                ))?;
+                Ok((written.outcome, written.deleted))
+            })
             .await
     }
 
@@ -197,7 +157,14 @@ impl HubStore for HubSqliteStore {
     ) -> Result<(), StoreError> {
         let region_id = region_id.clone();
         self.writer
-            .write(move |tx| ack(tx, &region_id, cursor, now))
+            .write(move |tx| {
+                run_ready(rules::ack(
+                    &mut SqliteHubTx::new(tx),
+                    &region_id,
+                    cursor,
+                    now,
+                ))
+            })
             .await
     }
 
@@ -209,7 +176,14 @@ impl HubStore for HubSqliteStore {
     ) -> Result<u32, HubStoreError> {
         let region_id = region_id.clone();
         self.writer
-            .write(move |tx| submit_coordination(tx, &region_id, changes, now))
+            .write(move |tx| {
+                run_ready(rules::submit_coordination(
+                    &mut SqliteHubTx::new(tx),
+                    &region_id,
+                    changes,
+                    now,
+                ))
+            })
             .await
     }
 
@@ -237,31 +211,3 @@ impl HubStore for HubSqliteStore {
         u64::try_from(count).map_err(|_| StoreError::Corrupt("notices"))
     }
 }
-
-fn logged_notice(row: &SqliteRow, cursor: u64) -> Result<LoggedNotice, StoreError> {
-    Ok(LoggedNotice {
-        cursor,
-        notice_id: row.try_get("notice_id")?,
-        match_type: MatchType::parse(row.try_get("match_type")?)
-            .ok_or(StoreError::Corrupt("match_type"))?,
-        kind: NoticeKind::parse(row.try_get("kind")?).ok_or(StoreError::Corrupt("kind"))?,
-        recipient_signal_id: parse_signal_id(row.try_get("recipient_signal_id")?)?,
-        recipient_organisation_id: parse_org(row.try_get("recipient_organisation_id")?)?,
-        found_at: parse_instant(row.try_get("found_at")?)?,
-        counterpart: CounterpartView {
-            organisation_id: parse_org(row.try_get("counterpart_organisation_id")?)?,
-            organisation_name: parse_org_name(&row.try_get::<String, _>("organisation_name")?)?,
-            contact: contact_from_row(row)?,
-            signal_id: parse_signal_id(row.try_get("counterpart_signal_id")?)?,
-            state: parse_state(row.try_get("counterpart_state")?)?,
-            region_id: parse_region(row.try_get("counterpart_region_id")?)?,
-        },
-    })
-}
-
-pub(super) fn parse_region(stored: &str) -> Result<RegionId, StoreError> {
-    RegionId::parse(stored).map_err(|_| StoreError::Corrupt("region_id"))
-}
-
-#[cfg(test)]
-mod tests;

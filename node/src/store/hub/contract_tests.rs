@@ -1,13 +1,82 @@
-//! The hub store against a real SQLite file.
-use super::*;
+//! The hub store's contract: one suite, run against SQLite (a real file) and against PostgreSQL
+//! (a schema of its own per test on the server at `VIX_TEST_POSTGRES`, by default
+//! `postgres://postgres@127.0.0.1:5432/test`). A PostgreSQL that cannot be reached fails the
+//! PostgreSQL half; it is never skipped.
+use jiff::Timestamp;
+
+use super::{HubStore, HubStoreError, LogEntry, LoggedNotice};
 use crate::domain::contact::ContactInput;
 use crate::domain::matching::NoticeKind;
-use crate::domain::{FamilyKey, Revision, SignalState};
+use crate::domain::{FamilyKey, RegionId, Revision, SignalId, SignalState};
 use crate::domain::{
     KeyVersion, OrganisationId, OrganisationName, ProfessionalContact, SubjectKey, ValidationErrors,
 };
 use crate::store::SweepReport;
 use crate::store::hub::{BatchOutcome, HubSignal, SignalEvent};
+
+/// A store under test, with what a test reads behind the store's back.
+trait Subject: HubStore {
+    /// Notices stored, delivered or not.
+    async fn count_notices(&self) -> i64;
+}
+
+impl Subject for crate::store::hub_sqlite::HubSqliteStore {
+    async fn count_notices(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM notices")
+            .fetch_one(self.reader())
+            .await
+            .unwrap()
+    }
+}
+
+impl Subject for crate::store::hub_postgres::PgHubStore {
+    async fn count_notices(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM notices")
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+    }
+}
+
+async fn sqlite() -> (tempfile::TempDir, crate::store::hub_sqlite::HubSqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::hub_sqlite::HubSqliteStore::open(
+        &dir.path().join("hub.sqlite"),
+        crate::store::GroupCommit::default(),
+    )
+    .await
+    .unwrap();
+    (dir, store)
+}
+
+/// Runs each named contract test once per backend.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (_dir, store) = super::sqlite().await;
+                    super::$name(&store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let database = crate::store::hub_postgres::testing::Schema::create()
+                        .await
+                        .expect("PostgreSQL for the contract tests (VIX_TEST_POSTGRES)");
+                    let store = database.open().await.unwrap();
+                    super::$name(&store).await;
+                    store.close().await;
+                    database.drop().await.unwrap();
+                }
+            )*
+        }
+    };
+}
 
 fn region(id: &str) -> RegionId {
     RegionId::parse(id).unwrap()
@@ -52,7 +121,7 @@ fn upsert(id: SignalId, revision: u64, signal: HubSignal) -> SignalEvent {
 }
 
 /// The notices (not retractions) in `region`'s log after `after`.
-async fn notices_after(store: &HubSqliteStore, region: &RegionId, after: u64) -> Vec<LoggedNotice> {
+async fn notices_after(store: &impl HubStore, region: &RegionId, after: u64) -> Vec<LoggedNotice> {
     store
         .log_after(region, after, 100)
         .await
@@ -66,21 +135,11 @@ async fn notices_after(store: &HubSqliteStore, region: &RegionId, after: u64) ->
         .collect()
 }
 
-async fn store() -> (tempfile::TempDir, HubSqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = HubSqliteStore::open(&dir.path().join("hub.sqlite"), GroupCommit::default())
-        .await
-        .unwrap();
-    (dir, store)
-}
-
 fn now() -> Timestamp {
     "2026-11-25T12:00:00Z".parse().unwrap()
 }
 
-#[tokio::test]
-async fn a_cross_region_youth_match_logs_one_notice_for_each_region() {
-    let (_dir, store) = store().await;
+async fn a_cross_region_youth_match_logs_one_notice_for_each_region(store: &impl Subject) {
     let (north, south) = (region("north"), region("south"));
     let a = SignalId::generate();
     let b = SignalId::generate();
@@ -108,7 +167,7 @@ async fn a_cross_region_youth_match_logs_one_notice_for_each_region() {
             notices: 2
         }
     );
-    let to_north = notices_after(&store, &north, 0).await;
+    let to_north = notices_after(store, &north, 0).await;
     assert_eq!(to_north.len(), 1);
     assert_eq!(to_north[0].recipient_signal_id, a);
     assert_eq!(to_north[0].counterpart.signal_id, b);
@@ -117,20 +176,18 @@ async fn a_cross_region_youth_match_logs_one_notice_for_each_region() {
         to_north[0].counterpart.contact.email(),
         "p1@school.example.nl"
     );
-    let to_south = notices_after(&store, &south, 0).await;
+    let to_south = notices_after(store, &south, 0).await;
     assert_eq!(to_south.len(), 1);
     assert_eq!(to_south[0].counterpart.signal_id, a);
     // Cursors only move forward.
     assert!(
-        notices_after(&store, &north, to_north[0].cursor)
+        notices_after(store, &north, to_north[0].cursor)
             .await
             .is_empty()
     );
 }
 
-#[tokio::test]
-async fn same_region_pairs_are_left_to_the_node() {
-    let (_dir, store) = store().await;
+async fn same_region_pairs_are_left_to_the_node(store: &impl Subject) {
     let north = region("north");
     store
         .submit(
@@ -159,9 +216,7 @@ async fn same_region_pairs_are_left_to_the_node() {
     assert_eq!(outcome.notices, 0);
 }
 
-#[tokio::test]
-async fn a_replayed_batch_has_one_effect_and_the_latest_revision_wins() {
-    let (_dir, store) = store().await;
+async fn a_replayed_batch_has_one_effect_and_the_latest_revision_wins(store: &impl Subject) {
     let (north, south) = (region("north"), region("south"));
     let a = SignalId::generate();
     let mut archived = signal("gp", 1, &[], SignalState::Inactive);
@@ -210,16 +265,16 @@ async fn a_replayed_batch_has_one_effect_and_the_latest_revision_wins() {
         )
         .await
         .unwrap();
-    let to_south = notices_after(&store, &south, 0).await;
+    let to_south = notices_after(store, &south, 0).await;
     assert_eq!(to_south.len(), 1);
     assert_eq!(to_south[0].kind, NoticeKind::History);
     assert_eq!(to_south[0].counterpart.state, SignalState::Inactive);
-    assert!(notices_after(&store, &north, 0).await.is_empty());
+    assert!(notices_after(store, &north, 0).await.is_empty());
 }
 
-#[tokio::test]
-async fn a_region_cannot_write_another_regions_signal_and_the_batch_is_rolled_back() {
-    let (_dir, store) = store().await;
+async fn a_region_cannot_write_another_regions_signal_and_the_batch_is_rolled_back(
+    store: &impl Subject,
+) {
     let (north, south) = (region("north"), region("south"));
     let a = SignalId::generate();
     store
@@ -244,14 +299,12 @@ async fn a_region_cannot_write_another_regions_signal_and_the_batch_is_rolled_ba
         .unwrap_err();
     assert!(matches!(error, HubStoreError::NotOwner { index: 1 }));
     assert!(
-        notices_after(&store, &north, 0).await.is_empty(),
+        notices_after(store, &north, 0).await.is_empty(),
         "b was rolled back"
     );
 }
 
-#[tokio::test]
-async fn a_deleted_signal_is_not_revived_by_a_replay() {
-    let (_dir, store) = store().await;
+async fn a_deleted_signal_is_not_revived_by_a_replay(store: &impl Subject) {
     let (north, south) = (region("north"), region("south"));
     let a = SignalId::generate();
     let delete = SignalEvent {
@@ -291,12 +344,10 @@ async fn a_deleted_signal_is_not_revived_by_a_replay() {
         )
         .await
         .unwrap();
-    assert!(notices_after(&store, &south, 0).await.is_empty());
+    assert!(notices_after(store, &south, 0).await.is_empty());
 }
 
-#[tokio::test]
-async fn deleting_a_signal_removes_the_notices_that_name_it() {
-    let (_dir, store) = store().await;
+async fn deleting_a_signal_removes_the_notices_that_name_it(store: &impl Subject) {
     let (north, south) = (region("north"), region("south"));
     let a = SignalId::generate();
     store
@@ -319,7 +370,7 @@ async fn deleting_a_signal_removes_the_notices_that_name_it() {
         )
         .await
         .unwrap();
-    let delivered = notices_after(&store, &south, 0).await;
+    let delivered = notices_after(store, &south, 0).await;
     assert_eq!(delivered.len(), 1);
     let delete = SignalEvent {
         signal_id: a,
@@ -327,8 +378,8 @@ async fn deleting_a_signal_removes_the_notices_that_name_it() {
         upsert: None,
     };
     store.submit(&north, vec![delete], now()).await.unwrap();
-    assert!(notices_after(&store, &south, 0).await.is_empty());
-    assert!(notices_after(&store, &north, 0).await.is_empty());
+    assert!(notices_after(store, &south, 0).await.is_empty());
+    assert!(notices_after(store, &north, 0).await.is_empty());
     // South, which may hold the notice already, is told to delete it.
     let after_delivery = store
         .log_after(&south, delivered[0].cursor, 10)
@@ -341,16 +392,10 @@ async fn deleting_a_signal_removes_the_notices_that_name_it() {
             notice_id: delivered[0].notice_id.clone(),
         }]
     );
-    let counted: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notices")
-        .fetch_one(&store.reader)
-        .await
-        .unwrap();
-    assert_eq!(counted, 0);
+    assert_eq!(store.count_notices().await, 0);
 }
 
-#[tokio::test]
-async fn the_hub_expires_at_r_and_deletes_five_years_later_with_retractions() {
-    let (_dir, store) = store().await;
+async fn the_hub_expires_at_r_and_deletes_five_years_later_with_retractions(store: &impl Subject) {
     let (north, south) = (region("north"), region("south"));
     let mut active = signal("gp", 1, &[], SignalState::Active);
     active.planned_removal_date = jiff::civil::date(2027, 6, 1);
@@ -371,7 +416,7 @@ async fn the_hub_expires_at_r_and_deletes_five_years_later_with_retractions() {
         )
         .await
         .unwrap();
-    let delivered = notices_after(&store, &south, 0).await;
+    let delivered = notices_after(store, &south, 0).await;
     assert_eq!(delivered.len(), 1);
 
     let day = jiff::civil::date;
@@ -424,9 +469,9 @@ async fn the_hub_expires_at_r_and_deletes_five_years_later_with_retractions() {
     assert_eq!(replay.ignored, 1);
 }
 
-#[tokio::test]
-async fn a_signal_arriving_past_its_removal_date_is_stored_inactive_and_shown_as_history() {
-    let (_dir, store) = store().await;
+async fn a_signal_arriving_past_its_removal_date_is_stored_inactive_and_shown_as_history(
+    store: &impl Subject,
+) {
     let (north, south) = (region("north"), region("south"));
     // Sent late by a region that was away: active by its revision, but R has passed.
     let mut late = signal("gp", 1, &[], SignalState::Active);
@@ -447,15 +492,15 @@ async fn a_signal_arriving_past_its_removal_date_is_stored_inactive_and_shown_as
         )
         .await
         .unwrap();
-    let to_south = notices_after(&store, &south, 0).await;
+    let to_south = notices_after(store, &south, 0).await;
     assert_eq!(to_south.len(), 1);
     assert_eq!(to_south[0].kind, NoticeKind::History);
-    assert!(notices_after(&store, &north, 0).await.is_empty());
+    assert!(notices_after(store, &north, 0).await.is_empty());
 }
 
-#[tokio::test]
-async fn a_pair_is_not_told_again_while_both_parties_exist_and_is_once_one_is_gone() {
-    let (_dir, store) = store().await;
+async fn a_pair_is_not_told_again_while_both_parties_exist_and_is_once_one_is_gone(
+    store: &impl Subject,
+) {
     let (north, south) = (region("north"), region("south"));
     let (s1, s3) = (SignalId::generate(), SignalId::generate());
     store
@@ -524,9 +569,7 @@ async fn a_pair_is_not_told_again_while_both_parties_exist_and_is_once_one_is_go
     assert_eq!(anew.notices, 2);
 }
 
-#[tokio::test]
-async fn acknowledgements_never_move_backwards() {
-    let (_dir, store) = store().await;
+async fn acknowledgements_never_move_backwards(store: &impl Subject) {
     let (north, south) = (region("north"), region("south"));
     store
         .submit(
@@ -554,10 +597,23 @@ async fn acknowledgements_never_move_backwards() {
             .await
             .unwrap();
     }
-    let log = notices_after(&store, &north, 0).await;
+    let log = notices_after(store, &north, 0).await;
     assert_eq!(log.len(), 2);
     assert_eq!(store.unacked(&north).await.unwrap(), 2);
     store.ack(&north, log[1].cursor, now()).await.unwrap();
     store.ack(&north, log[0].cursor, now()).await.unwrap();
     assert_eq!(store.unacked(&north).await.unwrap(), 0);
 }
+
+contract!(
+    a_cross_region_youth_match_logs_one_notice_for_each_region,
+    same_region_pairs_are_left_to_the_node,
+    a_replayed_batch_has_one_effect_and_the_latest_revision_wins,
+    a_region_cannot_write_another_regions_signal_and_the_batch_is_rolled_back,
+    a_deleted_signal_is_not_revived_by_a_replay,
+    deleting_a_signal_removes_the_notices_that_name_it,
+    the_hub_expires_at_r_and_deletes_five_years_later_with_retractions,
+    a_signal_arriving_past_its_removal_date_is_stored_inactive_and_shown_as_history,
+    a_pair_is_not_told_again_while_both_parties_exist_and_is_once_one_is_gone,
+    acknowledgements_never_move_backwards,
+);

@@ -1,6 +1,7 @@
 //! The repository of the hub: every region's pseudonymous signals and the regions' notice logs.
 //! One trait, so a PostgreSQL implementation (several hub instances on one database) can stand
-//! beside [`super::hub_sqlite::HubSqliteStore`].
+//! beside [`super::hub_sqlite::HubSqliteStore`]. What the
+//! stores decide is written once, in [`rules`], over the statements of [`tx::HubTx`].
 
 use std::future::Future;
 
@@ -118,6 +119,12 @@ pub enum HubStoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+#[cfg(test)]
+mod contract_tests;
+pub(in crate::store) mod rows;
+pub(crate) mod rules;
+pub(crate) mod tx;
 
 impl From<sqlx::Error> for HubStoreError {
     fn from(error: sqlx::Error) -> Self {

@@ -1,0 +1,426 @@
+//! What the hub's store decides, written once for every backend over [`HubTx`]: applying a
+//! region's batch (ownership, replays, lifecycle on arrival, matching), deletion with notices
+//! moved or retracted, the refresh of notices that show a changed signal, the told pairs, the
+//! lifecycle sweep, acknowledgements, pruning and relayed coordination. Each function is one
+//! transaction's work; the caller commits it, or drops it on an error so nothing of it stays.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+use super::tx::{EntryKind, HubTx, Known, NewNotice, Party, StoredHubSignal};
+use super::{BatchOutcome, HubStoreError, SignalEvent};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry};
+use crate::domain::coordination::CoordinationChange;
+use crate::domain::lifecycle::{self, Due, LifecycleDates};
+use crate::domain::matching::{MatchScope, MatchSignal, plan_notices, standing_signal};
+use crate::domain::{RegionId, Revision, SignalId, SignalState};
+use crate::store::{StoreError, SweepReport};
+
+/// What a write did, and whether it deleted personal data (SQLite then truncates its WAL).
+pub(crate) struct Written<T> {
+    pub(crate) outcome: T,
+    pub(crate) deleted: bool,
+}
+
+/// Applies `region_id`'s `events` in order.
+pub(crate) async fn submit<T: HubTx>(
+    tx: &mut T,
+    region_id: &RegionId,
+    events: Vec<SignalEvent>,
+    now: Timestamp,
+) -> Result<Written<BatchOutcome>, HubStoreError> {
+    let submitted: Vec<SignalId> = events.iter().map(|event| event.signal_id).collect();
+    let keys: Vec<String> = events
+        .iter()
+        .filter_map(|event| event.upsert.as_ref())
+        .flat_map(|signal| {
+            std::iter::once(signal.subject_key.to_stored())
+                .chain(signal.family_keys.iter().map(|key| key.to_stored()))
+        })
+        .collect();
+    tx.lock(&submitted, &keys).await?;
+    let mut outcome = BatchOutcome::default();
+    let mut deleted = false;
+    // A region that was away may send a revision that is already past its dates: the hub
+    // applies the lifecycle on arrival, as its daily sweep has run already.
+    let today = crate::domain::clock::local_date(now);
+    for (index, event) in events.into_iter().enumerate() {
+        let known = tx.known(event.signal_id).await?;
+        if known
+            .as_ref()
+            .is_some_and(|known| known.region_id() != region_id)
+        {
+            // The caller drops the transaction: what this batch applied is rolled back.
+            return Err(HubStoreError::NotOwner { index });
+        }
+        let current_revision = match known {
+            Some(Known::Tombstone { .. }) => {
+                outcome.ignored += 1; // deleted is final: a replay cannot revive it
+                continue;
+            }
+            Some(Known::Live { revision, .. }) => Some(revision),
+            None => None,
+        };
+        if current_revision.is_some_and(|current| current >= event.revision) {
+            outcome.ignored += 1;
+            continue;
+        }
+        let Some(signal) = event.upsert else {
+            delete_signal(tx, region_id, event.signal_id, event.revision).await?;
+            deleted = true;
+            outcome.applied += 1;
+            continue;
+        };
+        let due = lifecycle::due(
+            LifecycleDates {
+                state: signal.state,
+                planned_removal_date: signal.planned_removal_date,
+                inactive_since: signal.inactive_since,
+                birth_date: None,
+            },
+            today,
+        );
+        let mut expired = signal.clone();
+        match due {
+            Due::Nothing => {}
+            Due::Expire { inactive_since } => {
+                expired.state = SignalState::Inactive;
+                expired.inactive_since = Some(inactive_since);
+            }
+            Due::Delete(_) => {
+                delete_signal(tx, region_id, event.signal_id, event.revision).await?;
+                deleted = true;
+                outcome.applied += 1;
+                continue;
+            }
+        }
+        if current_revision.is_some() {
+            tx.update_signal(event.signal_id, event.revision, &expired)
+                .await?;
+            refresh_notices(tx, event.signal_id).await?;
+        } else {
+            // New here. It matches as it was registered, active, even when it arrives after
+            // its planned removal date because its region was cut off: the node matched it
+            // locally the same way, and the other regions' parties must not miss it. Then the
+            // lifecycle applies; its owner, inactive by then, gets no e-mail (the node's
+            // delivery rule).
+            let new = StoredHubSignal {
+                signal_id: event.signal_id,
+                region_id: region_id.clone(),
+                signal,
+            };
+            tx.insert_signal(&new, event.revision).await?;
+            outcome.notices += match_new_signal(tx, &new, now).await?;
+            if expired != new.signal {
+                tx.update_signal(event.signal_id, event.revision, &expired)
+                    .await?;
+                refresh_notices(tx, event.signal_id).await?;
+            }
+        }
+        outcome.applied += 1;
+    }
+    tx.audit(&AuditEntry {
+        at: now,
+        action: AuditAction::SubmitSignals,
+        actor: Actor::Region(region_id.clone()),
+        signal_ids: submitted,
+        detail: Some(format!(
+            "applied={},ignored={},notices={}",
+            outcome.applied, outcome.ignored, outcome.notices
+        )),
+    })
+    .await?;
+    Ok(Written { outcome, deleted })
+}
+
+/// Expires signals past their planned removal date and deletes those whose archive ended, at
+/// most `limit`.
+pub(crate) async fn sweep<T: HubTx>(
+    tx: &mut T,
+    today: Date,
+    limit: u32,
+) -> Result<Written<SweepReport>, StoreError> {
+    tx.lock_sweep().await?;
+    let (archive_cutoff, _) = lifecycle::sweep_cutoffs(today);
+    let mut due = tx.due_for_expiry(today, limit).await?;
+    let left = limit.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
+    if left > 0 {
+        due.extend(tx.due_for_purge(archive_cutoff, left).await?);
+    }
+    let ids: Vec<SignalId> = due.iter().map(|signal| signal.signal_id).collect();
+    tx.lock(&ids, &[]).await?;
+    let mut report = SweepReport::default();
+    for signal_id in ids {
+        // Read again under the locks: a region's batch may have changed it meanwhile.
+        let Some(signal) = tx.due_signal(signal_id).await? else {
+            continue;
+        };
+        let dates = LifecycleDates {
+            state: signal.state,
+            planned_removal_date: signal.planned_removal_date,
+            inactive_since: signal.inactive_since,
+            birth_date: None,
+        };
+        match lifecycle::due(dates, today) {
+            Due::Nothing => {}
+            Due::Expire { inactive_since } => {
+                // The hub's own expiry: no new revision, the region's will follow.
+                tx.expire_signal(signal_id, inactive_since).await?;
+                refresh_notices(tx, signal_id).await?;
+                system_entry(tx, AuditAction::Expire, signal_id, None, today).await?;
+                report.expired += 1;
+            }
+            Due::Delete(_) => {
+                delete_signal(tx, &signal.region_id, signal_id, signal.revision).await?;
+                system_entry(
+                    tx,
+                    AuditAction::Purge,
+                    signal_id,
+                    Some("archive_ended"),
+                    today,
+                )
+                .await?;
+                report.deleted += 1;
+            }
+        }
+    }
+    let deleted = report.deleted > 0;
+    Ok(Written {
+        outcome: report,
+        deleted,
+    })
+}
+
+/// Records that `region_id` stored its log up to `cursor`.
+pub(crate) async fn ack<T: HubTx>(
+    tx: &mut T,
+    region_id: &RegionId,
+    cursor: u64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    tx.raise_ack(region_id, cursor, now).await?;
+    tx.audit(&AuditEntry {
+        at: now,
+        action: AuditAction::AckNotices,
+        actor: Actor::Region(region_id.clone()),
+        signal_ids: Vec::new(),
+        detail: Some(format!("cursor={cursor}")),
+    })
+    .await
+}
+
+/// Forgets log entries acknowledged at least a retention period ago (`noted_before`): each
+/// region's acknowledgement noted then goes, and today's is noted. Unacknowledged entries stay
+/// however old they are.
+pub(crate) async fn prune_log<T: HubTx>(
+    tx: &mut T,
+    noted_before: Timestamp,
+    now: Timestamp,
+) -> Result<Written<u64>, StoreError> {
+    let mut pruned = 0;
+    for noted in tx.acks_noted_before(noted_before).await? {
+        pruned += tx
+            .prune_region_log(&noted.region_id, noted.noted_cursor)
+            .await?;
+        tx.note_ack(&noted.region_id, now).await?;
+    }
+    Ok(Written {
+        outcome: pruned,
+        deleted: pruned > 0,
+    })
+}
+
+/// Relays coordination changes made by `region_id`'s parties to the regions holding the other
+/// signals, each change once.
+pub(crate) async fn submit_coordination<T: HubTx>(
+    tx: &mut T,
+    region_id: &RegionId,
+    changes: Vec<CoordinationChange>,
+    now: Timestamp,
+) -> Result<u32, HubStoreError> {
+    let named: Vec<SignalId> = changes
+        .iter()
+        .flat_map(|change| [change.by_signal, change.other_signal])
+        .collect();
+    tx.lock(&named, &[]).await?;
+    let mut relayed = 0;
+    let mut ids = Vec::new();
+    for (index, change) in changes.iter().enumerate() {
+        match tx.region_of(change.by_signal).await? {
+            Some(owner) if owner != *region_id => {
+                return Err(HubStoreError::NotOwnerOfChange { index });
+            }
+            Some(_) => {}
+            None => continue, // deleted meanwhile: nothing left to coordinate
+        }
+        let Some(other_region) = tx.region_of(change.other_signal).await? else {
+            continue;
+        };
+        if other_region == *region_id {
+            continue; // same region: the node holds both sides
+        }
+        if tx.insert_coordination(change).await? {
+            tx.log(
+                &other_region,
+                EntryKind::Coordination,
+                &change.change_id.to_string(),
+            )
+            .await?;
+            relayed += 1;
+        }
+        ids.push(change.by_signal);
+    }
+    tx.audit(&AuditEntry {
+        at: now,
+        action: AuditAction::SubmitCoordination,
+        actor: Actor::Region(region_id.clone()),
+        signal_ids: ids,
+        detail: Some(format!("relayed={relayed}")),
+    })
+    .await?;
+    Ok(relayed)
+}
+
+/// An audit entry for the hub's own lifecycle, at the start of the day it became due.
+async fn system_entry<T: HubTx>(
+    tx: &mut T,
+    action: AuditAction,
+    signal_id: SignalId,
+    detail: Option<&str>,
+    today: Date,
+) -> Result<(), StoreError> {
+    let at = today
+        .to_zoned_datetime(crate::domain::clock::rules_time_zone())
+        .map(|zoned| zoned.timestamp())
+        .map_err(|_| StoreError::Corrupt("date"))?;
+    tx.audit(&AuditEntry {
+        at,
+        action,
+        actor: Actor::System,
+        signal_ids: vec![signal_id],
+        detail: detail.map(str::to_owned),
+    })
+    .await
+}
+
+/// The notices that show `signal_id` as counterpart carry its contact and state as they were
+/// found: bring them up to date and send them again to their regions, which update their copy
+/// (DOMAIN.md section 6: the other party's contact and state; section 8: corrections).
+async fn refresh_notices<T: HubTx>(tx: &mut T, signal_id: SignalId) -> Result<(), StoreError> {
+    let showing = tx.notices_showing(signal_id).await?;
+    if showing.is_empty() {
+        return Ok(());
+    }
+    tx.refresh_notices_showing(signal_id).await?;
+    for target in showing {
+        tx.log(&target.region_id, EntryKind::Notice, &target.notice_id)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn delete_signal<T: HubTx>(
+    tx: &mut T,
+    region_id: &RegionId,
+    signal_id: SignalId,
+    revision: Revision,
+) -> Result<(), StoreError> {
+    let party = tx.party_of(signal_id).await?;
+    let standing = match &party {
+        Some(party) => standing_signal(tx.party_signals(party, signal_id).await?),
+        None => None,
+    };
+    let naming = tx.notices_naming(signal_id).await?;
+    match standing {
+        // The party goes on through another signal (in the same region: an organisation is in
+        // one): the notices move to it and are sent again, same id, so both parties keep
+        // seeing each other (invariant 2) and nobody is e-mailed twice.
+        Some(standing) => {
+            tx.repoint_notices(signal_id, standing.signal_id).await?;
+            for target in naming {
+                tx.log(&target.region_id, EntryKind::Notice, &target.notice_id)
+                    .await?;
+            }
+        }
+        // The party is gone: the notices naming it hold its contact and go with it
+        // (invariant 6), and each recipient region is told to delete its copy (DOMAIN.md
+        // section 4).
+        None => {
+            for target in naming {
+                tx.log(&target.region_id, EntryKind::Retraction, &target.notice_id)
+                    .await?;
+            }
+            tx.delete_notices_naming(signal_id).await?;
+        }
+    }
+    tx.delete_coordination_naming(signal_id).await?;
+    tx.delete_signal_row(signal_id).await?;
+    // A party with no signal left no longer exists, and the pairs it was in may be told again
+    // (DOMAIN.md section 5).
+    if let Some(party) = party
+        && !tx.party_exists(&party).await?
+    {
+        tx.forget_told(&party).await?;
+    }
+    tx.insert_tombstone(signal_id, region_id, revision).await
+}
+
+/// The match rule across regions for a newly registered signal; returns the notices written.
+async fn match_new_signal<T: HubTx>(
+    tx: &mut T,
+    new: &StoredHubSignal,
+    now: Timestamp,
+) -> Result<u32, StoreError> {
+    if new.signal.state != SignalState::Active {
+        return Ok(0);
+    }
+    let candidates = tx.candidates(&new.signal).await?;
+    let told = tx
+        .told_pairs(&Party {
+            organisation_id: new.signal.organisation_id.clone(),
+            subject_key: new.signal.subject_key,
+        })
+        .await?;
+    let others: Vec<MatchSignal> = candidates
+        .iter()
+        .map(StoredHubSignal::match_signal)
+        .collect();
+    let plan = plan_notices(
+        &new.match_signal(),
+        &others,
+        &told,
+        MatchScope::AcrossRegions(&new.region_id),
+    );
+    let by_id: HashMap<SignalId, &StoredHubSignal> = candidates
+        .iter()
+        .map(|candidate| (candidate.signal_id, candidate))
+        .chain([(new.signal_id, new)])
+        .collect();
+    let mut written = 0;
+    for notice in &plan {
+        let (Some(recipient), Some(counterpart)) = (
+            by_id.get(&notice.recipient_signal_id),
+            by_id.get(&notice.counterpart_signal_id),
+        ) else {
+            return Err(StoreError::Corrupt(
+                "planned notice names an unknown signal",
+            ));
+        };
+        let notice_id = uuid::Uuid::new_v4().to_string();
+        tx.insert_notice(NewNotice {
+            notice_id: &notice_id,
+            plan: notice,
+            recipient_region_id: &recipient.region_id,
+            counterpart,
+            found_at: now,
+        })
+        .await?;
+        tx.remember_told(notice).await?;
+        tx.log(&recipient.region_id, EntryKind::Notice, &notice_id)
+            .await?;
+        written += 1;
+    }
+    Ok(written)
+}
