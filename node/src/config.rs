@@ -27,8 +27,12 @@ pub struct Settings {
 pub struct HubSettings {
     /// Address of the federation API (mutual TLS).
     pub listen: SocketAddr,
-    /// The SQLite database file; created with its folder on first start.
-    pub database: PathBuf,
+    /// The database: a SQLite file (a path, created with its folder on first start) for one
+    /// machine, or `postgres://…` for several hub instances on one PostgreSQL database.
+    pub database: crate::store::hub_database::DatabaseLocation,
+    /// The PostgreSQL connection pool and notice polling (`[hub.postgres]`); unused on SQLite.
+    #[serde(default)]
+    pub postgres: crate::store::hub_postgres::PgSettings,
     /// The federation's organisation registry (TOML, see `domain::organisations`): its
     /// regions are the ones whose certificates (`urn:vix:region:<id>`) the hub serves, and an
     /// event is accepted only for an organisation the registry gives to the calling region.

@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vix_node::domain::SystemClock;
 use vix_node::startup::{HubNode, RegionNode};
+use vix_node::store::hub::HubStore;
+use vix_node::store::hub_database::DatabaseLocation;
 use vix_node::{config, telemetry};
 
 #[derive(Debug, Parser)]
@@ -148,13 +150,23 @@ async fn main() -> anyhow::Result<()> {
         Role::VerifyAudit { config } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
             let database = match (&settings.region, &settings.hub) {
-                (Some(region), _) => region.database.clone(),
+                (Some(region), _) => DatabaseLocation::Sqlite(region.database.clone()),
                 (None, Some(hub)) => hub.database.clone(),
                 (None, None) => anyhow::bail!("the configuration has no [region] or [hub] section"),
             };
-            let entries = vix_node::store::audit::verify_file(&database)
-                .await
-                .with_context(|| format!("verifying {}", database.display()))?;
+            let entries = match &database {
+                DatabaseLocation::Sqlite(path) => vix_node::store::audit::verify_file(path).await,
+                DatabaseLocation::Postgres(url) => {
+                    let store =
+                        vix_node::store::hub_postgres::PgHubStore::open(url, Default::default())
+                            .await
+                            .with_context(|| format!("opening {database}"))?;
+                    let verified = store.verify_audit().await;
+                    store.close().await;
+                    verified
+                }
+            }
+            .with_context(|| format!("verifying {database}"))?;
             report_intact(&database, entries);
             Ok(())
         }
@@ -255,11 +267,8 @@ fn report_import(report: &vix_node::mutations::ImportReport) {
 }
 
 #[allow(clippy::print_stdout)] // the command's answer, for the operator
-fn report_intact(database: &std::path::Path, entries: u64) {
-    println!(
-        "audit log of {} intact: {entries} entries",
-        database.display()
-    );
+fn report_intact(database: &DatabaseLocation, entries: u64) {
+    println!("audit log of {database} intact: {entries} entries");
 }
 
 /// Completes on SIGTERM or Ctrl-C.

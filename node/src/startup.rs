@@ -21,7 +21,7 @@ use crate::pseudonym::HmacPseudonymiser;
 use crate::region::forwarder::Forwarder;
 use crate::region::notice_consumer::NoticeConsumer;
 use crate::region::{self, RegionContext};
-use crate::store::hub_sqlite::HubSqliteStore;
+use crate::store::hub_database::{DatabaseLocation, HubDatabase};
 use crate::store::sqlite::SqliteStore;
 use crate::tls;
 
@@ -200,7 +200,7 @@ impl RegionNode {
 
 /// The hub, with its store open, ready to serve.
 pub struct HubNode {
-    context: Arc<HubContext<HubSqliteStore>>,
+    context: Arc<HubContext<HubDatabase>>,
     tls: tls::ServerTls,
     limits: crate::limits::ServerLimits,
     stop: watch::Sender<bool>,
@@ -215,10 +215,12 @@ impl HubNode {
         // The registry is never empty of regions (checked when it is read).
         let regions: HashSet<RegionId> = organisations.regions().iter().cloned().collect();
         let tls = tls::server_config(&settings.tls).context("hub.tls")?;
-        create_parent(&settings.database)?;
-        let store = HubSqliteStore::open(&settings.database, settings.group_commit)
+        if let DatabaseLocation::Sqlite(path) = &settings.database {
+            create_parent(path)?;
+        }
+        let store = HubDatabase::open(&settings.database, settings.group_commit, settings.postgres)
             .await
-            .with_context(|| format!("opening {}", settings.database.display()))?;
+            .with_context(|| format!("opening {}", settings.database))?;
         let (stop, stopping) = watch::channel(false);
         tracing::info!(regions = regions.len(), "hub ready");
         Ok(Self {
@@ -242,7 +244,7 @@ impl HubNode {
         })
     }
 
-    pub fn context(&self) -> &Arc<HubContext<HubSqliteStore>> {
+    pub fn context(&self) -> &Arc<HubContext<HubDatabase>> {
         &self.context
     }
 
@@ -258,7 +260,7 @@ impl HubNode {
     pub async fn run_with<T: FederationService>(
         self,
         listener: TcpListener,
-        wrap: impl FnOnce(HubApi<HubSqliteStore>) -> T,
+        wrap: impl FnOnce(HubApi<HubDatabase>) -> T,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
@@ -271,8 +273,17 @@ impl HubNode {
         };
         let api = wrap(HubApi::new(Arc::clone(&self.context)));
         let sweeper = tokio::spawn(Arc::clone(&self.context).run_sweeper());
+        // Other hub instances on the same database append to the logs too.
+        let context = Arc::clone(&self.context);
+        let watcher = tokio::spawn(async move {
+            context
+                .store
+                .watch_log(context.notices_logged.clone(), context.stopping.clone())
+                .await;
+        });
         let served = hub::run(listener, self.tls, self.limits, api, shutdown).await;
         let _ = sweeper.await;
+        let _ = watcher.await;
         self.context.store.close().await;
         served?;
         tracing::info!("hub stopped");

@@ -19,7 +19,7 @@ use vix_node::domain::registry::PersonRegistry;
 use vix_node::hub::HubContext;
 use vix_node::region::RegionContext;
 use vix_node::startup::{HubNode, RegionNode};
-use vix_node::store::hub_sqlite::HubSqliteStore;
+use vix_node::store::hub_database::HubDatabase;
 use vix_node::store::sqlite::SqliteStore;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 use vix_protocol::region::v1::rights_service_client::RightsServiceClient;
@@ -91,7 +91,7 @@ pub struct Federation {
     pub dir: PathBuf,
     pki: PathBuf,
     pub clock: Arc<ManualClock>,
-    pub hub: Arc<HubContext<HubSqliteStore>>,
+    pub hub: Arc<HubContext<HubDatabase>>,
     hub_addr: SocketAddr,
     /// `None` while the hub is down.
     hub_running: Option<Running>,
@@ -394,7 +394,7 @@ async fn start_hub(
     clock: &Arc<ManualClock>,
     listen: SocketAddr,
     connection_age_secs: Option<u64>,
-) -> anyhow::Result<(Arc<HubContext<HubSqliteStore>>, SocketAddr, Running)> {
+) -> anyhow::Result<(Arc<HubContext<HubDatabase>>, SocketAddr, Running)> {
     let mut settings = vix_tests::hub_settings_in(pki, dir);
     if let Some(age) = connection_age_secs {
         settings.tls.max_connection_age_secs = age;

@@ -24,7 +24,7 @@ use vix_node::hub::HubContext;
 use vix_node::region::RegionContext;
 use vix_node::startup::HubNode;
 use vix_node::startup::RegionNode;
-use vix_node::store::hub_sqlite::HubSqliteStore;
+use vix_node::store::hub_database::HubDatabase;
 use vix_node::store::sqlite::{SqliteStore, row_counts};
 use vix_node::tls::{self, TlsFiles};
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
@@ -244,7 +244,7 @@ pub async fn spawn_linked_region(region: &str, hub: &TestHub) -> TestRegion {
 /// The in-process nodes of one federation, held weakly: a node that stopped drops out.
 #[derive(Clone, Default)]
 struct Federation {
-    hub: Weak<HubContext<HubSqliteStore>>,
+    hub: Weak<HubContext<HubDatabase>>,
     regions: Arc<Mutex<Vec<Weak<RegionContext<SqliteStore>>>>>,
 }
 
@@ -270,7 +270,7 @@ impl Federation {
 /// Whether everything written so far in a federation of in-process nodes has gone as far as it
 /// goes (see `Federation`); regions whose store is closed are left out.
 pub async fn is_quiet(
-    hub: &HubContext<HubSqliteStore>,
+    hub: &HubContext<HubDatabase>,
     regions: &[Arc<RegionContext<SqliteStore>>],
 ) -> bool {
     use vix_node::store::SignalStore;
@@ -517,7 +517,7 @@ pub fn hub_settings(dir: &Path) -> HubSettings {
 pub fn hub_settings_in(pki: &Path, dir: &Path) -> HubSettings {
     HubSettings {
         listen: "127.0.0.1:0".parse().expect("address"),
-        database: dir.join("hub.sqlite"),
+        database: dir.join("hub.sqlite").into(),
         organisation_registry_file: pki.join(vix_certs_dev::files::ORGANISATION_REGISTRY),
         tls: TlsFiles {
             ca: pki.join(vix_certs_dev::files::CA_CERT),
@@ -526,6 +526,7 @@ pub fn hub_settings_in(pki: &Path, dir: &Path) -> HubSettings {
             crls: vec![pki.join(vix_certs_dev::files::CRL)],
             ..Default::default()
         },
+        postgres: Default::default(),
         group_commit: Default::default(),
         log_retention_days: 90,
         limits: Default::default(),
@@ -536,7 +537,7 @@ pub fn hub_settings_in(pki: &Path, dir: &Path) -> HubSettings {
 pub struct TestHub {
     pub addr: SocketAddr,
     pub clock: Arc<ManualClock>,
-    pub context: Arc<HubContext<HubSqliteStore>>,
+    pub context: Arc<HubContext<HubDatabase>>,
     pub dir: tempfile::TempDir,
     /// Every request message the hub received, protobuf-encoded, in arrival order.
     pub received: Arc<Mutex<Vec<Vec<u8>>>>,

@@ -21,6 +21,7 @@ use hub::LoggedNotice;
 pub mod audit;
 pub mod dead_letter;
 pub mod hub;
+pub mod hub_database;
 pub mod hub_postgres;
 pub mod hub_sqlite;
 pub mod outbox;
