@@ -78,11 +78,16 @@ macro_rules! contract {
     };
 }
 
-fn region(id: &str) -> RegionId {
+pub(in crate::store) fn region(id: &str) -> RegionId {
     RegionId::parse(id).unwrap()
 }
 
-fn signal(org: &str, youth: u8, parents: &[u8], state: SignalState) -> HubSignal {
+pub(in crate::store) fn signal(
+    org: &str,
+    youth: u8,
+    parents: &[u8],
+    state: SignalState,
+) -> HubSignal {
     let v1 = KeyVersion::new(1).unwrap();
     let mut errors = ValidationErrors::new();
     let contact = ProfessionalContact::parse(
@@ -112,7 +117,7 @@ fn signal(org: &str, youth: u8, parents: &[u8], state: SignalState) -> HubSignal
     }
 }
 
-fn upsert(id: SignalId, revision: u64, signal: HubSignal) -> SignalEvent {
+pub(in crate::store) fn upsert(id: SignalId, revision: u64, signal: HubSignal) -> SignalEvent {
     SignalEvent {
         signal_id: id,
         revision: Revision::new(revision).unwrap(),
@@ -121,7 +126,11 @@ fn upsert(id: SignalId, revision: u64, signal: HubSignal) -> SignalEvent {
 }
 
 /// The notices (not retractions) in `region`'s log after `after`.
-async fn notices_after(store: &impl HubStore, region: &RegionId, after: u64) -> Vec<LoggedNotice> {
+pub(in crate::store) async fn notices_after(
+    store: &impl HubStore,
+    region: &RegionId,
+    after: u64,
+) -> Vec<LoggedNotice> {
     store
         .log_after(region, after, 100)
         .await
@@ -135,7 +144,7 @@ async fn notices_after(store: &impl HubStore, region: &RegionId, after: u64) -> 
         .collect()
 }
 
-fn now() -> Timestamp {
+pub(in crate::store) fn now() -> Timestamp {
     "2026-11-25T12:00:00Z".parse().unwrap()
 }
 

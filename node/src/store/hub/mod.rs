@@ -121,7 +121,7 @@ pub enum HubStoreError {
 }
 
 #[cfg(test)]
-mod contract_tests;
+pub(in crate::store) mod contract_tests;
 pub(in crate::store) mod rows;
 pub(crate) mod rules;
 pub(crate) mod tx;

@@ -320,6 +320,7 @@ pub mod testing {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
     }
 
+    #[derive(Debug, Clone)]
     pub struct Schema {
         url: String,
         name: String,
@@ -338,17 +339,40 @@ pub mod testing {
             Ok(Self { url, name })
         }
 
-        /// Connection options whose every table lives in this schema.
+        /// Connection options whose every table lives in this schema; the connections carry
+        /// the schema's name as their application name, so a test can find and end them.
         pub fn options(&self) -> Result<PgConnectOptions, StoreError> {
-            Ok(PgConnectOptions::from_str(&self.url)?.options([("search_path", &self.name)]))
+            Ok(PgConnectOptions::from_str(&self.url)?
+                .options([("search_path", &self.name)])
+                .application_name(&self.name))
+        }
+
+        pub fn name(&self) -> &str {
+            &self.name
+        }
+
+        /// Ends every server session of this schema's connections, as a database restart or
+        /// an operator would; returns how many were ended.
+        pub async fn terminate_sessions(&self) -> Result<u64, StoreError> {
+            let mut admin = PgConnection::connect(&self.url).await?;
+            let ended: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND pid <> pg_backend_pid()) AS ended",
+            )
+            .bind(&self.name)
+            .fetch_one(&mut admin)
+            .await?;
+            admin.close().await?;
+            Ok(u64::try_from(ended).unwrap_or(0))
         }
 
         /// The URL a `vix-node` process is given for this schema.
         pub fn url(&self) -> String {
             let separator = if self.url.contains('?') { '&' } else { '?' };
             format!(
-                "{}{separator}options=-c%20search_path%3D{}",
-                self.url, self.name
+                "{}{separator}options=-c%20search_path%3D{name}&application_name={name}",
+                self.url,
+                name = self.name
             )
         }
 
@@ -366,3 +390,6 @@ pub mod testing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
