@@ -14,6 +14,7 @@ mod organisation_registry;
 mod party;
 mod plans;
 mod ports;
+mod postgres_hubs;
 mod region_api;
 mod request_bounds;
 mod rights;
