@@ -123,10 +123,11 @@ pub(crate) struct Ingest {
 }
 
 /// Sends events from the three regions at once until `total` events were applied, or, with
-/// `window`, for that long. Every region sends one batch at a time, like its forwarder.
+/// `window`, for that long. Every region sends one batch at a time, like its forwarder; with
+/// several hub instances, the regions are spread over them in turn.
 pub(crate) async fn ingest(
     federation: &Federation,
-    hub: SocketAddr,
+    hubs: &[SocketAddr],
     maker: Arc<EventMaker>,
     total: Option<u64>,
     window: Option<Duration>,
@@ -135,7 +136,10 @@ pub(crate) async fn ingest(
     let notices = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for region in REGIONS {
+    for (index, region) in REGIONS.into_iter().enumerate() {
+        let hub = *hubs
+            .get(index % hubs.len().max(1))
+            .ok_or_else(|| anyhow::anyhow!("no hub to send to"))?;
         let mut client = FederationServiceClient::new(federation.region_channel(hub, region)?);
         let maker = Arc::clone(&maker);
         let sent = Arc::clone(&sent);

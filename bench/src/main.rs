@@ -12,6 +12,7 @@
 // A benchmark program reports on stdout: the table is its output.
 #![allow(clippy::print_stdout)]
 
+mod backends;
 mod bulk;
 mod hub;
 mod latency;
@@ -80,6 +81,14 @@ struct Args {
     /// The nodes' log filter (`[log] filter`); `RUST_LOG` in the environment overrides it.
     #[arg(long, default_value = "warn")]
     node_log: String,
+    /// The PostgreSQL server for the hub-backend comparison (a schema of its own per run,
+    /// dropped after); `VIX_TEST_POSTGRES` in the environment, else the local server.
+    #[arg(
+        long,
+        env = "VIX_TEST_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +156,7 @@ struct Settings {
     channels: Channels,
     prefill: bulk::PrefillMode,
     node_log: String,
+    postgres: String,
     register_callers: Vec<usize>,
     read_callers: Vec<usize>,
 }
@@ -180,6 +190,7 @@ impl Settings {
             channels: args.channels,
             prefill: args.prefill,
             node_log: args.node_log.clone(),
+            postgres: args.postgres.clone(),
             register_callers: vec![1, 8, 32],
             read_callers: vec![1, 8],
         })
@@ -213,6 +224,16 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
     step("cross-region notice latency");
     let cross = cross_region_step(settings, &federation, dir, &mut report).await?;
 
+    step("hub ingest on SQLite and on PostgreSQL (one and two instances)");
+    let backends = backends::compare(
+        &federation,
+        dir,
+        &settings.postgres,
+        settings.smoke,
+        &mut report,
+    )
+    .await?;
+
     report.print();
     Ok(serde_json::json!({
         "meta": {
@@ -229,6 +250,7 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
         "fsync_per_s": report.fsync_per_s,
         "sizes": per_size,
         "cross_region": cross,
+        "hub_backends": backends,
         "figures": report.figures,
         "size_ratios": report.size_ratios(),
     }))
@@ -569,8 +591,14 @@ async fn hub_step(
             step(&format!(
                 "hub: ingest of {size} events from 3 regions (pre-fill)"
             ));
-            let fill =
-                hub::ingest(federation, node.addr, Arc::clone(&maker), Some(size), None).await?;
+            let fill = hub::ingest(
+                federation,
+                &[node.addr],
+                Arc::clone(&maker),
+                Some(size),
+                None,
+            )
+            .await?;
             stored += fill.events;
             println!(
                 "   {:.0} events/s ({:.1} s, {} notices)",
@@ -587,7 +615,7 @@ async fn hub_step(
         step(&format!("hub {mode}: ingest at {size} signals"));
         let window = hub::ingest(
             federation,
-            node.addr,
+            &[node.addr],
             Arc::clone(&maker),
             None,
             Some(settings.phase.measure),

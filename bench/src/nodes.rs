@@ -111,10 +111,15 @@ impl Federation {
 
     /// The hub's configuration, listening on port 0.
     pub(crate) fn hub_config(&self, database: &Path, group_commit: GroupCommit) -> String {
+        self.hub_config_at(&database.to_string_lossy(), group_commit)
+    }
+
+    /// The hub's configuration on the database at `location` (a path or `postgres://…`).
+    pub(crate) fn hub_config_at(&self, location: &str, group_commit: GroupCommit) -> String {
         let mut text = self.log_section();
         text += &format!(
             "[hub]\nlisten = \"127.0.0.1:0\"\ndatabase = {}\norganisation_registry_file = {}\n\n",
-            path(database),
+            quote(location),
             path(&self.file(vix_certs_dev::files::ORGANISATION_REGISTRY)),
         );
         text += &self.tls_section(

@@ -329,7 +329,12 @@ pub mod testing {
     impl Schema {
         /// Creates an empty schema with a fresh name on [`server_url`].
         pub async fn create() -> Result<Self, StoreError> {
-            let url = server_url();
+            Self::create_on(&server_url()).await
+        }
+
+        /// Creates an empty schema with a fresh name on the server at `url`.
+        pub async fn create_on(url: &str) -> Result<Self, StoreError> {
+            let url = url.to_owned();
             let name = format!("vix_{}", uuid::Uuid::new_v4().simple());
             let mut admin = PgConnection::connect(&url).await?;
             sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
