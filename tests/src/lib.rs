@@ -206,6 +206,7 @@ pub fn region_settings_in(
             tls.crls = vec![pki.join(vix_certs_dev::files::CRL)];
             HubLink {
                 address,
+                fallback_addresses: Vec::new(),
                 server_name: "localhost".into(),
                 tls,
                 retry_delay_max_ms: 1_000,
