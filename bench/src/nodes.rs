@@ -75,14 +75,18 @@ impl Federation {
     pub(crate) fn org_channel(&self, addr: SocketAddr, org: &str) -> anyhow::Result<Channel> {
         let (cert, key) = vix_certs_dev::files::organisation(org);
         let config = tls::client_config(&self.tls_files(&cert, &key, false))?;
-        Ok(tls::channel(addr, "localhost", config)?)
+        Ok(tls::channel(
+            tls::Addresses::one(addr),
+            "localhost",
+            config,
+        )?)
     }
 
     /// A channel to the hub as region `region` (its client certificate).
     pub(crate) fn region_channel(&self, hub: SocketAddr, region: &str) -> anyhow::Result<Channel> {
         let (cert, key) = vix_certs_dev::files::region_client(region);
         let config = tls::hub_client_config(&self.tls_files(&cert, &key, true))?;
-        Ok(tls::channel(hub, "localhost", config)?)
+        Ok(tls::channel(tls::Addresses::one(hub), "localhost", config)?)
     }
 
     fn log_section(&self) -> String {

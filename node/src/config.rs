@@ -57,8 +57,12 @@ fn default_log_retention_days() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubLink {
-    /// The hub's address.
+    /// The hub's address; with several hub instances, the preferred one.
     pub address: SocketAddr,
+    /// Further hub instances (on the same database), tried in turn when the one in use cannot
+    /// be reached: refused, timed out, or a failed TLS handshake. Empty for a single hub.
+    #[serde(default)]
+    pub fallback_addresses: Vec<SocketAddr>,
     /// The name the hub's server certificate must carry.
     pub server_name: String,
     /// This region's client certificate (`urn:vix:region:<id>`) and the federation CA.
@@ -71,6 +75,13 @@ pub struct HubLink {
 
 fn default_retry_delay_max_ms() -> u64 {
     3_000
+}
+
+impl HubLink {
+    /// Every hub instance, `address` first.
+    pub fn addresses(&self) -> crate::tls::Addresses {
+        crate::tls::Addresses::new(self.address, self.fallback_addresses.iter().copied())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,6 +378,77 @@ mod tests {
         let typo = write(&format!("{REGION_TOML}crl_reload_sec = 1\n"));
         let error = load(Some(typo.path()), []).unwrap_err().to_string();
         assert!(error.contains("crl_reload_sec"), "{error}");
+    }
+
+    /// [`REGION_TOML`] with a `[region.hub]` section holding `extra` lines.
+    fn with_hub_link(extra: &str) -> String {
+        format!(
+            r#"{REGION_TOML}
+            [region.hub]
+            address = "127.0.0.1:50050"
+            server_name = "localhost"
+            {extra}
+            [region.hub.tls]
+            ca = "var/dev/pki/ca.pem"
+            cert = "var/dev/pki/region-north-client.pem"
+            key = "var/dev/pki/region-north-client.key"
+            "#
+        )
+    }
+
+    #[test]
+    fn a_hub_link_without_fallback_addresses_has_one_address() {
+        let file = write(&with_hub_link(""));
+        let hub = load(Some(file.path()), [])
+            .unwrap()
+            .region
+            .unwrap()
+            .hub
+            .unwrap();
+        assert_eq!(hub.fallback_addresses, []);
+        let one: SocketAddr = "127.0.0.1:50050".parse().unwrap();
+        assert_eq!(hub.addresses(), crate::tls::Addresses::one(one));
+    }
+
+    #[test]
+    fn fallback_addresses_follow_the_address_in_order() {
+        let file = write(&with_hub_link(
+            r#"fallback_addresses = ["10.0.0.2:50050", "10.0.0.3:50050"]"#,
+        ));
+        let hub = load(Some(file.path()), [])
+            .unwrap()
+            .region
+            .unwrap()
+            .hub
+            .unwrap();
+        let addr = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            hub.fallback_addresses,
+            [addr("10.0.0.2:50050"), addr("10.0.0.3:50050")]
+        );
+        assert_eq!(
+            hub.addresses(),
+            crate::tls::Addresses::new(
+                addr("127.0.0.1:50050"),
+                [addr("10.0.0.2:50050"), addr("10.0.0.3:50050")]
+            )
+        );
+        // As an environment variable, like every other setting.
+        let env = [(
+            "VIX_REGION__HUB__FALLBACK_ADDRESSES".to_owned(),
+            r#"["10.0.0.4:50050"]"#.to_owned(),
+        )];
+        let hub = load(Some(file.path()), env)
+            .unwrap()
+            .region
+            .unwrap()
+            .hub
+            .unwrap();
+        assert_eq!(hub.fallback_addresses, [addr("10.0.0.4:50050")]);
+        // A malformed address stops the node instead of being skipped.
+        let bad = write(&with_hub_link(r#"fallback_addresses = ["hub-2"]"#));
+        let error = load(Some(bad.path()), []).unwrap_err().to_string();
+        assert!(error.contains("fallback_addresses"), "{error}");
     }
 
     #[test]

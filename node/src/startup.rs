@@ -113,7 +113,7 @@ impl RegionNode {
             Some(link) => {
                 let client = tls::hub_client_config(&link.tls).context("region.hub.tls")?;
                 Some(
-                    tls::channel(link.address, &link.server_name, client)
+                    tls::channel(link.addresses(), &link.server_name, client)
                         .context("region.hub.server_name")?,
                 )
             }

@@ -206,6 +206,7 @@ pub fn region_settings_in(
             tls.crls = vec![pki.join(vix_certs_dev::files::CRL)];
             HubLink {
                 address,
+                fallback_addresses: Vec::new(),
                 server_name: "localhost".into(),
                 tls,
                 retry_delay_max_ms: 1_000,
@@ -477,7 +478,7 @@ pub fn channel_with(addr: SocketAddr, cert: &str, key: &str) -> Channel {
 /// A mutual-TLS channel to `addr` with a certificate and key of the dev PKI at `pki`.
 pub fn channel_in(pki: &Path, addr: SocketAddr, cert: &str, key: &str) -> Channel {
     let config = tls::client_config(&client_files_in(pki, cert, key)).expect("client TLS config");
-    tls::channel(addr, "localhost", config).expect("channel")
+    tls::channel(tls::Addresses::one(addr), "localhost", config).expect("channel")
 }
 
 /// How long `eventually` waits; `VIX_TEST_PATIENCE_MS` stretches it on a slow machine.

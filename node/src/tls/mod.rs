@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -475,29 +476,170 @@ pub fn incoming(
     ReceiverStream::new(receiver)
 }
 
-/// A gRPC channel to `addr` over mutual TLS, checking that the server's certificate is valid
-/// for `server_name`. Connects on first use and reconnects after failures.
+/// The addresses of one service's instances (the hub's, several processes on one database),
+/// the preferred one first. Never empty: a channel with nowhere to connect cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addresses {
+    first: SocketAddr,
+    /// Tried in this order after `first`; none repeats an earlier address.
+    rest: Vec<SocketAddr>,
+}
+
+impl Addresses {
+    /// `first`, then `fallbacks` in their order. An address given twice is kept at its first
+    /// place only, so a repeated line in a configuration does not cost a second timeout.
+    pub fn new(first: SocketAddr, fallbacks: impl IntoIterator<Item = SocketAddr>) -> Self {
+        let mut rest: Vec<SocketAddr> = Vec::new();
+        for addr in fallbacks {
+            if addr != first && !rest.contains(&addr) {
+                rest.push(addr);
+            }
+        }
+        Self { first, rest }
+    }
+
+    /// A single instance.
+    pub fn one(addr: SocketAddr) -> Self {
+        Self {
+            first: addr,
+            rest: Vec::new(),
+        }
+    }
+
+    /// The preferred instance.
+    pub fn first(&self) -> SocketAddr {
+        self.first
+    }
+
+    fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    fn get(&self, index: usize) -> Option<SocketAddr> {
+        match index.checked_sub(1) {
+            None => Some(self.first),
+            Some(index) => self.rest.get(index).copied(),
+        }
+    }
+}
+
+/// The order in which a new connection tries `len` addresses: the one that worked last, then
+/// the others from the top. Staying on a working instance keeps a region's connections (and
+/// its notice stream) on one hub; after that the list's own preference holds.
+fn attempt_order(len: usize, last_working: usize) -> impl Iterator<Item = usize> {
+    let start = if last_working < len { last_working } else { 0 };
+    std::iter::once(start).chain((0..len).filter(move |&index| index != start))
+}
+
+/// Opens connections for a [`channel`]: TCP, then the TLS handshake, to each instance in turn
+/// until one completes.
+#[derive(Clone)]
+struct Failover {
+    addrs: Arc<Addresses>,
+    /// Index into `addrs` of the instance the last connection reached, shared by every
+    /// connection attempt of the channel. Only a hint for the next attempt, so relaxed
+    /// ordering suffices.
+    in_use: Arc<AtomicUsize>,
+    connector: tokio_rustls::TlsConnector,
+    server_name: ServerName<'static>,
+    /// For each instance, TCP connect and TLS handshake together.
+    timeout: Duration,
+}
+
+impl Failover {
+    async fn connect(self) -> io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>> {
+        let previous = self.in_use.load(Ordering::Relaxed);
+        // Why each instance failed, for the error when none answers; one entry per address.
+        let mut failures: Vec<String> = Vec::new();
+        let mut kind = io::ErrorKind::NotConnected;
+        for index in attempt_order(self.addrs.len(), previous) {
+            let Some(addr) = self.addrs.get(index) else {
+                continue;
+            };
+            let error = match tokio::time::timeout(self.timeout, self.connect_one(addr)).await {
+                Ok(Ok(tls)) => {
+                    if index != previous {
+                        self.in_use.store(index, Ordering::Relaxed);
+                        let before = self.addrs.get(previous).unwrap_or(self.addrs.first());
+                        tracing::info!(
+                            %addr,
+                            %before,
+                            instances = self.addrs.len(),
+                            unreachable = %failures.join("; "),
+                            "switched to another instance: the one in use could not be reached"
+                        );
+                    }
+                    return Ok(TokioIo::new(tls));
+                }
+                Ok(Err(error)) => error,
+                Err(_) => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no TLS connection within {:?}", self.timeout),
+                ),
+            };
+            tracing::debug!(%addr, %error, "instance unreachable, trying the next");
+            kind = error.kind();
+            failures.push(format!("{addr}: {error}"));
+        }
+        let tried = failures.len();
+        let plural = if tried == 1 { "" } else { "es" };
+        Err(io::Error::new(
+            kind,
+            format!(
+                "none of {tried} address{plural} reachable ({})",
+                failures.join("; ")
+            ),
+        ))
+    }
+
+    async fn connect_one(
+        &self,
+        addr: SocketAddr,
+    ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        self.connector.connect(self.server_name.clone(), tcp).await
+    }
+}
+
+/// One instance's TCP connect and TLS handshake may take this long before the next instance is
+/// tried; as long as a server waits for a handshake.
+const CONNECT_TIMEOUT: Duration = HANDSHAKE_TIMEOUT;
+
+/// A gRPC channel over mutual TLS to one of `addrs`, checking that the server's certificate is
+/// valid for `server_name`. Connects on first use and reconnects after failures; each new
+/// connection tries the instance that worked last, then the others in order, so a channel
+/// moves on when the instance it uses stops.
 pub fn channel(
-    addr: SocketAddr,
+    addrs: Addresses,
     server_name: &str,
     config: Arc<ClientConfig>,
 ) -> Result<Channel, TlsError> {
+    channel_with_timeout(addrs, server_name, config, CONNECT_TIMEOUT)
+}
+
+/// [`channel`] with the per-instance timeout given (tests use milliseconds).
+fn channel_with_timeout(
+    addrs: Addresses,
+    server_name: &str,
+    config: Arc<ClientConfig>,
+    timeout: Duration,
+) -> Result<Channel, TlsError> {
     let server_name = ServerName::try_from(server_name.to_owned())
         .map_err(|_| TlsError::ServerName(server_name.to_owned()))?;
-    // The scheme is only a label here: the connector below does the TLS.
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|_| TlsError::ServerName(addr.to_string()))?
-        .connect_timeout(HANDSHAKE_TIMEOUT);
-    let connector = tokio_rustls::TlsConnector::from(config);
-    let connect = tower::service_fn(move |_: Uri| {
-        let connector = connector.clone();
-        let server_name = server_name.clone();
-        async move {
-            let tcp = TcpStream::connect(addr).await?;
-            tcp.set_nodelay(true)?;
-            let tls = connector.connect(server_name, tcp).await?;
-            Ok::<_, io::Error>(TokioIo::new(tls))
-        }
-    });
+    // The scheme and address are only a label here (the connector below picks the instance and
+    // does the TLS); no vix server reads the request's authority. No connect timeout on the
+    // endpoint: it would bound all instances together, so the connector bounds each one.
+    let first = addrs.first();
+    let endpoint = Endpoint::from_shared(format!("http://{first}"))
+        .map_err(|_| TlsError::ServerName(first.to_string()))?;
+    let failover = Failover {
+        addrs: Arc::new(addrs),
+        in_use: Arc::new(AtomicUsize::new(0)),
+        connector: tokio_rustls::TlsConnector::from(config),
+        server_name,
+        timeout,
+    };
+    let connect = tower::service_fn(move |_: Uri| failover.clone().connect());
     Ok(endpoint.connect_with_connector_lazy(connect))
 }

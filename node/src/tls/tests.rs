@@ -189,7 +189,7 @@ fn client(server: &TestServer, dir: &Path, name: &str) -> HealthClient<Channel> 
         ..Default::default()
     };
     let config = client_config(&files).unwrap();
-    HealthClient::new(channel(server.addr, "localhost", config).unwrap())
+    HealthClient::new(channel(Addresses::one(server.addr), "localhost", config).unwrap())
 }
 
 async fn check(client: &mut HealthClient<Channel>) -> Result<(), tonic::Status> {
@@ -392,8 +392,10 @@ async fn a_revoked_client_cannot_resume_its_earlier_session() {
         ..Default::default()
     })
     .unwrap();
-    let connect =
-        || HealthClient::new(channel(server.addr, "localhost", Arc::clone(&config)).unwrap());
+    let connect = || {
+        let addrs = Addresses::one(server.addr);
+        HealthClient::new(channel(addrs, "localhost", Arc::clone(&config)).unwrap())
+    };
     check(&mut connect()).await.unwrap();
 
     DevCa::load(dir.path())
@@ -548,4 +550,181 @@ async fn a_stream_still_open_after_the_maximum_age_and_grace_is_cut() {
         .expect("the stream is cut");
     assert!(!matches!(ended, Ok(Some(_))), "{ended:?}");
     assert!(started.elapsed() >= age.max + age.grace);
+}
+
+#[test]
+fn a_new_connection_tries_the_instance_that_worked_last_then_the_list_in_order() {
+    let order = |len, last| attempt_order(len, last).collect::<Vec<_>>();
+    assert_eq!(order(1, 0), [0]);
+    assert_eq!(order(3, 0), [0, 1, 2]);
+    assert_eq!(order(3, 1), [1, 0, 2]);
+    assert_eq!(order(3, 2), [2, 0, 1]);
+    // An index past the end (never stored, but harmless) starts from the top.
+    assert_eq!(order(2, 5), [0, 1]);
+}
+
+#[test]
+fn an_address_listed_twice_is_tried_once() {
+    let [a, b, c]: [SocketAddr; 3] =
+        ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"].map(|addr| addr.parse().unwrap());
+    let addrs = Addresses::new(a, [b, a, c, b]);
+    assert_eq!(addrs.len(), 3);
+    assert_eq!(
+        (0..4).map(|index| addrs.get(index)).collect::<Vec<_>>(),
+        [Some(a), Some(b), Some(c), None]
+    );
+}
+
+/// An address on 127.0.0.1 where nothing listens: connecting is refused at once.
+async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A hung instance: accepts TCP connections and never answers the TLS handshake, so only the
+/// connect timeout ends an attempt there. Counts the connections it accepted.
+async fn hung_instance() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(tcp);
+        }
+    });
+    (addr, accepted)
+}
+
+/// Short, so a hung instance costs a test little; long enough for a loaded machine's handshake.
+const QUICK_CONNECT: Duration = Duration::from_secs(2);
+
+/// A health client as `JGZ` on one channel to `addrs`, each tried for [`QUICK_CONNECT`].
+fn failover_client(dir: &Path, addrs: &[SocketAddr]) -> HealthClient<Channel> {
+    let (cert, key) = pair(JGZ);
+    let config = client_config(&TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join(cert),
+        key: dir.join(key),
+        ..Default::default()
+    })
+    .unwrap();
+    let (first, rest) = addrs.split_first().unwrap();
+    let addrs = Addresses::new(*first, rest.iter().copied());
+    HealthClient::new(channel_with_timeout(addrs, "localhost", config, QUICK_CONNECT).unwrap())
+}
+
+#[tokio::test]
+async fn a_refused_or_hung_instance_is_passed_over() {
+    let dir = pki();
+    let server = serve_as(dir.path(), SERVER).await;
+    let (hung, _) = hung_instance().await;
+    let mut client = failover_client(dir.path(), &[closed_port().await, hung, server.addr]);
+
+    check(&mut client).await.unwrap();
+    check(&mut client).await.unwrap();
+    // Both calls on one connection, to the third address.
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_channel_stays_on_the_instance_that_worked() {
+    let dir = pki();
+    let (hung, attempts) = hung_instance().await;
+    // Connections end after a few hundred milliseconds, so the channel reconnects often.
+    let age = ConnectionAge {
+        max: Duration::from_millis(300),
+        grace: Duration::from_millis(300),
+    };
+    let tls = server_tls(&server_files(dir.path(), SERVER), QUICK_RELOAD, Some(age)).unwrap();
+    let server = serve(tls).await;
+    let client = failover_client(dir.path(), &[hung, server.addr]);
+    check(&mut client.clone()).await.unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+
+    eventually("the channel has reconnected twice", || {
+        let mut client = client.clone();
+        let connections = Arc::clone(&server.connections);
+        async move {
+            check(&mut client).await.unwrap();
+            connections.load(Ordering::SeqCst) >= 3
+        }
+    })
+    .await;
+    // Each reconnection went straight to the working instance, past the hung preferred one.
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_instance_whose_certificate_is_refused_is_passed_over() {
+    let dir = pki();
+    // Valid for localhost and issued by the federation CA, but not the hub's certificate.
+    let impostor = serve_as(dir.path(), "region-south-server").await;
+    let hub = serve_as(dir.path(), "hub").await;
+    let config = hub_client_config(&TlsFiles {
+        ca: dir.path().join("ca.pem"),
+        cert: dir.path().join("region-north-client.pem"),
+        key: dir.path().join("region-north-client.key"),
+        ..Default::default()
+    })
+    .unwrap();
+    let addrs = Addresses::new(impostor.addr, [hub.addr]);
+    let mut client =
+        HealthClient::new(channel_with_timeout(addrs, "localhost", config, QUICK_CONNECT).unwrap());
+
+    check(&mut client).await.unwrap();
+    assert_eq!(hub.connections.load(Ordering::SeqCst), 1);
+    // The client refused the impostor's certificate, so no connection to it was completed.
+    assert_eq!(impostor.connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_channel_moves_to_the_next_instance_when_the_one_in_use_stops() {
+    let dir = pki();
+    let first = serve_as(dir.path(), SERVER).await;
+    let second = serve_as(dir.path(), SERVER).await;
+    let client = failover_client(dir.path(), &[first.addr, second.addr]);
+    check(&mut client.clone()).await.unwrap();
+    assert_eq!(first.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(second.connections.load(Ordering::SeqCst), 0);
+
+    // The first instance stops: its connection is closed and its port refuses.
+    drop(first);
+    // A call may fail while tonic finds its connection closed; a later one reconnects.
+    eventually("a call is served by the second instance", || {
+        let mut client = client.clone();
+        let connections = Arc::clone(&second.connections);
+        async move { check(&mut client).await.is_ok() && connections.load(Ordering::SeqCst) > 0 }
+    })
+    .await;
+    check(&mut client.clone()).await.unwrap();
+    assert_eq!(second.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn with_every_instance_down_a_call_fails_clearly_within_the_timeouts() {
+    let dir = pki();
+    let closed = closed_port().await;
+    let (hung, _) = hung_instance().await;
+    let mut client = failover_client(dir.path(), &[closed, hung]);
+
+    // Two instances, each bounded by QUICK_CONNECT: well within this.
+    let result = tokio::time::timeout(Duration::from_secs(20), check(&mut client))
+        .await
+        .expect("the call ends instead of hanging");
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let message = status.message();
+    assert!(
+        message.contains("none of 2 addresses reachable"),
+        "the error names how many were tried: {message}"
+    );
+    // And why each failed.
+    assert!(message.contains(&format!("{closed}: ")), "{message}");
+    assert!(
+        message.contains(&format!("{hung}: no TLS connection within")),
+        "{message}"
+    );
 }

@@ -106,7 +106,8 @@ fn client(addr: SocketAddr, pki: &Path, org: &str) -> RegionServiceClient<Channe
         crls: vec![],
         ..Default::default()
     };
-    let channel = tls::channel(addr, "localhost", tls::client_config(&files).unwrap()).unwrap();
+    let config = tls::client_config(&files).unwrap();
+    let channel = tls::channel(tls::Addresses::one(addr), "localhost", config).unwrap();
     RegionServiceClient::new(channel)
 }
 
