@@ -377,6 +377,13 @@ async fn match_new_signal<T: HubTx>(
         return Ok(0);
     }
     let candidates = tx.candidates(&new.signal).await?;
+    // Alone on its keys (most signals): nobody to tell, so no told pairs to read.
+    if candidates
+        .iter()
+        .all(|candidate| candidate.signal_id == new.signal_id)
+    {
+        return Ok(0);
+    }
     let told = tx
         .told_pairs(&Party {
             organisation_id: new.signal.organisation_id.clone(),

@@ -17,7 +17,7 @@
 //! The locks are transaction-scoped (`pg_advisory_xact_lock`): a connection lost mid-write
 //! releases them with its transaction.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -83,6 +83,10 @@ async fn lock_all(
 
 pub(super) struct PgHubTx {
     tx: Transaction<'static, Postgres>,
+    /// What this transaction knows of the signals it locked, read in one statement with the
+    /// locks and kept up to date by its own writes: no other writer changes a locked signal,
+    /// so a batch asks the database once, not once per event.
+    known: HashMap<SignalId, Option<Known>>,
     /// Log entries per region, in the order appended; numbered and written at commit.
     log: BTreeMap<String, Vec<(EntryKind, String)>>,
     /// Audit entries in order; chained and written at commit.
@@ -93,6 +97,7 @@ impl PgHubTx {
     pub(super) fn new(tx: Transaction<'static, Postgres>) -> Self {
         Self {
             tx,
+            known: HashMap::new(),
             log: BTreeMap::new(),
             audit: Vec::new(),
         }
@@ -210,13 +215,41 @@ impl HubTx for PgHubTx {
         .await?;
         // Read once the signals are locked: a signal being inserted by another instance is
         // visible now, with its keys (which never change).
-        let stored: Vec<String> = sqlx::query_scalar(
-            "SELECT subject_key FROM signals WHERE signal_id = ANY($1) \
-             UNION SELECT family_key FROM signal_family_keys WHERE signal_id = ANY($1)",
+        let rows = sqlx::query(
+            "SELECT signal_id, region_id, NULL::bigint AS revision, NULL AS key \
+             FROM tombstones WHERE signal_id = ANY($1) \
+             UNION ALL \
+             SELECT signal_id, region_id, revision, subject_key FROM signals \
+             WHERE signal_id = ANY($1) \
+             UNION ALL \
+             SELECT f.signal_id, s.region_id, s.revision, f.family_key \
+             FROM signal_family_keys f JOIN signals s USING (signal_id) \
+             WHERE f.signal_id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(self.conn())
         .await?;
+        for id in signals {
+            self.known.insert(*id, None);
+        }
+        let mut stored = Vec::new();
+        for row in &rows {
+            let signal_id = parse_signal_id(&row.text("signal_id")?)?;
+            let region_id = parse_region(&row.text("region_id")?)?;
+            let known = match row.opt_int("revision")? {
+                None => Known::Tombstone { region_id },
+                Some(revision) => Known::Live {
+                    region_id,
+                    revision: parse_revision(revision)?,
+                },
+            };
+            // A tombstone is final, whatever else is read.
+            let entry = self.known.entry(signal_id).or_default();
+            if !matches!(entry, Some(Known::Tombstone { .. })) {
+                *entry = Some(known);
+            }
+            stored.extend(row.opt_text("key")?);
+        }
         lock_all(
             &mut self.tx,
             keys.iter()
@@ -237,7 +270,11 @@ impl HubTx for PgHubTx {
     }
 
     async fn known(&mut self, signal_id: SignalId) -> Result<Option<Known>, StoreError> {
-        let row = sqlx::query(
+        if let Some(known) = self.known.get(&signal_id) {
+            return Ok(known.clone());
+        }
+        // Not locked by this transaction: read it as it stands.
+        let rows = sqlx::query(
             "SELECT region_id, NULL::bigint AS revision FROM tombstones WHERE signal_id = $1 \
              UNION ALL \
              SELECT region_id, revision FROM signals WHERE signal_id = $1",
@@ -245,22 +282,20 @@ impl HubTx for PgHubTx {
         .bind(signal_id.to_string())
         .fetch_all(self.conn())
         .await?;
-        // A tombstone, if there is one, is final.
-        let tombstone = row
-            .iter()
-            .find(|row| matches!(row.opt_int("revision"), Ok(None)));
-        let row = tombstone.or(row.first());
-        row.map(|row| {
+        let mut known = None;
+        for row in &rows {
             let region_id = parse_region(&row.text("region_id")?)?;
-            Ok(match row.opt_int("revision")? {
-                None => Known::Tombstone { region_id },
-                Some(revision) => Known::Live {
-                    region_id,
-                    revision: parse_revision(revision)?,
-                },
-            })
-        })
-        .transpose()
+            match row.opt_int("revision")? {
+                None => return Ok(Some(Known::Tombstone { region_id })),
+                Some(revision) => {
+                    known = Some(Known::Live {
+                        region_id,
+                        revision: parse_revision(revision)?,
+                    });
+                }
+            }
+        }
+        Ok(known)
     }
 
     async fn insert_signal(
@@ -269,12 +304,19 @@ impl HubTx for PgHubTx {
         revision: Revision,
     ) -> Result<(), StoreError> {
         let signal = &new.signal;
+        let family_keys: Vec<String> = signal.family_keys.iter().map(|k| k.to_stored()).collect();
+        // One round trip for the signal and its family keys (the foreign key is checked at
+        // the end of the statement, after the signal's row is in).
         sqlx::query(
-            "INSERT INTO signals (signal_id, region_id, revision, organisation_id, \
-                 organisation_name, professional_id, professional_name, professional_email, \
-                 professional_phone, subject_key, registered_at, planned_removal_date, state, \
-                 inactive_since) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "WITH inserted AS ( \
+                 INSERT INTO signals (signal_id, region_id, revision, organisation_id, \
+                     organisation_name, professional_id, professional_name, \
+                     professional_email, professional_phone, subject_key, registered_at, \
+                     planned_removal_date, state, inactive_since) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 RETURNING signal_id) \
+             INSERT INTO signal_family_keys (signal_id, family_key) \
+             SELECT inserted.signal_id, k FROM inserted, unnest($15::text[]) AS k",
         )
         .bind(new.signal_id.to_string())
         .bind(new.region_id.as_str())
@@ -290,19 +332,16 @@ impl HubTx for PgHubTx {
         .bind(signal.planned_removal_date.to_string())
         .bind(signal.state.as_str())
         .bind(signal.inactive_since.map(|d| d.to_string()))
+        .bind(&family_keys)
         .execute(self.conn())
         .await?;
-        if !signal.family_keys.is_empty() {
-            let keys: Vec<String> = signal.family_keys.iter().map(|k| k.to_stored()).collect();
-            sqlx::query(
-                "INSERT INTO signal_family_keys (signal_id, family_key) \
-                 SELECT $1, k FROM unnest($2::text[]) AS k",
-            )
-            .bind(new.signal_id.to_string())
-            .bind(&keys)
-            .execute(self.conn())
-            .await?;
-        }
+        self.known.insert(
+            new.signal_id,
+            Some(Known::Live {
+                region_id: new.region_id.clone(),
+                revision,
+            }),
+        );
         Ok(())
     }
 
@@ -330,6 +369,12 @@ impl HubTx for PgHubTx {
         .bind(signal_id.to_string())
         .execute(self.conn())
         .await?;
+        if let Some(Some(Known::Live {
+            revision: known, ..
+        })) = self.known.get_mut(&signal_id)
+        {
+            *known = revision;
+        }
         Ok(())
     }
 
@@ -353,6 +398,7 @@ impl HubTx for PgHubTx {
             .bind(signal_id.to_string())
             .execute(self.conn())
             .await?;
+        self.known.insert(signal_id, None);
         Ok(())
     }
 
@@ -368,6 +414,12 @@ impl HubTx for PgHubTx {
             .bind(revision_to_db(revision))
             .execute(self.conn())
             .await?;
+        self.known.insert(
+            signal_id,
+            Some(Known::Tombstone {
+                region_id: region_id.clone(),
+            }),
+        );
         Ok(())
     }
 
