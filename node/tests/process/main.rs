@@ -23,6 +23,7 @@ use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 
 mod federation;
 mod operator;
+mod postgres_hubs;
 
 const CLIENTS: usize = 8;
 /// More than the node can take before the kill, so every client is cut off mid-stream.

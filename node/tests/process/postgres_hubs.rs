@@ -1,0 +1,198 @@
+//! Two hub processes on one PostgreSQL database and three region processes spread over them,
+//! each region knowing the other instance as its fallback. One instance is killed with
+//! `kill -9` mid-load and not brought back: its regions fail over to the other, and every youth
+//! still gives exactly one notice to each other party, none lost, none twice.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use vix_node::store::hub::HubStore;
+use vix_node::store::hub_postgres::testing::Schema;
+use vix_protocol::region::v1::region_service_client::RegionServiceClient;
+use vix_tests::process;
+
+use super::{
+    alt_youth_request, client, free_port, hub_config, region_config, start_role_with,
+    stop_gracefully,
+};
+
+/// Youths registered in all three regions.
+const YOUTHS: usize = 100;
+const WAIT_MAX: Duration = Duration::from_secs(90);
+
+async fn register_until_acknowledged(
+    client: &mut RegionServiceClient<Channel>,
+    request: vix_protocol::region::v1::RegisterSignalRequest,
+) {
+    for _ in 0..600 {
+        if client.register_signal(request.clone()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} was never acknowledged", request.request_id);
+}
+
+/// The counterparts of every match the client's organisation holds, page by page.
+async fn counterparts(client: &mut RegionServiceClient<Channel>) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let Ok(response) = client
+            .list_matches(vix_protocol::region::v1::ListMatchesRequest {
+                acting_professional_id: "p-acting".into(),
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await
+        else {
+            return seen;
+        };
+        let page = response.into_inner();
+        seen.extend(
+            page.matches
+                .into_iter()
+                .map(|m| m.counterpart.unwrap().signal_id),
+        );
+        if page.next_page_token.is_empty() {
+            return seen;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Whether every region's outboxes are empty and every region acknowledged its whole log at
+/// the hub's database: what was found before has been stored by its recipients.
+async fn quiet(hub: &impl HubStore, dir: &Path) -> bool {
+    for region in ["north", "south", "east"] {
+        let db = dir.join(format!("{region}.sqlite"));
+        let queued = process::count(
+            &db,
+            "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM coordination_outbox)",
+            "",
+        )
+        .await;
+        let region_id = vix_node::domain::RegionId::parse(region).unwrap();
+        if queued.ok() != Some(0) || hub.unacked(&region_id).await.ok() != Some(0) {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_hub_instance_killed_mid_load_hands_its_regions_to_the_other_and_loses_nothing() {
+    let schema = Schema::create()
+        .await
+        .expect("PostgreSQL for the two-instance test (VIX_TEST_POSTGRES)");
+    let url = schema.url();
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (free_port(), free_port());
+    let mut hubs = Vec::new();
+    for (name, addr) in [("hub-a", a), ("hub-b", b)] {
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::rename(hub_config(dir.path(), pki.path(), addr), &config).unwrap();
+        let (child, _) = start_role_with("hub", &config, &[("VIX_HUB__DATABASE", &url)]).await;
+        hubs.push(child);
+    }
+    let mut clients = Vec::new();
+    for (region, org, hub, fallback) in [
+        ("north", "jgz-north", a, b),
+        ("south", "vt-south", b, a),
+        ("east", "wijkteam-east", a, b),
+    ] {
+        let config = region_config(dir.path(), pki.path(), region, "127.0.0.1:0", Some(hub));
+        let fallback = format!("[\"{fallback}\"]");
+        let (child, addr) = start_role_with(
+            "region",
+            &config,
+            &[("VIX_REGION__HUB__FALLBACK_ADDRESSES", &fallback)],
+        )
+        .await;
+        clients.push((region, org, child, config, client(addr, pki.path(), org)));
+    }
+
+    // Load: every youth in all three regions, from three concurrent clients.
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let loads: Vec<_> = clients
+        .iter()
+        .map(|(_, org, _, _, client)| {
+            let (org, mut client) = (*org, client.clone());
+            let acknowledged = Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                for n in 0..YOUTHS {
+                    register_until_acknowledged(&mut client, alt_youth_request(org, n)).await;
+                    acknowledged.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+
+    // kill -9 of instance A once notices flow through it; it stays down.
+    let north = &mut clients[0].4;
+    let deadline = tokio::time::Instant::now() + WAIT_MAX;
+    while counterparts(north).await.len() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notices at north"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut killed = hubs.remove(0);
+    killed.start_kill().unwrap();
+    killed.wait().await.unwrap();
+    let before_kill = acknowledged.load(Ordering::SeqCst);
+    assert!(
+        before_kill < 3 * YOUTHS,
+        "the load was over before the kill"
+    );
+    eprintln!(
+        "hub A killed after {before_kill} of {} registrations",
+        3 * YOUTHS
+    );
+    for load in loads {
+        load.await.unwrap();
+    }
+
+    // North and east now reach the hub through B only. Once the federation is quiet, each
+    // organisation holds one notice per youth and other region: none lost, none twice.
+    let hub = schema.open().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT_MAX;
+    while !quiet(&hub, dir.path()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the federation did not become quiet; logs in {}",
+            dir.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (region, org, _, _, client) in &mut clients {
+        let mut seen = counterparts(client).await;
+        assert_eq!(seen.len(), 2 * YOUTHS, "{region} {org}");
+        seen.sort();
+        seen.dedup();
+        assert_eq!(
+            seen.len(),
+            2 * YOUTHS,
+            "{org} was told twice about one signal"
+        );
+    }
+    let log = std::fs::read_to_string(dir.path().join("north.log")).unwrap_or_default();
+    assert!(
+        log.contains(&b.to_string()),
+        "north never reached the other instance"
+    );
+    hub.close().await;
+    for (_, _, child, _, _) in clients {
+        stop_gracefully(child).await;
+    }
+    for child in hubs {
+        stop_gracefully(child).await;
+    }
+    schema.drop().await.unwrap();
+}
