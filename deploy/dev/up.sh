@@ -2,6 +2,10 @@
 # Brings up the development federation on this machine: builds vix, writes the dev PKI into
 # var/dev/pki on first run, and starts the hub (127.0.0.1:50050) and the region nodes north
 # (127.0.0.1:50051) and south (127.0.0.1:50052) on SQLite under var/dev/. Ctrl-C stops them.
+#
+# VIX_DEV_HUB=postgres runs the hub as two instances (127.0.0.1:50050 and :50053) on one
+# PostgreSQL database instead (VIX_DEV_POSTGRES, by default the local server's database
+# vix_dev, created if missing); each region knows the other instance as its fallback.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,8 +25,29 @@ stop() {
 }
 trap stop EXIT INT TERM
 
-./target/debug/vix-node hub --config deploy/dev/hub.toml 2> >(sed -u "s/^/[hub] /" >&2) &
-pids+=("$!")
+case "${VIX_DEV_HUB:-sqlite}" in
+  sqlite)
+    ./target/debug/vix-node hub --config deploy/dev/hub.toml 2> >(sed -u "s/^/[hub] /" >&2) &
+    pids+=("$!")
+    ;;
+  postgres)
+    postgres="${VIX_DEV_POSTGRES:-postgres://postgres@127.0.0.1:5432/vix_dev}"
+    if ! psql "$postgres" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+      psql "${postgres%/*}/postgres" -qc "CREATE DATABASE ${postgres##*/}"
+    fi
+    for instance in 50050 50053; do
+      VIX_HUB__DATABASE="$postgres" VIX_HUB__LISTEN="127.0.0.1:$instance" \
+        ./target/debug/vix-node hub --config deploy/dev/hub.toml \
+        2> >(sed -u "s/^/[hub :$instance] /" >&2) &
+      pids+=("$!")
+    done
+    export VIX_REGION__HUB__FALLBACK_ADDRESSES='["127.0.0.1:50053"]'
+    ;;
+  *)
+    echo "VIX_DEV_HUB is sqlite or postgres" >&2
+    exit 1
+    ;;
+esac
 
 for region in north south; do
   ./target/debug/vix-node region --config "deploy/dev/region-$region.toml" \

@@ -13,6 +13,7 @@ mod notice_log;
 mod organisation_registry;
 mod party;
 mod plans;
+mod plans_postgres;
 mod ports;
 mod postgres_hubs;
 mod region_api;

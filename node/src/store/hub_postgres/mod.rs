@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
+use sqlx::ConnectOptions;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
@@ -75,7 +76,14 @@ impl PgHubStore {
             // A connection the server ended (a restart, pg_terminate_backend) is found before a
             // request is given it, not by the request.
             .test_before_acquire(true)
-            .connect_with(options)
+            // Short statements on indexes: compiling them (JIT) costs more than it saves, and
+            // was seen adding 200 ms to a statement planned on stale statistics.
+            // Every statement at TRACE, as SQLite's: the query-plan test collects them.
+            .connect_with(
+                options
+                    .options([("jit", "off")])
+                    .log_statements(log::LevelFilter::Trace),
+            )
             .await?;
         // sqlx's migrator holds an advisory lock while it runs, so instances starting together
         // migrate once.

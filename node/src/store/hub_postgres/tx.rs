@@ -198,6 +198,18 @@ fn log_targets(rows: &[PgRow]) -> Result<Vec<LogTarget>, StoreError> {
         .collect()
 }
 
+/// The signals on a youth ($1) or on one of its family keys ($2). Two index lookups joined to
+/// the signals by id: PostgreSQL plans `subject_key = $1 OR signal_id IN (…)` as a scan of
+/// every signal (seen: 215 ms at 60,000 signals, growing with the table).
+pub(super) const CANDIDATES: &str = "WITH ids AS ( \
+         SELECT signal_id FROM signals WHERE subject_key = $1 \
+         UNION \
+         SELECT signal_id FROM signal_family_keys WHERE family_key = ANY($2)) \
+     SELECT s.*, \
+            (SELECT string_agg(f.family_key, ' ') FROM signal_family_keys f \
+             WHERE f.signal_id = s.signal_id) AS family_keys \
+     FROM ids JOIN signals s USING (signal_id)";
+
 /// The columns of a [`DueSignal`], as a literal (sqlx takes only static statements).
 macro_rules! due_columns {
     () => {
@@ -475,22 +487,14 @@ impl HubTx for PgHubTx {
 
     async fn candidates(&mut self, signal: &HubSignal) -> Result<Vec<StoredHubSignal>, StoreError> {
         let family_keys: Vec<String> = signal.family_keys.iter().map(|k| k.to_stored()).collect();
-        sqlx::query(
-            "SELECT s.*, \
-                    (SELECT string_agg(f.family_key, ' ') FROM signal_family_keys f \
-                     WHERE f.signal_id = s.signal_id) AS family_keys \
-             FROM signals s \
-             WHERE s.subject_key = $1 \
-                OR s.signal_id IN (SELECT signal_id FROM signal_family_keys \
-                                   WHERE family_key = ANY($2))",
-        )
-        .bind(signal.subject_key.to_stored())
-        .bind(&family_keys)
-        .fetch_all(self.conn())
-        .await?
-        .iter()
-        .map(stored_signal)
-        .collect()
+        sqlx::query(CANDIDATES)
+            .bind(signal.subject_key.to_stored())
+            .bind(&family_keys)
+            .fetch_all(self.conn())
+            .await?
+            .iter()
+            .map(stored_signal)
+            .collect()
     }
 
     async fn told_pairs(&mut self, party: &Party) -> Result<HashSet<ToldPair>, StoreError> {
@@ -729,7 +733,10 @@ impl HubTx for PgHubTx {
         sqlx::query(concat!(
             "SELECT ",
             due_columns!(),
-            " FROM signals WHERE state = 'active' AND planned_removal_date <= $1 LIMIT $2"
+            // In index order, so even the generic plan (whatever $1 is) walks the index from
+            // its start and stops at the limit.
+            " FROM signals WHERE state = 'active' AND planned_removal_date <= $1 \
+             ORDER BY planned_removal_date LIMIT $2"
         ))
         .bind(today.to_string())
         .bind(i64::from(limit))
@@ -748,7 +755,8 @@ impl HubTx for PgHubTx {
         sqlx::query(concat!(
             "SELECT ",
             due_columns!(),
-            " FROM signals WHERE state = 'inactive' AND inactive_since <= $1 LIMIT $2"
+            " FROM signals WHERE state = 'inactive' AND inactive_since <= $1 \
+             ORDER BY inactive_since LIMIT $2"
         ))
         .bind(cutoff.to_string())
         .bind(i64::from(limit))
