@@ -324,7 +324,10 @@ async fn every_statement_the_nodes_run_is_served_by_an_index() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for statement in &queries {
-        if MAY_SCAN.iter().any(|(text, _)| statement.contains(text)) {
+        // The PostgreSQL hub's statements are planned by plans_postgres.rs.
+        if statements::is_postgres(statement)
+            || MAY_SCAN.iter().any(|(text, _)| statement.contains(text))
+        {
             continue;
         }
         let mut applies = false;

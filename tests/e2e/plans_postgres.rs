@@ -252,12 +252,7 @@ async fn every_statement_of_the_postgresql_hub_is_served_by_an_index() {
     let mut checked = 0;
     let mut scans = Vec::new();
     for statement in statements::seen() {
-        // PostgreSQL's statements are the ones with numbered parameters or that name a table
-        // only the PostgreSQL hub has; SQLite's (`?`) are checked by plans.rs.
-        let postgres = statement.contains("$1")
-            || ["audit_head", "region_heads", "pg_notify", "pg_advisory"]
-                .iter()
-                .any(|name| statement.contains(name));
+        let postgres = statements::is_postgres(&statement);
         let planned = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"]
             .iter()
             .any(|verb| statement.starts_with(verb));

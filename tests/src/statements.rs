@@ -22,6 +22,21 @@ pub fn seen() -> BTreeSet<String> {
     captured().lock().expect("statement set").clone()
 }
 
+/// Whether `statement` is one of the PostgreSQL hub's: numbered parameters (SQLite's are `?`),
+/// or a table, function or statement only PostgreSQL (the hub, sqlx's migrator) uses.
+pub fn is_postgres(statement: &str) -> bool {
+    statement.contains("$1")
+        || [
+            "audit_head",
+            "region_heads",
+            "pg_",
+            "current_database()",
+            "SET TRANSACTION",
+        ]
+        .iter()
+        .any(|name| statement.contains(name))
+}
+
 /// Installs the process's subscriber: the capture, and a log for people when `TEST_LOG` is set.
 pub(crate) fn install() {
     static INSTALLED: OnceLock<()> = OnceLock::new();

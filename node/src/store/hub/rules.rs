@@ -111,8 +111,15 @@ pub(crate) async fn submit<T: HubTx>(
                 region_id: region_id.clone(),
                 signal,
             };
+            // The signals it could match, read before it is stored, so that a signal alone
+            // on its keys (most) finds nothing at all.
+            let candidates = if new.signal.state == SignalState::Active {
+                tx.candidates(&new.signal).await?
+            } else {
+                Vec::new()
+            };
             tx.insert_signal(&new, event.revision).await?;
-            outcome.notices += match_new_signal(tx, &new, now).await?;
+            outcome.notices += match_new_signal(tx, &new, candidates, now).await?;
             if expired != new.signal {
                 tx.update_signal(event.signal_id, event.revision, &expired)
                     .await?;
@@ -367,21 +374,16 @@ async fn delete_signal<T: HubTx>(
     tx.insert_tombstone(signal_id, region_id, revision).await
 }
 
-/// The match rule across regions for a newly registered signal; returns the notices written.
+/// The match rule across regions for a newly registered signal, stored by now, against the
+/// `candidates` on its keys read before; returns the notices written.
 async fn match_new_signal<T: HubTx>(
     tx: &mut T,
     new: &StoredHubSignal,
+    candidates: Vec<StoredHubSignal>,
     now: Timestamp,
 ) -> Result<u32, StoreError> {
-    if new.signal.state != SignalState::Active {
-        return Ok(0);
-    }
-    let candidates = tx.candidates(&new.signal).await?;
-    // Alone on its keys (most signals): nobody to tell, so no told pairs to read.
-    if candidates
-        .iter()
-        .all(|candidate| candidate.signal_id == new.signal_id)
-    {
+    // Inactive, or alone on its keys (most signals): nobody to tell, no told pairs to read.
+    if new.signal.state != SignalState::Active || candidates.is_empty() {
         return Ok(0);
     }
     let told = tx
