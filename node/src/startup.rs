@@ -276,10 +276,12 @@ impl HubNode {
         // Other hub instances on the same database append to the logs too.
         let context = Arc::clone(&self.context);
         let watcher = tokio::spawn(async move {
-            context
-                .store
-                .watch_log(context.notices_logged.clone(), context.stopping.clone())
-                .await;
+            tokio::join!(
+                context
+                    .store
+                    .watch_log(context.notices_logged.clone(), context.stopping.clone()),
+                context.store.maintain(context.stopping.clone()),
+            );
         });
         let served = hub::run(listener, self.tls, self.limits, api, shutdown).await;
         let _ = sweeper.await;

@@ -171,3 +171,68 @@ async fn two_hub_instances_tell_each_pair_of_three_regions_exactly_once() {
     hub_b.stop().await;
     schema.drop().await.unwrap();
 }
+
+#[tokio::test]
+async fn ended_database_sessions_mid_load_lose_and_repeat_nothing() {
+    let schema = Schema::create()
+        .await
+        .expect("PostgreSQL for the session test (VIX_TEST_POSTGRES)");
+    let hub = hub_on(&schema).await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    // Every hub session (pool, listener) is ended every 30 ms while both regions register the
+    // same youths: the hub answers UNAVAILABLE where a statement was cut, the regions retry,
+    // notice streams and the listener reconnect.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let terminator = {
+        let (stop, schema) = (std::sync::Arc::clone(&stop), schema.clone());
+        tokio::spawn(async move {
+            let mut ended = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                ended += schema.terminate_sessions().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            }
+            ended
+        })
+    };
+    let youths: Vec<&str> = FAMILIES.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    let mut registrations = Vec::new();
+    for youth in &youths {
+        registrations.push(register(&north, "jgz-north", youth));
+        registrations.push(register(&south, "vt-south", youth));
+    }
+    for registration in registrations {
+        registration.await.unwrap();
+    }
+    let regions = [north.context.clone(), south.context.clone()];
+    eventually("the federation quiet", || async {
+        is_quiet(&hub.context, &regions).await.then_some(())
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ended = terminator.await.unwrap();
+    assert!(ended > 0, "no session was ended");
+    // Each youth once at each side (and the family matches of siblings across regions).
+    for (region, org) in [(&north, "jgz-north"), (&south, "vt-south")] {
+        let matches = region.matches(org).await;
+        let youth_matches = matches
+            .iter()
+            .filter(|m| m.match_type == pb::MatchType::Youth as i32)
+            .count();
+        assert_eq!(youth_matches, youths.len(), "{org}");
+        let pairs: HashSet<_> = matches
+            .iter()
+            .map(|m| {
+                (
+                    m.signal_id.clone(),
+                    m.counterpart.as_ref().unwrap().signal_id.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(pairs.len(), matches.len(), "{org}: a pair told twice");
+    }
+    eprintln!("{ended} database sessions ended during the load");
+    drop((north, south));
+    hub.stop().await;
+    schema.drop().await.unwrap();
+}

@@ -127,18 +127,30 @@ impl HubDatabase {
         }
     }
 
+    /// Keeps the database's statistics current until `stopping` (PostgreSQL; SQLite's writer
+    /// does its own).
+    pub async fn maintain(&self, stopping: watch::Receiver<bool>) {
+        match self {
+            Self::Sqlite(_) => until_stopping(stopping).await,
+            Self::Postgres(store) => store.maintain(stopping).await,
+        }
+    }
+
     /// Wakes this instance's notice streams when another writer appends to a log, until
     /// `stopping`. SQLite has one writer, the hub itself, which wakes them directly.
-    pub async fn watch_log(&self, wake: watch::Sender<u64>, mut stopping: watch::Receiver<bool>) {
+    pub async fn watch_log(&self, wake: watch::Sender<u64>, stopping: watch::Receiver<bool>) {
         match self {
-            Self::Sqlite(_) => {
-                while !*stopping.borrow_and_update() {
-                    if stopping.changed().await.is_err() {
-                        break;
-                    }
-                }
-            }
+            Self::Sqlite(_) => until_stopping(stopping).await,
             Self::Postgres(store) => store.watch_log(wake, stopping).await,
+        }
+    }
+}
+
+/// Returns when `stopping` turns true (or its sender is gone).
+async fn until_stopping(mut stopping: watch::Receiver<bool>) {
+    while !*stopping.borrow_and_update() {
+        if stopping.changed().await.is_err() {
+            break;
         }
     }
 }

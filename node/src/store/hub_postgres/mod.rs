@@ -25,6 +25,9 @@ use crate::domain::coordination::CoordinationChange;
 
 mod tx;
 
+/// How often [`PgHubStore::maintain`] gathers statistics.
+const STATISTICS_EVERY: Duration = Duration::from_secs(3600);
+
 use self::tx::{LOG_CHANNEL, PgHubTx};
 
 /// How the hub uses its PostgreSQL database (`[hub.postgres]`).
@@ -103,6 +106,27 @@ impl PgHubStore {
 
     async fn begin(&self) -> Result<PgHubTx, StoreError> {
         Ok(PgHubTx::new(self.pool.begin().await?))
+    }
+
+    /// Gathers the planner's statistics of the hub's tables now and every hour until
+    /// `stopping` turns true, as SQLite's `PRAGMA optimize` does: where autovacuum is off or
+    /// behind, the hub's own statistics keep its lookups on their indexes.
+    pub async fn maintain(&self, mut stopping: watch::Receiver<bool>) {
+        while !*stopping.borrow() {
+            if let Err(error) = sqlx::query(
+                "ANALYZE signals, signal_family_keys, tombstones, notices, told_pairs, \
+                 region_log, coordination_changes",
+            )
+            .execute(&self.pool)
+            .await
+            {
+                tracing::warn!(error = %crate::telemetry::error_chain(&error), "gathering statistics failed; will retry");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(STATISTICS_EVERY) => {}
+                _ = stopping.changed() => {}
+            }
+        }
     }
 
     /// Bumps `wake` whenever any instance commits log entries (and every `log_poll_ms` in

@@ -236,9 +236,8 @@ impl HubTx for PgHubTx {
              SELECT signal_id, region_id, revision, subject_key FROM signals \
              WHERE signal_id = ANY($1) \
              UNION ALL \
-             SELECT f.signal_id, s.region_id, s.revision, f.family_key \
-             FROM signal_family_keys f JOIN signals s USING (signal_id) \
-             WHERE f.signal_id = ANY($1)",
+             SELECT signal_id, NULL, NULL, family_key FROM signal_family_keys \
+             WHERE signal_id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(self.conn())
@@ -249,7 +248,12 @@ impl HubTx for PgHubTx {
         let mut stored = Vec::new();
         for row in &rows {
             let signal_id = parse_signal_id(&row.text("signal_id")?)?;
-            let region_id = parse_region(&row.text("region_id")?)?;
+            stored.extend(row.opt_text("key")?);
+            // A family key's row says nothing else.
+            let Some(region_id) = row.opt_text("region_id")? else {
+                continue;
+            };
+            let region_id = parse_region(&region_id)?;
             let known = match row.opt_int("revision")? {
                 None => Known::Tombstone { region_id },
                 Some(revision) => Known::Live {
@@ -262,7 +266,6 @@ impl HubTx for PgHubTx {
             if !matches!(entry, Some(Known::Tombstone { .. })) {
                 *entry = Some(known);
             }
-            stored.extend(row.opt_text("key")?);
         }
         lock_all(
             &mut self.tx,

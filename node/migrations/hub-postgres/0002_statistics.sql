@@ -1,0 +1,20 @@
+-- What the planner may assume of the keys, whatever its statistics say: a pseudonym, a signal id
+-- or a notice's signal picks out a handful of rows. Without this, a table that grew since its
+-- statistics were gathered (autovacuum off, or behind) is estimated at 0.5% of its rows per
+-- key, and lookups by key were seen planned as scans of the whole table. Negative n_distinct is
+-- a fraction of the rows, so it stays true as the tables grow; it applies from the ANALYZE
+-- below on (and every later one).
+ALTER TABLE signals ALTER COLUMN subject_key SET (n_distinct = -0.5);
+ALTER TABLE signal_family_keys ALTER COLUMN family_key SET (n_distinct = -0.3);
+ALTER TABLE signal_family_keys ALTER COLUMN signal_id SET (n_distinct = -0.6);
+ALTER TABLE notices ALTER COLUMN recipient_signal_id SET (n_distinct = -0.5);
+ALTER TABLE notices ALTER COLUMN counterpart_signal_id SET (n_distinct = -0.5);
+ALTER TABLE notices ALTER COLUMN recipient_subject_key SET (n_distinct = -0.3);
+ALTER TABLE notices ALTER COLUMN counterpart_subject_key SET (n_distinct = -0.3);
+ALTER TABLE told_pairs ALTER COLUMN recipient_subject_key SET (n_distinct = -0.3);
+ALTER TABLE told_pairs ALTER COLUMN counterpart_subject_key SET (n_distinct = -0.3);
+ALTER TABLE coordination_changes ALTER COLUMN by_signal_id SET (n_distinct = -0.5);
+ALTER TABLE coordination_changes ALTER COLUMN other_signal_id SET (n_distinct = -0.5);
+
+ANALYZE signals, signal_family_keys, tombstones, notices, told_pairs, region_log,
+    coordination_changes, region_cursors, region_heads;
