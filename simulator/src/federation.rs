@@ -19,7 +19,7 @@ use vix_node::domain::registry::PersonRegistry;
 use vix_node::hub::HubContext;
 use vix_node::region::RegionContext;
 use vix_node::startup::{HubNode, RegionNode};
-use vix_node::store::hub_database::HubDatabase;
+use vix_node::store::hub_database::{DatabaseLocation, HubDatabase};
 use vix_node::store::sqlite::SqliteStore;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 use vix_protocol::region::v1::rights_service_client::RightsServiceClient;
@@ -101,6 +101,8 @@ pub struct Federation {
     registry: Arc<SimRegistry>,
     /// The nodes' maximum connection age, when not their default.
     connection_age_secs: Option<u64>,
+    /// The hub's database when not a SQLite file in the run's folder (a PostgreSQL URL).
+    hub_database: Option<DatabaseLocation>,
 }
 
 impl Federation {
@@ -113,6 +115,7 @@ impl Federation {
         registry: Arc<SimRegistry>,
         clock: Arc<ManualClock>,
         connection_age_secs: Option<u64>,
+        hub_database: Option<DatabaseLocation>,
     ) -> anyhow::Result<Self> {
         let pki = dir.join("pki");
         let spec = spec(regions);
@@ -124,6 +127,7 @@ impl Federation {
             &clock,
             "127.0.0.1:0".parse()?,
             connection_age_secs,
+            hub_database.as_ref(),
         )
         .await?;
 
@@ -162,6 +166,7 @@ impl Federation {
             officers: HashMap::new(),
             registry,
             connection_age_secs,
+            hub_database,
         })
     }
 
@@ -317,6 +322,7 @@ impl Federation {
                 &self.clock,
                 self.hub_addr,
                 self.connection_age_secs,
+                self.hub_database.as_ref(),
             )
             .await?;
             self.hub = hub;
@@ -387,15 +393,19 @@ async fn start_region(
     Ok((context, addr, running))
 }
 
-/// Starts the hub on the database in `dir`, listening on `listen`.
+/// Starts the hub on `database`, or on a SQLite file in `dir`, listening on `listen`.
 async fn start_hub(
     pki: &Path,
     dir: &Path,
     clock: &Arc<ManualClock>,
     listen: SocketAddr,
     connection_age_secs: Option<u64>,
+    database: Option<&DatabaseLocation>,
 ) -> anyhow::Result<(Arc<HubContext<HubDatabase>>, SocketAddr, Running)> {
     let mut settings = vix_tests::hub_settings_in(pki, dir);
+    if let Some(database) = database {
+        settings.database = database.clone();
+    }
     if let Some(age) = connection_age_secs {
         settings.tls.max_connection_age_secs = age;
         settings.tls.max_connection_age_grace_secs = age;

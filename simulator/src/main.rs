@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use vix_node::store::hub_database::DatabaseLocation;
 use vix_sim::faults::FaultKind;
 use vix_sim::progress::Progress;
 use vix_sim::report::Report;
@@ -70,6 +71,10 @@ enum Command {
         /// Where the nodes' files and the reports go (kept); a temporary folder if absent.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// In process: the hub on this database (`postgres://…`, an empty database or schema)
+        /// instead of a SQLite file in the run's folder. The privacy scan reads files only.
+        #[arg(long)]
+        hub_database: Option<DatabaseLocation>,
     },
 }
 
@@ -89,7 +94,12 @@ async fn main() -> anyhow::Result<()> {
         concurrency,
         quick,
         out,
+        hub_database,
     } = Args::parse().command;
+    anyhow::ensure!(
+        hub_database.is_none() || matches!(mode, Mode::InProcess),
+        "--hub-database is for --mode in-process"
+    );
     let faults = FaultKind::parse_list(&faults)?;
     anyhow::ensure!(
         matches!(mode, Mode::Process) || !faults.contains(&FaultKind::Kill),
@@ -115,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
         options
     };
     options.faults = faults;
+    options.hub_database = hub_database;
     let temporary;
     let dir = match out {
         Some(out) => {

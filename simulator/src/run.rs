@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vix_node::store::hub_database::DatabaseLocation;
 
 use anyhow::Context;
 use jiff::civil::Date;
@@ -49,9 +50,26 @@ pub struct Options {
     /// The nodes' maximum connection age in seconds (they send GOAWAY and the clients open
     /// new connections), when not their default of 15 minutes.
     pub connection_age_secs: Option<u64>,
+    /// The hub's database when not a SQLite file in the run's folder: a PostgreSQL URL.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "shown_location"
+    )]
+    pub hub_database: Option<DatabaseLocation>,
     /// Called after every simulated day with the day and the signals so far.
     #[serde(skip)]
     pub on_day: Option<OnDay>,
+}
+
+/// A database location in the report as it is shown in logs: without credentials.
+fn shown_location<S: serde::Serializer>(
+    location: &Option<DatabaseLocation>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match location {
+        Some(location) => serializer.serialize_str(&location.to_string()),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// A progress hook: the day done and the signals so far.
@@ -86,6 +104,7 @@ impl Options {
             convergence_max: Duration::from_secs(60),
             fault_hold: Duration::from_millis(500),
             connection_age_secs: None,
+            hub_database: None,
             on_day: None,
         }
     }
@@ -181,6 +200,7 @@ pub async fn run_with(
         registry,
         Arc::clone(&clock),
         options.connection_age_secs,
+        options.hub_database.clone(),
     )
     .await?;
     on_start(&federation);

@@ -38,6 +38,31 @@ async fn a_quick_seeded_year_with_faults_passes_the_oracle_and_the_privacy_scan(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_half_year_on_a_postgresql_hub_passes_the_oracle() {
+    let schema = vix_node::store::hub_postgres::testing::Schema::create()
+        .await
+        .expect("PostgreSQL for the simulator's PostgreSQL hub (VIX_TEST_POSTGRES)");
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        days: 180,
+        hub_database: Some(vix_node::store::hub_database::DatabaseLocation::Postgres(
+            schema.url(),
+        )),
+        ..Options::quick(11)
+    };
+    let report = run(&options, dir.path()).await.unwrap();
+    assert!(report.passed(), "{:#?}", report.verdict);
+    let verdict = &report.verdict;
+    assert!(
+        verdict.cross_region > 0 && verdict.family_matches > 0,
+        "{verdict:?}"
+    );
+    // Every in-process fault, the hub's outage included (restarted on the same database).
+    assert_eq!(report.faults.len(), 6, "{:?}", report.faults);
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_that_drops_every_100th_notice_fails_the_oracle() {
     let dir = tempfile::tempdir().unwrap();
     // No hub outage: the restarted hub would be a sound one.

@@ -80,11 +80,15 @@ impl PgHubStore {
             // request is given it, not by the request.
             .test_before_acquire(true)
             // Short statements on indexes: compiling them (JIT) costs more than it saves, and
-            // was seen adding 200 ms to a statement planned on stale statistics.
-            // Every statement at TRACE, as SQLite's: the query-plan test collects them.
+            // was seen adding 200 ms to a statement planned on stale statistics. Each
+            // execution is planned for its values and the tables as they are now: a prepared
+            // statement's generic plan, made once while a table was small, is otherwise kept
+            // until the next ANALYZE, and was seen scanning 24,500 signals per lookup where
+            // autovacuum is off. Every statement is logged at TRACE, as SQLite's, for the
+            // query-plan test.
             .connect_with(
                 options
-                    .options([("jit", "off")])
+                    .options([("jit", "off"), ("plan_cache_mode", "force_custom_plan")])
                     .log_statements(log::LevelFilter::Trace),
             )
             .await?;
@@ -108,11 +112,19 @@ impl PgHubStore {
         Ok(PgHubTx::new(self.pool.begin().await?))
     }
 
-    /// Gathers the planner's statistics of the hub's tables now and every hour until
-    /// `stopping` turns true, as SQLite's `PRAGMA optimize` does: where autovacuum is off or
-    /// behind, the hub's own statistics keep its lookups on their indexes.
+    /// Gathers the planner's statistics of the hub's tables every hour until `stopping`
+    /// turns true, as SQLite's `PRAGMA optimize` does: where autovacuum is off or behind, the
+    /// hub's own statistics keep its lookups on their indexes. Not at start-up: a new hub's
+    /// tables are empty, and statistics of empty tables mislead the planner once they grow.
     pub async fn maintain(&self, mut stopping: watch::Receiver<bool>) {
-        while !*stopping.borrow() {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(STATISTICS_EVERY) => {}
+                _ = stopping.changed() => {}
+            }
+            if *stopping.borrow() {
+                return;
+            }
             if let Err(error) = sqlx::query(
                 "ANALYZE signals, signal_family_keys, tombstones, notices, told_pairs, \
                  region_log, coordination_changes",
@@ -121,10 +133,6 @@ impl PgHubStore {
             .await
             {
                 tracing::warn!(error = %crate::telemetry::error_chain(&error), "gathering statistics failed; will retry");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(STATISTICS_EVERY) => {}
-                _ = stopping.changed() => {}
             }
         }
     }

@@ -287,3 +287,47 @@ async fn ended_connections_give_retryable_errors_and_lose_nothing_acknowledged()
     store.close().await;
     database.drop().await.unwrap();
 }
+
+/// Sweeps `day` in steps of 50 until nothing is due; returns how many this store expired.
+async fn sweep_all(store: &PgHubStore, day: jiff::civil::Date) -> u32 {
+    let mut expired = 0;
+    loop {
+        let step = store.sweep(day, 50).await.unwrap();
+        if step.is_empty() {
+            return expired;
+        }
+        expired += step.expired;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_sweeping_at_once_expire_each_signal_once() {
+    let database = schema().await;
+    let (a, b) = (
+        database.open().await.unwrap(),
+        database.open().await.unwrap(),
+    );
+    let north = region("north");
+    const SIGNALS: u32 = 600;
+    let events: Vec<_> = (0..SIGNALS)
+        .map(|youth| upsert(SignalId::generate(), 1, keyed("jgz-north", youth, youth)))
+        .collect();
+    for chunk in events.chunks(200) {
+        a.submit(&north, chunk.to_vec(), now()).await.unwrap();
+    }
+    // Past every planned removal date: both instances sweep in steps of 50 at the same time.
+    let day = jiff::civil::date(2029, 1, 1);
+    let (by_a, by_b) = tokio::join!(sweep_all(&a, day), sweep_all(&b, day));
+    assert_eq!(by_a + by_b, SIGNALS, "a: {by_a}, b: {by_b}");
+    // One expiry audited per signal, and the chain intact.
+    let expiries: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'expire'")
+            .fetch_one(a.pool())
+            .await
+            .unwrap();
+    assert_eq!(expiries, i64::from(SIGNALS));
+    assert!(a.verify_audit().await.unwrap() > 0);
+    a.close().await;
+    b.close().await;
+    database.drop().await.unwrap();
+}
