@@ -42,6 +42,7 @@ case "${VIX_DEV_HUB:-sqlite}" in
       pids+=("$!")
     done
     export VIX_REGION__HUB__FALLBACK_ADDRESSES='["127.0.0.1:50053"]'
+    echo "hub: two instances, 127.0.0.1:50050 and 127.0.0.1:50053, on PostgreSQL database ${postgres##*/}"
     ;;
   *)
     echo "VIX_DEV_HUB is sqlite or postgres" >&2
