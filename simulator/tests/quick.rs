@@ -138,3 +138,74 @@ async fn connections_renewed_every_second_lose_no_operation() {
         "the run outlived several connection ages"
     );
 }
+
+/// The hub's PostgreSQL out of reach for a while (a fault proxy on loopback between the hub
+/// and the server cuts every connection and refuses new ones), not only sessions ended: the
+/// hub answers UNAVAILABLE quickly, the regions keep accepting and retrying, and once the
+/// database is back everything flows by itself, nothing lost or told twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_rides_out_its_database_unreachable() {
+    use std::str::FromStr;
+    use vix_node::domain::Clock;
+    use vix_node::store::hub::{HubStore, SignalEvent};
+    use vix_node::store::hub_database::DatabaseLocation;
+    use vix_sim::proxy::{FaultProxy, LinkMode};
+
+    let schema = vix_node::store::hub_postgres::testing::Schema::create()
+        .await
+        .expect("PostgreSQL for the outage test (VIX_TEST_POSTGRES)");
+    let server = sqlx::postgres::PgConnectOptions::from_str(&schema.url()).unwrap();
+    let upstream = tokio::net::lookup_host((server.get_host(), server.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let through_proxy = schema.url().replacen(
+        &format!("{}:{}", server.get_host(), server.get_port()),
+        &proxy.addr().to_string(),
+        1,
+    );
+    let hub = vix_tests::spawn_hub_with(vix_tests::new_dir("hub"), move |settings| {
+        settings.database = DatabaseLocation::Postgres(through_proxy);
+        settings.postgres.acquire_timeout_ms = 500;
+    })
+    .await;
+    let north = vix_tests::spawn_linked_region("north", &hub).await;
+    let south = vix_tests::spawn_linked_region("south", &hub).await;
+    north.register_bsn("jgz-north", "999991383", "before").await;
+    hub.quiet().await;
+
+    proxy.set(LinkMode::Cut);
+    // The hub's store answers, quickly, that the database is away: a retryable refusal.
+    let refused = hub
+        .context
+        .store
+        .submit(
+            &vix_node::domain::RegionId::parse("north").unwrap(),
+            Vec::<SignalEvent>::new(),
+            hub.clock.now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, vix_node::store::hub::HubStoreError::Store(e) if e.is_transient()),
+        "{refused:?}"
+    );
+    // The regions accept registrations meanwhile; south's waits in its outbox.
+    south.register_bsn("vt-south", "999991383", "during").await;
+    north
+        .register_bsn("jgz-north", "999992065", "sibling")
+        .await;
+
+    proxy.set(LinkMode::Pass);
+    hub.quiet().await;
+    let at_south = south.matches("vt-south").await;
+    assert_eq!(at_south.len(), 2, "{at_south:#?}");
+    let at_north = north.matches("jgz-north").await;
+    assert_eq!(at_north.len(), 2, "{at_north:#?}");
+    drop((north, south));
+    hub.stop().await;
+    proxy.shutdown().await;
+    schema.drop().await.unwrap();
+}
