@@ -26,9 +26,47 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut chain = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
+        // Many errors (tonic's Status, transport errors) repeat their source's text in their
+        // own; a cause already said is left out, so a line says each thing once.
+        let text = cause.to_string();
+        if !chain.contains(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
         source = cause.source();
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Layer {
+        text: String,
+        #[source]
+        source: Option<Box<Layer>>,
+    }
+
+    fn layer(text: &str, source: Option<Layer>) -> Layer {
+        Layer {
+            text: text.to_owned(),
+            source: source.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let inner = layer("none of 2 addresses reachable", None);
+        let middle = layer("transport error: none of 2 addresses reachable", Some(inner));
+        let outer = layer("the hub", Some(middle));
+        assert_eq!(
+            error_chain(&outer),
+            "the hub: transport error: none of 2 addresses reachable"
+        );
+        let plain = layer("a", Some(layer("b", Some(layer("c", None)))));
+        assert_eq!(error_chain(&plain), "a: b: c");
+    }
 }
