@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn each_cause_is_said_once() {
         let inner = layer("none of 2 addresses reachable", None);
-        let middle = layer("transport error: none of 2 addresses reachable", Some(inner));
+        let middle = layer(
+            "transport error: none of 2 addresses reachable",
+            Some(inner),
+        );
         let outer = layer("the hub", Some(middle));
         assert_eq!(
             error_chain(&outer),

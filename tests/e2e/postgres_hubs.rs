@@ -182,7 +182,9 @@ async fn ended_database_sessions_mid_load_lose_and_repeat_nothing() {
     let south = spawn_linked_region("south", &hub).await;
     // Every hub session (pool, listener) is ended every 30 ms while both regions register the
     // same youths: the hub answers UNAVAILABLE where a statement was cut, the regions retry,
-    // notice streams and the listener reconnect.
+    // notice streams and the listener reconnect. The ending stops with the registrations (a
+    // slow machine could otherwise be kept from ever committing), and the federation must
+    // then settle by itself.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let terminator = {
         let (stop, schema) = (std::sync::Arc::clone(&stop), schema.clone());
@@ -204,13 +206,13 @@ async fn ended_database_sessions_mid_load_lose_and_repeat_nothing() {
     for registration in registrations {
         registration.await.unwrap();
     }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ended = terminator.await.unwrap();
     let regions = [north.context.clone(), south.context.clone()];
     eventually("the federation quiet", || async {
         is_quiet(&hub.context, &regions).await.then_some(())
     })
     .await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let ended = terminator.await.unwrap();
     assert!(ended > 0, "no session was ended");
     // Each youth once at each side (and the family matches of siblings across regions).
     for (region, org) in [(&north, "jgz-north"), (&south, "vt-south")] {

@@ -215,9 +215,13 @@ async fn ended_connections_give_retryable_errors_and_lose_nothing_acknowledged()
     let terminator = {
         let stop = Arc::clone(&stop);
         let schema = database.clone();
+        // At most 100 rounds: on a slow machine a writer could otherwise never commit.
         tokio::spawn(async move {
             let mut ended = 0;
-            while !stop.load(Ordering::SeqCst) {
+            for _ in 0..100 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
                 ended += schema.terminate_sessions().await.unwrap();
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }

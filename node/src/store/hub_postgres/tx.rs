@@ -81,12 +81,68 @@ async fn lock_all(
     Ok(())
 }
 
+/// The signals on a set of keys, by key and by id.
+#[derive(Default)]
+struct OnKeys {
+    keys: HashSet<String>,
+    by_key: HashMap<String, HashSet<SignalId>>,
+    signals: HashMap<SignalId, StoredHubSignal>,
+}
+
+impl OnKeys {
+    fn keys_of(signal: &HubSignal) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(signal.subject_key.to_stored())
+            .chain(signal.family_keys.iter().map(|key| key.to_stored()))
+    }
+
+    fn add(&mut self, stored: StoredHubSignal) {
+        for key in Self::keys_of(&stored.signal) {
+            self.by_key.entry(key).or_default().insert(stored.signal_id);
+        }
+        self.signals.insert(stored.signal_id, stored);
+    }
+
+    fn remove(&mut self, signal_id: SignalId) {
+        if let Some(stored) = self.signals.remove(&signal_id) {
+            for key in Self::keys_of(&stored.signal) {
+                if let Some(ids) = self.by_key.get_mut(&key) {
+                    ids.remove(&signal_id);
+                }
+            }
+        }
+    }
+
+    /// The signals on `signal`'s keys, if every one of them was read.
+    fn candidates(&self, signal: &HubSignal) -> Option<Vec<StoredHubSignal>> {
+        let keys: Vec<String> = Self::keys_of(signal).collect();
+        if !keys.iter().all(|key| self.keys.contains(key)) {
+            return None;
+        }
+        let ids: HashSet<SignalId> = keys
+            .iter()
+            .filter_map(|key| self.by_key.get(key))
+            .flatten()
+            .copied()
+            .collect();
+        Some(
+            ids.iter()
+                .filter_map(|id| self.signals.get(id))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
 pub(super) struct PgHubTx {
     tx: Transaction<'static, Postgres>,
     /// What this transaction knows of the signals it locked, read in one statement with the
     /// locks and kept up to date by its own writes: no other writer changes a locked signal,
     /// so a batch asks the database once, not once per event.
     known: HashMap<SignalId, Option<Known>>,
+    /// The signals stored under the keys this transaction locked, read in two statements with
+    /// the locks and kept up to date by its own writes (no other writer changes a signal on a
+    /// locked key): a batch's matching reads them here, not once per event.
+    on_keys: OnKeys,
     /// Log entries per region, in the order appended; numbered and written at commit.
     log: BTreeMap<String, Vec<(EntryKind, String)>>,
     /// Audit entries in order; chained and written at commit.
@@ -98,6 +154,7 @@ impl PgHubTx {
         Self {
             tx,
             known: HashMap::new(),
+            on_keys: OnKeys::default(),
             log: BTreeMap::new(),
             audit: Vec::new(),
         }
@@ -274,7 +331,32 @@ impl HubTx for PgHubTx {
                 .map(|key| lock_id("key", key))
                 .collect(),
         )
-        .await
+        .await?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = keys.to_vec();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT signal_id FROM signals WHERE subject_key = ANY($1) \
+             UNION \
+             SELECT signal_id FROM signal_family_keys WHERE family_key = ANY($1)",
+        )
+        .bind(&keys)
+        .fetch_all(self.conn())
+        .await?;
+        let rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query(SIGNALS_BY_ID)
+                .bind(&ids)
+                .fetch_all(self.conn())
+                .await?
+        };
+        self.on_keys.keys.extend(keys);
+        for row in &rows {
+            self.on_keys.add(stored_signal(row)?);
+        }
+        Ok(())
     }
 
     async fn lock_sweep(&mut self) -> Result<(), StoreError> {
@@ -352,6 +434,7 @@ impl HubTx for PgHubTx {
         .bind(&family_keys)
         .execute(self.conn())
         .await?;
+        self.on_keys.add(new.clone());
         self.known.insert(
             new.signal_id,
             Some(Known::Live {
@@ -392,6 +475,15 @@ impl HubTx for PgHubTx {
         {
             *known = revision;
         }
+        if let Some(stored) = self.on_keys.signals.get_mut(&signal_id) {
+            // Keys and registration never change; the rest is the new revision's.
+            stored.signal = HubSignal {
+                subject_key: stored.signal.subject_key,
+                family_keys: stored.signal.family_keys.clone(),
+                registered_at: stored.signal.registered_at,
+                ..signal.clone()
+            };
+        }
         Ok(())
     }
 
@@ -407,6 +499,10 @@ impl HubTx for PgHubTx {
         .bind(signal_id.to_string())
         .execute(self.conn())
         .await?;
+        if let Some(stored) = self.on_keys.signals.get_mut(&signal_id) {
+            stored.signal.state = crate::domain::SignalState::Inactive;
+            stored.signal.inactive_since = Some(inactive_since);
+        }
         Ok(())
     }
 
@@ -416,6 +512,7 @@ impl HubTx for PgHubTx {
             .execute(self.conn())
             .await?;
         self.known.insert(signal_id, None);
+        self.on_keys.remove(signal_id);
         Ok(())
     }
 
@@ -491,6 +588,9 @@ impl HubTx for PgHubTx {
     }
 
     async fn candidates(&mut self, signal: &HubSignal) -> Result<Vec<StoredHubSignal>, StoreError> {
+        if let Some(candidates) = self.on_keys.candidates(signal) {
+            return Ok(candidates);
+        }
         let family_keys: Vec<String> = signal.family_keys.iter().map(|k| k.to_stored()).collect();
         let ids: Vec<String> = sqlx::query_scalar(CANDIDATE_IDS)
             .bind(signal.subject_key.to_stored())
