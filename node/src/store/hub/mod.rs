@@ -1,7 +1,8 @@
 //! The repository of the hub: every region's pseudonymous signals and the regions' notice logs.
-//! One trait, so a PostgreSQL implementation (several hub instances on one database) can stand
-//! beside [`super::hub_sqlite::HubSqliteStore`]. What the
-//! stores decide is written once, in [`rules`], over the statements of [`tx::HubTx`].
+//! One trait, [`HubStore`], with two stores: [`super::hub_sqlite::HubSqliteStore`] for one
+//! machine and [`super::hub_postgres::PgHubStore`] for several hub instances on one database
+//! ([`super::hub_database::HubDatabase`] picks one at start-up). What the stores decide is
+//! written once, in [`rules`], over the statements and locks of [`tx::HubTx`].
 
 use std::future::Future;
 
