@@ -3,6 +3,8 @@
 //! through real nodes, mutual TLS, the forwarders, both hubs' matchers and their notice streams.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use vix_node::store::hub_database::DatabaseLocation;
 use vix_node::store::hub_postgres::testing::Schema;
@@ -180,21 +182,24 @@ async fn ended_database_sessions_mid_load_lose_and_repeat_nothing() {
     let hub = hub_on(&schema).await;
     let north = spawn_linked_region("north", &hub).await;
     let south = spawn_linked_region("south", &hub).await;
-    // Every hub session (pool, listener) is ended every 30 ms while both regions register the
-    // same youths: the hub answers UNAVAILABLE where a statement was cut, the regions retry,
+    // Every hub session (pool, listener) is ended each time a registration is acknowledged while
+    // both regions register the same youths (their forwarders and streams are mid-call): the hub answers UNAVAILABLE where a statement was cut, the regions retry,
     // notice streams and the listener reconnect. The ending stops with the registrations (a
     // slow machine could otherwise be kept from ever committing), and the federation must
     // then settle by itself.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(tokio::sync::Notify::new());
     let terminator = {
-        let (stop, schema) = (std::sync::Arc::clone(&stop), schema.clone());
+        let (stop, progress, schema) = (Arc::clone(&stop), Arc::clone(&progress), schema.clone());
         tokio::spawn(async move {
             let mut ended = 0;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            loop {
+                progress.notified().await;
+                if stop.load(Ordering::SeqCst) {
+                    return ended;
+                }
                 ended += schema.terminate_sessions().await.unwrap();
-                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
             }
-            ended
         })
     };
     let youths: Vec<&str> = FAMILIES.iter().flat_map(|(a, b)| [*a, *b]).collect();
@@ -205,8 +210,10 @@ async fn ended_database_sessions_mid_load_lose_and_repeat_nothing() {
     }
     for registration in registrations {
         registration.await.unwrap();
+        progress.notify_one();
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    progress.notify_one();
     let ended = terminator.await.unwrap();
     let regions = [north.context.clone(), south.context.clone()];
     eventually("the federation quiet", || async {

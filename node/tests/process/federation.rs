@@ -86,7 +86,7 @@ async fn diagnosis(dir: &Path) -> String {
 
 /// Registers until acknowledged, resending the same request_id after a failure (the node may be
 /// down): idempotency makes the retry safe. Bounded in attempts.
-async fn register_until_acknowledged(
+pub(super) async fn register_until_acknowledged(
     client: &mut RegionServiceClient<Channel>,
     request: pb::RegisterSignalRequest,
 ) {
@@ -99,22 +99,33 @@ async fn register_until_acknowledged(
     panic!("{} was never acknowledged", request.request_id);
 }
 
-async fn match_counterparts(client: &mut RegionServiceClient<Channel>) -> Option<Vec<String>> {
-    let matches = client
-        .list_matches(pb::ListMatchesRequest {
-            acting_professional_id: "p-acting".into(),
-            ..Default::default()
-        })
-        .await
-        .ok()?
-        .into_inner()
-        .matches;
-    Some(
-        matches
-            .into_iter()
-            .map(|m| m.counterpart.unwrap().signal_id)
-            .collect(),
-    )
+/// The counterparts of every match the client's organisation holds, page by page; `None` while
+/// the node cannot be reached.
+pub(super) async fn match_counterparts(
+    client: &mut RegionServiceClient<Channel>,
+) -> Option<Vec<String>> {
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_matches(pb::ListMatchesRequest {
+                acting_professional_id: "p-acting".into(),
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        seen.extend(
+            page.matches
+                .into_iter()
+                .map(|m| m.counterpart.unwrap().signal_id),
+        );
+        if page.next_page_token.is_empty() {
+            return Some(seen);
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// Waits (bounded) until `client` sees at least `count` matches; on timeout, says what every

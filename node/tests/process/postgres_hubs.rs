@@ -6,14 +6,12 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use tonic::transport::Channel;
 use vix_node::store::hub::HubStore;
 use vix_node::store::hub_postgres::testing::Schema;
-use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 use vix_tests::process;
 
+use super::federation::{match_counterparts, register_until_acknowledged};
 use super::{
     alt_youth_request, client, free_port, hub_config, region_config, start_role_with,
     stop_gracefully,
@@ -21,48 +19,6 @@ use super::{
 
 /// Youths registered in all three regions.
 const YOUTHS: usize = 100;
-const WAIT_MAX: Duration = Duration::from_secs(90);
-
-async fn register_until_acknowledged(
-    client: &mut RegionServiceClient<Channel>,
-    request: vix_protocol::region::v1::RegisterSignalRequest,
-) {
-    for _ in 0..600 {
-        if client.register_signal(request.clone()).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{} was never acknowledged", request.request_id);
-}
-
-/// The counterparts of every match the client's organisation holds, page by page.
-async fn counterparts(client: &mut RegionServiceClient<Channel>) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let Ok(response) = client
-            .list_matches(vix_protocol::region::v1::ListMatchesRequest {
-                acting_professional_id: "p-acting".into(),
-                page_token: page_token.clone(),
-                ..Default::default()
-            })
-            .await
-        else {
-            return seen;
-        };
-        let page = response.into_inner();
-        seen.extend(
-            page.matches
-                .into_iter()
-                .map(|m| m.counterpart.unwrap().signal_id),
-        );
-        if page.next_page_token.is_empty() {
-            return seen;
-        }
-        page_token = page.next_page_token;
-    }
-}
 
 /// Whether every region's outboxes are empty and every region acknowledged its whole log at
 /// the hub's database: what was found before has been stored by its recipients.
@@ -134,15 +90,16 @@ async fn a_hub_instance_killed_mid_load_hands_its_regions_to_the_other_and_loses
         .collect();
 
     // kill -9 of instance A once notices flow through it; it stays down.
-    let north = &mut clients[0].4;
-    let deadline = tokio::time::Instant::now() + WAIT_MAX;
-    while counterparts(north).await.len() < 4 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no notices at north"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let north = clients[0].4.clone();
+    vix_tests::eventually("notices at north", || {
+        let mut north = north.clone();
+        async move {
+            match_counterparts(&mut north)
+                .await
+                .filter(|seen| seen.len() >= 4)
+        }
+    })
+    .await;
     let mut killed = hubs.remove(0);
     killed.start_kill().unwrap();
     killed.wait().await.unwrap();
@@ -162,17 +119,12 @@ async fn a_hub_instance_killed_mid_load_hands_its_regions_to_the_other_and_loses
     // North and east now reach the hub through B only. Once the federation is quiet, each
     // organisation holds one notice per youth and other region: none lost, none twice.
     let hub = schema.open().await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT_MAX;
-    while !quiet(&hub, dir.path()).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the federation did not become quiet; logs in {}",
-            dir.path().display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    vix_tests::eventually("the federation quiet", || async {
+        quiet(&hub, dir.path()).await.then_some(())
+    })
+    .await;
     for (region, org, _, _, client) in &mut clients {
-        let mut seen = counterparts(client).await;
+        let mut seen = match_counterparts(client).await.unwrap();
         assert_eq!(seen.len(), 2 * YOUTHS, "{region} {org}");
         seen.sort();
         seen.dedup();

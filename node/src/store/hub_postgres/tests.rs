@@ -211,26 +211,28 @@ async fn ended_connections_give_retryable_errors_and_lose_nothing_acknowledged()
     let (north, south) = (region("north"), region("south"));
     const WRITERS: u32 = 4;
     const BATCHES: u32 = 25;
+    // Every session of the schema is ended each time a writer's batch is acknowledged, while
+    // the other writers are mid-transaction; at most 100 times, so every writer gets through.
     let stop = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(tokio::sync::Notify::new());
     let terminator = {
-        let stop = Arc::clone(&stop);
+        let (stop, progress) = (Arc::clone(&stop), Arc::clone(&progress));
         let schema = database.clone();
-        // At most 100 rounds: on a slow machine a writer could otherwise never commit.
         tokio::spawn(async move {
             let mut ended = 0;
             for _ in 0..100 {
+                progress.notified().await;
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 ended += schema.terminate_sessions().await.unwrap();
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             ended
         })
     };
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
-            let store = Arc::clone(&store);
+            let (store, progress) = (Arc::clone(&store), Arc::clone(&progress));
             let (north, south) = (north.clone(), south.clone());
             tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
@@ -255,6 +257,7 @@ async fn ended_connections_give_retryable_errors_and_lose_nothing_acknowledged()
                         }
                     }
                     acknowledged.push((region.clone(), id));
+                    progress.notify_one();
                 }
                 (acknowledged, refused)
             })
@@ -266,6 +269,7 @@ async fn ended_connections_give_retryable_errors_and_lose_nothing_acknowledged()
         acknowledged.extend(mine);
     }
     stop.store(true, Ordering::SeqCst);
+    progress.notify_one();
     let ended = terminator.await.unwrap();
     assert!(ended > 0, "the test ended no session");
     // Every acknowledged signal is there: a replay of each is ignored as already applied.
