@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
 use super::StoreError;
+use super::row::Columns;
 use crate::domain::audit::{
     AuditEntry, ChainBreak, GENESIS, StoredEntry, chain_hash, verify_chain,
 };
@@ -91,24 +92,26 @@ pub async fn verify(pool: &SqlitePool) -> Result<u64, AuditVerifyError> {
     tx.rollback().await.map_err(StoreError::from)?;
     let entries = rows
         .iter()
-        .map(|row| {
-            Ok((
-                StoredEntry {
-                    seq: row.try_get("seq")?,
-                    at_us: row.try_get("at")?,
-                    action: row.try_get("action")?,
-                    actor_kind: row.try_get("actor_kind")?,
-                    actor_id: row.try_get("actor_id")?,
-                    actor_person_id: row.try_get("actor_person_id")?,
-                    signal_ids: row.try_get("signal_ids")?,
-                    detail: row.try_get("detail")?,
-                },
-                row.try_get::<String, _>("hash")?,
-            ))
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(StoreError::from)?;
+        .map(stored_entry)
+        .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(verify_chain(entries, highest)?)
+}
+
+/// An `audit_log` row (either backend's) with its stored hash.
+pub(super) fn stored_entry(row: &impl Columns) -> Result<(StoredEntry, String), StoreError> {
+    Ok((
+        StoredEntry {
+            seq: row.int("seq")?,
+            at_us: row.int("at")?,
+            action: row.text("action")?,
+            actor_kind: row.text("actor_kind")?,
+            actor_id: row.text("actor_id")?,
+            actor_person_id: row.text("actor_person_id")?,
+            signal_ids: row.text("signal_ids")?,
+            detail: row.text("detail")?,
+        },
+        row.text("hash")?,
+    ))
 }
 
 /// Verifies the audit log of the database file at `path`, opened read-only so a running node

@@ -13,6 +13,30 @@ use crate::store::row::{
 };
 use crate::store::{CounterpartView, StoreError};
 
+/// The columns [`log_page`] reads: each log entry with its notice or its coordination change.
+/// The backends add their `WHERE … ORDER BY cursor LIMIT …` (placeholders differ).
+macro_rules! log_entries_select {
+    () => {
+        "SELECT l.cursor, l.entry, l.notice_id AS log_notice_id, n.notice_id, n.match_type, \
+                n.kind, n.recipient_signal_id, n.recipient_organisation_id, n.found_at, \
+                n.counterpart_signal_id, n.counterpart_region_id, \
+                n.counterpart_organisation_id, \
+                n.counterpart_organisation_name AS organisation_name, \
+                n.counterpart_professional_id AS professional_id, \
+                n.counterpart_professional_name AS professional_name, \
+                n.counterpart_professional_email AS professional_email, \
+                n.counterpart_professional_phone AS professional_phone, \
+                n.counterpart_state, k.by_signal_id AS k_by, \
+                k.other_signal_id AS k_other, k.at AS k_at, \
+                k.regievoerder_signal_id AS k_named \
+         FROM region_log l \
+         LEFT JOIN notices n ON l.entry = 'notice' AND n.notice_id = l.notice_id \
+         LEFT JOIN coordination_changes k \
+              ON l.entry = 'coordination' AND k.change_id = l.notice_id"
+    };
+}
+pub(in crate::store) use log_entries_select;
+
 pub(in crate::store) fn parse_region(stored: &str) -> Result<RegionId, StoreError> {
     RegionId::parse(stored).map_err(|_| StoreError::Corrupt("region_id"))
 }

@@ -15,12 +15,13 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
 use super::audit::AuditVerifyError;
+use super::hub::rows::log_entries_select;
 use super::hub::{
     BatchOutcome, HubStore, HubStoreError, LogHead, LogPage, SignalEvent, rows, rules,
 };
 use super::{StoreError, SweepReport};
 use crate::domain::RegionId;
-use crate::domain::audit::{StoredEntry, verify_chain};
+use crate::domain::audit::verify_chain;
 use crate::domain::coordination::CoordinationChange;
 
 mod tx;
@@ -203,26 +204,10 @@ impl HubStore for PgHubStore {
         after_cursor: u64,
         limit: u32,
     ) -> Result<LogPage, StoreError> {
-        let rows = sqlx::query(
-            "SELECT l.cursor, l.entry, l.notice_id AS log_notice_id, n.notice_id, n.match_type, \
-                    n.kind, n.recipient_signal_id, n.recipient_organisation_id, n.found_at, \
-                    n.counterpart_signal_id, n.counterpart_region_id, \
-                    n.counterpart_organisation_id, \
-                    n.counterpart_organisation_name AS organisation_name, \
-                    n.counterpart_professional_id AS professional_id, \
-                    n.counterpart_professional_name AS professional_name, \
-                    n.counterpart_professional_email AS professional_email, \
-                    n.counterpart_professional_phone AS professional_phone, \
-                    n.counterpart_state, k.by_signal_id AS k_by, \
-                    k.other_signal_id AS k_other, k.at AS k_at, \
-                    k.regievoerder_signal_id AS k_named \
-             FROM region_log l \
-             LEFT JOIN notices n ON l.entry = 'notice' AND n.notice_id = l.notice_id \
-             LEFT JOIN coordination_changes k \
-                  ON l.entry = 'coordination' AND k.change_id = l.notice_id \
-             WHERE l.region_id = $1 AND l.cursor > $2 \
-             ORDER BY l.cursor LIMIT $3",
-        )
+        let rows = sqlx::query(concat!(
+            log_entries_select!(),
+            " WHERE l.region_id = $1 AND l.cursor > $2 ORDER BY l.cursor LIMIT $3"
+        ))
         .bind(region_id.as_str())
         .bind(i64::try_from(after_cursor).unwrap_or(i64::MAX))
         .bind(i64::from(limit))
@@ -312,23 +297,8 @@ impl HubStore for PgHubStore {
         tx.rollback().await.map_err(StoreError::from)?;
         let entries = rows
             .iter()
-            .map(|row| {
-                Ok((
-                    StoredEntry {
-                        seq: row.try_get("seq")?,
-                        at_us: row.try_get("at")?,
-                        action: row.try_get("action")?,
-                        actor_kind: row.try_get("actor_kind")?,
-                        actor_id: row.try_get("actor_id")?,
-                        actor_person_id: row.try_get("actor_person_id")?,
-                        signal_ids: row.try_get("signal_ids")?,
-                        detail: row.try_get("detail")?,
-                    },
-                    row.try_get::<String, _>("hash")?,
-                ))
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(StoreError::from)?;
+            .map(super::audit::stored_entry)
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(verify_chain(entries, highest)?)
     }
 

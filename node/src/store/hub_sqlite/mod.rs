@@ -9,6 +9,7 @@ use sqlx::sqlite::SqlitePool;
 
 use super::StoreError;
 use super::SweepReport;
+use super::hub::rows::log_entries_select;
 use super::hub::{
     BatchOutcome, HubStore, HubStoreError, LogHead, LogPage, SignalEvent, rows, rules,
 };
@@ -82,26 +83,10 @@ impl HubStore for HubSqliteStore {
         after_cursor: u64,
         limit: u32,
     ) -> Result<LogPage, StoreError> {
-        let rows = sqlx::query(
-            "SELECT l.cursor, l.entry, l.notice_id AS log_notice_id, n.notice_id, n.match_type, \
-                    n.kind, n.recipient_signal_id, n.recipient_organisation_id, n.found_at, \
-                    n.counterpart_signal_id, n.counterpart_region_id, \
-                    n.counterpart_organisation_id, \
-                    n.counterpart_organisation_name AS organisation_name, \
-                    n.counterpart_professional_id AS professional_id, \
-                    n.counterpart_professional_name AS professional_name, \
-                    n.counterpart_professional_email AS professional_email, \
-                    n.counterpart_professional_phone AS professional_phone, \
-                    n.counterpart_state, k.by_signal_id AS k_by, \
-                    k.other_signal_id AS k_other, k.at AS k_at, \
-                    k.regievoerder_signal_id AS k_named \
-             FROM region_log l \
-             LEFT JOIN notices n ON l.entry = 'notice' AND n.notice_id = l.notice_id \
-             LEFT JOIN coordination_changes k \
-                  ON l.entry = 'coordination' AND k.change_id = l.notice_id \
-             WHERE l.region_id = ? AND l.cursor > ? \
-             ORDER BY l.cursor LIMIT ?",
-        )
+        let rows = sqlx::query(concat!(
+            log_entries_select!(),
+            " WHERE l.region_id = ? AND l.cursor > ? ORDER BY l.cursor LIMIT ?"
+        ))
         .bind(region_id.as_str())
         .bind(i64::try_from(after_cursor).unwrap_or(i64::MAX))
         .bind(i64::from(limit))
