@@ -170,22 +170,32 @@ impl Ledger {
     }
 }
 
-/// Every match the client's organisation sees, page by page.
+/// Every match the client's organisation sees, page by page. A page cut on its way (a
+/// connection renewed, GOAWAY) is read again, as a front-end would: reading changes nothing.
 pub async fn all_matches(
     client: &mut RegionServiceClient<tonic::transport::Channel>,
 ) -> anyhow::Result<Vec<Seen>> {
     let mut all = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = client
-            .list_matches(pb::ListMatchesRequest {
-                acting_professional_id: "sim-oracle".into(),
-                page_size: 500,
-                page_token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
+        let request = pb::ListMatchesRequest {
+            acting_professional_id: "sim-oracle".into(),
+            page_size: 500,
+            page_token,
+            ..Default::default()
+        };
+        let mut uncertain = false;
+        let page = crate::requests::retrying(
+            || {
+                let (mut client, request) = (client.clone(), request.clone());
+                async move { client.list_matches(request).await }
+            },
+            &mut uncertain,
+            |_| false,
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("ListMatches gave no page"))?
+        .into_inner();
         all.extend(page.matches.iter().map(Seen::from_match));
         if page.next_page_token.is_empty() {
             return Ok(all);
