@@ -91,10 +91,11 @@ async fn main() -> anyhow::Result<()> {
                 .region
                 .context("the configuration has no [region] section")?;
             let node = RegionNode::build(&region, Arc::new(SystemClock)).await?;
+            let shutdown = shutdown_signal()?;
             let listener = tokio::net::TcpListener::bind(region.listen)
                 .await
                 .with_context(|| format!("binding {}", region.listen))?;
-            node.run(listener, shutdown_signal()).await
+            node.run(listener, shutdown).await
         }
         Role::ImportMutations { config, file } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
@@ -177,10 +178,11 @@ async fn main() -> anyhow::Result<()> {
                 .hub
                 .context("the configuration has no [hub] section")?;
             let node = HubNode::build(&hub, Arc::new(SystemClock)).await?;
+            let shutdown = shutdown_signal()?;
             let listener = tokio::net::TcpListener::bind(hub.listen)
                 .await
                 .with_context(|| format!("binding {}", hub.listen))?;
-            node.run(listener, shutdown_signal()).await
+            node.run(listener, shutdown).await
         }
     }
 }
@@ -271,31 +273,30 @@ fn report_intact(database: &DatabaseLocation, entries: u64) {
     println!("audit log of {database} intact: {entries} entries");
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Listens for SIGTERM and Ctrl-C (SIGINT) from now on; the future completes on either. The
+/// handlers are installed here, before the node listens: installed when the future is first
+/// polled, a SIGTERM sent as soon as the node answered was seen killing it instead.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+        tracing::info!("shutting down");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    Ok(async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }

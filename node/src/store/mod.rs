@@ -25,6 +25,7 @@ pub mod hub_database;
 pub mod hub_postgres;
 pub mod hub_sqlite;
 pub mod outbox;
+pub(crate) mod region;
 mod row;
 mod sql;
 pub mod sqlite;

@@ -63,6 +63,7 @@ pub(super) trait Columns {
     fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, name: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError>;
+    fn blob(&self, name: &str) -> Result<Vec<u8>, StoreError>;
     fn flag(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.int(name)? != 0)
     }
@@ -84,9 +85,19 @@ impl Columns for SqliteRow {
     fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(self.try_get(name)?)
     }
+    fn blob(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
 }
 
+// PostgreSQL stores flags as BOOLEAN, SQLite as 0 or 1.
 impl Columns for PgRow {
+    fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_flag(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
     fn text(&self, name: &str) -> Result<String, StoreError> {
         Ok(self.try_get(name)?)
     }
@@ -97,6 +108,9 @@ impl Columns for PgRow {
         Ok(self.try_get(name)?)
     }
     fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+    fn blob(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         Ok(self.try_get(name)?)
     }
 }
@@ -112,6 +126,9 @@ impl Columns for rusqlite::Row<'_> {
         Ok(self.get(name)?)
     }
     fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(name)?)
+    }
+    fn blob(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         Ok(self.get(name)?)
     }
 }

@@ -165,4 +165,7 @@ impl Columns for OwnedRow {
     fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
         self.try_get(name)
     }
+    fn blob(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        self.try_get(name)
+    }
 }

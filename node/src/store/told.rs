@@ -64,24 +64,6 @@ pub(super) fn remember(tx: &Connection, notice: &PlannedNotice) -> Result<(), St
     Ok(())
 }
 
-/// After a deletion: if the party (organisation, youth) has no signal left, it no longer
-/// exists, and the pairs it was in may be told again (DOMAIN.md section 5).
-pub(super) fn forget_party_if_gone(
-    tx: &Connection,
-    organisation_id: &str,
-    subject_key: &str,
-) -> Result<(), StoreError> {
-    let left: i64 = super::sql::prepare(
-        tx,
-        "SELECT COUNT(*) FROM signals WHERE organisation_id = ? AND subject_key = ?",
-    )?
-    .query_row([organisation_id, subject_key], |row| row.get(0))?;
-    if left == 0 {
-        forget(tx, organisation_id, subject_key)?;
-    }
-    Ok(())
-}
-
 /// Forgets every pair the party (organisation, youth) was in.
 pub(super) fn forget(
     tx: &Connection,

@@ -17,9 +17,12 @@
 //! - writes are applied in the order they were queued, each seeing the ones before it, as with
 //!   one transaction after the other.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -449,6 +452,18 @@ fn checkpoint_truncate(conn: &Connection) -> bool {
 fn optimize(conn: &Connection) {
     if let Err(error) = conn.execute_batch("PRAGMA optimize;") {
         tracing::warn!(%error, "PRAGMA optimize failed");
+    }
+}
+
+/// Runs a rule on the writer's thread. Every statement of a SQLite transaction (`SqliteHubTx`,
+/// `SqliteRegionTx`) is synchronous, so the rule's future is ready when first polled; one that is not would wait on something the
+/// writer's thread cannot drive, and fails instead of blocking the writer.
+pub(super) fn run_ready<T, E: From<StoreError>>(
+    rule: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    match pin!(rule).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(StoreError::Suspended.into()),
     }
 }
 

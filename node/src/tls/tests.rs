@@ -648,8 +648,10 @@ async fn a_channel_stays_on_the_instance_that_worked() {
         let mut client = client.clone();
         let connections = Arc::clone(&server.connections);
         async move {
-            check(&mut client).await.unwrap();
-            connections.load(Ordering::SeqCst) >= 3
+            // A request can meet a connection the server is closing for its age and fail
+            // (seen under load); the next one reconnects. Where it reconnects is the point.
+            let answered = check(&mut client).await.is_ok();
+            answered && connections.load(Ordering::SeqCst) >= 3
         }
     })
     .await;

@@ -14,7 +14,7 @@ use super::hub::{
     BatchOutcome, HubStore, HubStoreError, LogHead, LogPage, SignalEvent, rows, rules,
 };
 use super::sqlite::open_database;
-use super::writer::{GroupCommit, Writer, WriterStats};
+use super::writer::{GroupCommit, Writer, WriterStats, run_ready};
 use crate::domain::RegionId;
 use crate::domain::coordination::CoordinationChange;
 
@@ -54,7 +54,7 @@ impl HubSqliteStore {
 
 mod tx;
 
-use self::tx::{SqliteHubTx, run_ready};
+use self::tx::SqliteHubTx;
 
 impl HubStore for HubSqliteStore {
     async fn submit(

@@ -3,9 +3,6 @@
 //! nothing: every write already runs alone.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -26,18 +23,6 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
 use crate::domain::matching::{PartySignal, PlannedNotice, ToldPair};
 use crate::domain::{FamilyKey, RegionId, Revision, SignalId};
-
-/// Runs a rule on the writer's thread. Every statement of [`SqliteHubTx`] is synchronous, so
-/// the rule's future is ready when first polled; one that is not would wait on something the
-/// writer's thread cannot drive, and fails instead of blocking the writer.
-pub(super) fn run_ready<T, E: From<StoreError>>(
-    rule: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    match pin!(rule).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(result) => result,
-        Poll::Pending => Err(StoreError::Suspended.into()),
-    }
-}
 
 pub(super) struct SqliteHubTx<'c> {
     conn: &'c Connection,

@@ -6,11 +6,8 @@
 //! through a pool of read-only sqlx connections and see the last committed state (WAL
 //! snapshot).
 
-mod coordination;
 mod dead_letters;
-mod hub_log;
-mod rows;
-mod write;
+mod tx;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,15 +21,14 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row};
 
-use self::coordination::coordinate;
-use self::hub_log::{apply_hub_coordination, retract_hub_notice, store_hub_notice};
-use self::rows::{match_view, parse_family_keys, signal_from_row};
-use self::write::{correct, erase, record_death, register, sweep, update_signal, withdraw};
+use self::tx::SqliteRegionTx;
 use super::hub::{LogEntry, LoggedNotice};
 use super::outbox;
+use super::region::rows::{match_view, parse_family_keys, signal_from_row};
+use super::region::rules;
+use super::region::tx::RegionTx;
 use super::row::parse_signal_id;
-use super::sql::query;
-use super::writer::{self, GroupCommit, Writer};
+use super::writer::{self, GroupCommit, Writer, run_ready};
 use super::{
     Acting, HubLogApplied, MatchPage, MatchView, NewSignal, NoticeDelivery, OutboxEntry,
     Registered, SignalPage, SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport,
@@ -145,7 +141,13 @@ impl SignalStore for SqliteStore {
     async fn register(&self, new: NewSignal) -> Result<Registered, StoreError> {
         let region_id = self.region_id.clone();
         self.writer
-            .write(move |tx| register(tx, new, &region_id))
+            .write(move |tx| {
+                run_ready(rules::register(
+                    &mut SqliteRegionTx::new(tx),
+                    new,
+                    &region_id,
+                ))
+            })
             .await
     }
 
@@ -197,7 +199,17 @@ impl SignalStore for SqliteStore {
     ) -> Result<Withdrawn, StoreError> {
         let acting = acting.clone();
         self.writer
-            .write_purging(move |tx| withdraw(tx, &acting, signal_id, reason, now))
+            .write_purging(move |tx| {
+                let withdrawn = run_ready(rules::withdraw(
+                    &mut SqliteRegionTx::new(tx),
+                    &acting,
+                    signal_id,
+                    reason,
+                    now,
+                ))?;
+                let purge = withdrawn == Withdrawn::Deleted;
+                Ok((withdrawn, purge))
+            })
             .await
     }
 
@@ -210,7 +222,15 @@ impl SignalStore for SqliteStore {
     ) -> Result<StoredSignal, StoreError> {
         let acting = acting.clone();
         self.writer
-            .write(move |tx| update_signal(tx, &acting, signal_id, update, now))
+            .write(move |tx| {
+                run_ready(rules::update(
+                    &mut SqliteRegionTx::new(tx),
+                    &acting,
+                    signal_id,
+                    update,
+                    now,
+                ))
+            })
             .await
     }
 
@@ -221,7 +241,14 @@ impl SignalStore for SqliteStore {
     ) -> Result<u32, StoreError> {
         let subject_key = *subject_key;
         self.writer
-            .write_purging(move |tx| record_death(tx, &subject_key, now))
+            .write_purging(move |tx| {
+                let deleted = run_ready(rules::record_death(
+                    &mut SqliteRegionTx::new(tx),
+                    &subject_key,
+                    now,
+                ))?;
+                Ok((deleted, deleted > 0))
+            })
             .await
     }
 
@@ -236,7 +263,15 @@ impl SignalStore for SqliteStore {
             let acting = acting.clone();
             let notice_id = notice_id.to_owned();
             self.writer
-                .write(move |tx| coordinate(tx, &acting, &notice_id, action, now))
+                .write(move |tx| {
+                    run_ready(rules::coordinate(
+                        &mut SqliteRegionTx::new(tx),
+                        &acting,
+                        &notice_id,
+                        action,
+                        now,
+                    ))
+                })
                 .await?
         };
         let own = change.by_signal;
@@ -267,14 +302,7 @@ impl SignalStore for SqliteStore {
 
     async fn coordination_outbox_remove(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
         self.writer
-            .write(move |tx| {
-                for seq in seqs {
-                    query("DELETE FROM coordination_outbox WHERE seq = ?")
-                        .bind(seq)
-                        .execute(tx)?;
-                }
-                Ok(())
-            })
+            .write(move |tx| run_ready(SqliteRegionTx::new(tx).remove_coordination_outbox(&seqs)))
             .await
     }
 
@@ -325,15 +353,15 @@ impl SignalStore for SqliteStore {
         let reference = reference.to_owned();
         self.writer
             .write(move |tx| {
-                correct(
-                    tx,
+                run_ready(rules::correct(
+                    &mut SqliteRegionTx::new(tx),
                     &subject_key,
                     signal_id,
                     correction,
                     &actor,
                     &reference,
                     now,
-                )
+                ))
             })
             .await
     }
@@ -351,12 +379,25 @@ impl SignalStore for SqliteStore {
         let actor = actor.clone();
         let reference = reference.to_owned();
         self.writer
-            .write_purging(move |tx| erase(tx, &subject_key, &only, &actor, &reference, now))
+            .write_purging(move |tx| {
+                let erased = run_ready(rules::erase(
+                    &mut SqliteRegionTx::new(tx),
+                    &subject_key,
+                    &only,
+                    &actor,
+                    &reference,
+                    now,
+                ))?;
+                let purge = !erased.is_empty();
+                Ok((erased, purge))
+            })
             .await
     }
 
     async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        self.writer.write(move |tx| audit::append(tx, &entry)).await
+        self.writer
+            .write(move |tx| run_ready(SqliteRegionTx::new(tx).audit(&entry)))
+            .await
     }
 
     async fn record_lookup(
@@ -409,17 +450,8 @@ impl SignalStore for SqliteStore {
     }
 
     async fn outbox_remove(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
-        // By seq, not by range: a retried dead letter goes back at its old place, which may lie
-        // inside the range of a batch in flight.
         self.writer
-            .write(move |tx| {
-                for seq in seqs {
-                    query("DELETE FROM outbox WHERE seq = ?")
-                        .bind(seq)
-                        .execute(tx)?;
-                }
-                Ok(())
-            })
+            .write(move |tx| run_ready(SqliteRegionTx::new(tx).remove_outbox(&seqs)))
             .await
     }
 
@@ -436,12 +468,7 @@ impl SignalStore for SqliteStore {
 
     async fn adopt_hub_epoch(&self, epoch: String) -> Result<(), StoreError> {
         self.writer
-            .write(move |tx| {
-                query("UPDATE hub_cursor SET epoch = ? WHERE singleton = 1 AND epoch IS NULL")
-                    .bind(epoch)
-                    .execute(tx)?;
-                Ok(())
-            })
+            .write(move |tx| run_ready(SqliteRegionTx::new(tx).adopt_hub_epoch(&epoch)))
             .await
     }
 
@@ -452,7 +479,9 @@ impl SignalStore for SqliteStore {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         self.writer
-            .write(move |tx| dead_letters::quarantine_outbox(tx, seq, &reason, now))
+            .write(move |tx| {
+                run_ready(SqliteRegionTx::new(tx).quarantine_outbox(seq, &reason, now))
+            })
             .await
     }
 
@@ -463,7 +492,9 @@ impl SignalStore for SqliteStore {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         self.writer
-            .write(move |tx| dead_letters::quarantine_coordination(tx, seq, &reason, now))
+            .write(move |tx| {
+                run_ready(SqliteRegionTx::new(tx).quarantine_coordination(seq, &reason, now))
+            })
             .await
     }
 
@@ -475,7 +506,15 @@ impl SignalStore for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.writer
-            .write(move |tx| dead_letters::quarantine_hub_entry(tx, cursor, &payload, &reason, now))
+            .write(move |tx| {
+                run_ready(rules::quarantine_hub_entry(
+                    &mut SqliteRegionTx::new(tx),
+                    cursor,
+                    &payload,
+                    &reason,
+                    now,
+                ))
+            })
             .await
     }
 
@@ -493,13 +532,13 @@ impl SignalStore for SqliteStore {
 
     async fn retry_dead_letter(&self, id: i64) -> Result<super::dead_letter::Retried, StoreError> {
         self.writer
-            .write(move |tx| dead_letters::retry(tx, id))
+            .write(move |tx| run_ready(rules::retry_dead_letter(&mut SqliteRegionTx::new(tx), id)))
             .await
     }
 
     async fn remove_dead_letter(&self, id: i64) -> Result<(), StoreError> {
         self.writer
-            .write(move |tx| dead_letters::remove(tx, id))
+            .write(move |tx| run_ready(SqliteRegionTx::new(tx).remove_dead_letter(id)))
             .await
     }
 
@@ -509,13 +548,22 @@ impl SignalStore for SqliteStore {
         now: Timestamp,
     ) -> Result<NoticeDelivery, StoreError> {
         self.writer
-            .write(move |tx| store_hub_notice(tx, notice, now))
+            .write(move |tx| {
+                run_ready(rules::store_hub_notice(
+                    &mut SqliteRegionTx::new(tx),
+                    notice,
+                    now,
+                ))
+            })
             .await
     }
 
     async fn sweep(&self, today: Date, limit: u32) -> Result<SweepReport, StoreError> {
         self.writer
-            .write_purging(move |tx| sweep(tx, today, limit))
+            .write_purging(move |tx| {
+                let report = run_ready(rules::sweep(&mut SqliteRegionTx::new(tx), today, limit))?;
+                Ok((report, report.deleted > 0))
+            })
             .await
     }
 
@@ -526,23 +574,13 @@ impl SignalStore for SqliteStore {
     ) -> Result<Vec<HubLogApplied>, StoreError> {
         self.writer
             .write_purging(move |tx| {
-                let mut applied = Vec::with_capacity(entries.len());
-                let mut purge = false;
-                for entry in entries {
-                    applied.push(match entry {
-                        LogEntry::Notice(notice) => {
-                            HubLogApplied::Notice(store_hub_notice(tx, *notice, now)?)
-                        }
-                        LogEntry::Retraction { cursor, notice_id } => {
-                            let (held, deleted) = retract_hub_notice(tx, &notice_id, cursor)?;
-                            purge |= deleted;
-                            HubLogApplied::Retraction { held }
-                        }
-                        LogEntry::Coordination { cursor, change } => HubLogApplied::Coordination {
-                            held: apply_hub_coordination(tx, change, cursor)?,
-                        },
-                    });
-                }
+                let applied = run_ready(rules::store_hub_log(
+                    &mut SqliteRegionTx::new(tx),
+                    entries,
+                    now,
+                ))?;
+                // A retraction deletes a notice, with the counterpart's contact.
+                let purge = applied.contains(&HubLogApplied::Retraction { held: true });
                 Ok((applied, purge))
             })
             .await

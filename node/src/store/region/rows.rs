@@ -1,16 +1,17 @@
 //! Rows of the node's tables as domain values, whichever connection read them.
 
-use super::super::row::{
-    Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_org_name,
-    parse_signal_id, parse_state, parse_subject,
-};
-use super::super::{CounterpartView, MatchView, StoreError, StoredSignal};
 use crate::domain::coordination::{self, CoordinationState};
 use crate::domain::informing::{InformingRecord, SafetyReason};
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::{FamilyKey, RegionId, Revision};
+use crate::store::dead_letter::{DeadLetter, DeadLetterSource};
+use crate::store::row::{
+    Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_org_name,
+    parse_signal_id, parse_state, parse_subject,
+};
+use crate::store::{CounterpartView, MatchView, StoreError, StoredSignal};
 
-pub(super) fn signal_from_row(
+pub(in crate::store) fn signal_from_row(
     row: &impl Columns,
     family_keys: Vec<FamilyKey>,
 ) -> Result<StoredSignal, StoreError> {
@@ -40,7 +41,9 @@ pub(super) fn signal_from_row(
 }
 
 /// The coordination columns of a row (all NULL when nothing was coordinated yet).
-pub(super) fn coordination_from_row(row: &impl Columns) -> Result<CoordinationState, StoreError> {
+pub(in crate::store) fn coordination_from_row(
+    row: &impl Columns,
+) -> Result<CoordinationState, StoreError> {
     let named: Option<String> = row.opt_text("regievoerder_signal_id")?;
     let regievoerder = match named {
         None => None,
@@ -64,7 +67,9 @@ pub(super) fn coordination_from_row(row: &impl Columns) -> Result<CoordinationSt
     })
 }
 
-pub(super) fn informing_from_row(row: &impl Columns) -> Result<InformingRecord, StoreError> {
+pub(in crate::store) fn informing_from_row(
+    row: &impl Columns,
+) -> Result<InformingRecord, StoreError> {
     let kind = row.text("informing")?;
     match kind.as_str() {
         "informed" => Ok(InformingRecord::Informed {
@@ -85,7 +90,7 @@ pub(super) fn informing_from_row(row: &impl Columns) -> Result<InformingRecord, 
     }
 }
 
-pub(super) fn match_view(row: &impl Columns) -> Result<MatchView, StoreError> {
+pub(in crate::store) fn match_view(row: &impl Columns) -> Result<MatchView, StoreError> {
     let own = parse_signal_id(&row.text("recipient_signal_id")?)?;
     let other = parse_signal_id(&row.text("counterpart_signal_id")?)?;
     let (low, _) = coordination::ordered(own, other);
@@ -111,9 +116,62 @@ pub(super) fn match_view(row: &impl Columns) -> Result<MatchView, StoreError> {
 }
 
 /// Family keys as stored, each parsed.
-pub(super) fn parse_family_keys(stored: &[String]) -> Result<Vec<FamilyKey>, StoreError> {
+pub(in crate::store) fn parse_family_keys(stored: &[String]) -> Result<Vec<FamilyKey>, StoreError> {
     stored
         .iter()
         .map(|key| FamilyKey::parse_stored(key).map_err(|_| StoreError::Corrupt("family_key")))
         .collect()
+}
+
+/// The informing record as its five columns.
+pub(crate) struct InformingColumns {
+    pub(crate) kind: &'static str,
+    pub(crate) parents: bool,
+    pub(crate) youth: bool,
+    pub(crate) informed_on: Option<String>,
+    pub(crate) reason: Option<&'static str>,
+}
+
+impl InformingColumns {
+    pub(crate) fn of(record: &InformingRecord) -> Self {
+        match *record {
+            InformingRecord::Informed {
+                parents,
+                youth,
+                informed_on,
+            } => Self {
+                kind: "informed",
+                parents,
+                youth,
+                informed_on: Some(informed_on.to_string()),
+                reason: None,
+            },
+            InformingRecord::NotInformed(reason) => Self {
+                kind: "not_informed",
+                parents: false,
+                youth: false,
+                informed_on: None,
+                reason: Some(reason.as_str()),
+            },
+        }
+    }
+}
+
+/// A `dead_letters` row.
+pub(in crate::store) fn dead_letter_from_row(row: &impl Columns) -> Result<DeadLetter, StoreError> {
+    let corrupt = || StoreError::Corrupt("dead_letters");
+    Ok(DeadLetter {
+        id: row.int("id")?,
+        source: DeadLetterSource::parse(&row.text("source")?).ok_or_else(corrupt)?,
+        position: row.int("position")?,
+        signal_id: row.opt_text("signal_id")?,
+        revision: row
+            .opt_int("revision")?
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|_| corrupt())?,
+        payload: row.blob("payload")?,
+        reason: row.text("reason")?,
+        quarantined_at: parse_instant(row.int("quarantined_at")?)?,
+    })
 }
