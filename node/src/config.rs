@@ -32,7 +32,7 @@ pub struct HubSettings {
     pub database: crate::store::hub_database::DatabaseLocation,
     /// The PostgreSQL connection pool and notice polling (`[hub.postgres]`); unused on SQLite.
     #[serde(default)]
-    pub postgres: crate::store::hub_postgres::PgSettings,
+    pub postgres: crate::store::postgres::PgSettings,
     /// The federation's organisation registry (TOML, see `domain::organisations`): its
     /// regions are the ones whose certificates (`urn:vix:region:<id>`) the hub serves, and an
     /// event is accepted only for an organisation the registry gives to the calling region.

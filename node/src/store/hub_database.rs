@@ -13,8 +13,9 @@ use tokio::sync::watch;
 
 use super::audit::AuditVerifyError;
 use super::hub::{BatchOutcome, HubStore, HubStoreError, LogHead, LogPage, SignalEvent};
-use super::hub_postgres::{PgHubStore, PgSettings};
+use super::hub_postgres::PgHubStore;
 use super::hub_sqlite::HubSqliteStore;
+use super::postgres::PgSettings;
 use super::{GroupCommit, StoreError, SweepReport};
 use crate::domain::RegionId;
 use crate::domain::audit::AuditEntry;

@@ -25,7 +25,9 @@ pub mod hub_database;
 pub mod hub_postgres;
 pub mod hub_sqlite;
 pub mod outbox;
+pub mod postgres;
 pub(crate) mod region;
+pub mod region_postgres;
 mod row;
 mod sql;
 pub mod sqlite;
@@ -295,13 +297,13 @@ fn is_sqlite_busy(code: &str) -> bool {
 
 /// SQLSTATEs after which the same request may succeed: connection exceptions (class 08), the
 /// server shutting down or ending the session (57P01-57P03, e.g. `pg_terminate_backend`), too
-/// many connections (53300), and a deadlock or serialization failure (40P01, 40001), whose
-/// transaction was rolled back whole.
+/// many connections (53300), a lock not granted within `lock_timeout` (55P03), and a deadlock
+/// or serialization failure (40P01, 40001), whose transaction was rolled back whole.
 fn is_postgres_transient(code: &str) -> bool {
     code.starts_with("08")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | "53300" | "40P01" | "40001"
+            "57P01" | "57P02" | "57P03" | "53300" | "55P03" | "40P01" | "40001"
         )
 }
 
@@ -582,7 +584,7 @@ mod tests {
     #[test]
     fn lost_connections_and_rolled_back_transactions_are_transient_on_postgres() {
         for code in [
-            "08006", "08003", "57P01", "57P03", "53300", "40P01", "40001",
+            "08006", "08003", "57P01", "57P03", "53300", "55P03", "40P01", "40001",
         ] {
             assert!(is_postgres_transient(code), "{code}");
         }

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use serde::{Deserialize, Serialize};
-use sqlx::ConnectOptions;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use tokio::sync::watch;
 
 use super::audit::AuditVerifyError;
@@ -19,9 +17,9 @@ use super::hub::rows::log_entries_select;
 use super::hub::{
     BatchOutcome, HubStore, HubStoreError, LogHead, LogPage, SignalEvent, rows, rules,
 };
+use super::postgres::PgSettings;
 use super::{StoreError, SweepReport};
 use crate::domain::RegionId;
-use crate::domain::audit::verify_chain;
 use crate::domain::coordination::CoordinationChange;
 
 mod tx;
@@ -30,32 +28,6 @@ mod tx;
 const STATISTICS_EVERY: Duration = Duration::from_secs(3600);
 
 use self::tx::{LOG_CHANNEL, PgHubTx};
-
-/// How the hub uses its PostgreSQL database (`[hub.postgres]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PgSettings {
-    /// Connections per hub instance. A region's batch holds one for its transaction, a notice
-    /// stream one per page read.
-    pub max_connections: u32,
-    /// How long a request waits for a free connection (milliseconds) before it is answered
-    /// `Unavailable`: with the database gone, callers hear so quickly instead of hanging.
-    pub acquire_timeout_ms: u64,
-    /// How often (milliseconds) the notice streams read their logs even without a
-    /// notification: a notification sent while this instance's listening connection was being
-    /// re-established is lost, and this bounds how late an entry can be.
-    pub log_poll_ms: u64,
-}
-
-impl Default for PgSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout_ms: 5_000,
-            log_poll_ms: 1_000,
-        }
-    }
-}
 
 pub struct PgHubStore {
     pool: PgPool,
@@ -74,25 +46,7 @@ impl PgHubStore {
         options: PgConnectOptions,
         settings: PgSettings,
     ) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections.max(2))
-            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-            // A connection the server ended (a restart, pg_terminate_backend) is found before a
-            // request is given it, not by the request.
-            .test_before_acquire(true)
-            // Short statements on indexes: compiling them (JIT) costs more than it saves, and
-            // was seen adding 200 ms to a statement planned on stale statistics. Each
-            // execution is planned for its values and the tables as they are now: a prepared
-            // statement's generic plan, made once while a table was small, is otherwise kept
-            // until the next ANALYZE, and was seen scanning 24,500 signals per lookup where
-            // autovacuum is off. Every statement is logged at TRACE, as SQLite's, for the
-            // query-plan test.
-            .connect_with(
-                options
-                    .options([("jit", "off"), ("plan_cache_mode", "force_custom_plan")])
-                    .log_statements(log::LevelFilter::Trace),
-            )
-            .await?;
+        let pool = super::postgres::connect(options, &settings).await?;
         // sqlx's migrator holds an advisory lock while it runs, so instances starting together
         // migrate once.
         sqlx::migrate!("./migrations/hub-postgres")
@@ -276,30 +230,7 @@ impl HubStore for PgHubStore {
     }
 
     async fn verify_audit(&self) -> Result<u64, AuditVerifyError> {
-        // One snapshot: an instance appending meanwhile cannot look like a removal.
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        let highest: i64 = sqlx::query_scalar("SELECT seq FROM audit_head WHERE singleton = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        let rows = sqlx::query(
-            "SELECT seq, at, action, actor_kind, actor_id, actor_person_id, signal_ids, \
-                    detail, hash \
-             FROM audit_log ORDER BY seq",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        tx.rollback().await.map_err(StoreError::from)?;
-        let entries = rows
-            .iter()
-            .map(super::audit::stored_entry)
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(verify_chain(entries, highest)?)
+        super::postgres::verify_audit(&self.pool).await
     }
 
     async fn unacked(&self, region_id: &RegionId) -> Result<u64, StoreError> {
@@ -314,97 +245,8 @@ impl HubStore for PgHubStore {
     }
 }
 
-/// A schema of its own on a test PostgreSQL server, so tests run side by side on one database.
-pub mod testing {
-    use std::str::FromStr;
-
-    use sqlx::postgres::{PgConnectOptions, PgConnection};
-    use sqlx::{AssertSqlSafe, Connection};
-
-    use super::{PgHubStore, PgSettings};
-    use crate::store::StoreError;
-
-    /// The server tests use: `VIX_TEST_POSTGRES`, or the one this project's machines run.
-    pub fn server_url() -> String {
-        std::env::var("VIX_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
-
-    #[derive(Debug, Clone)]
-    pub struct Schema {
-        url: String,
-        name: String,
-    }
-
-    impl Schema {
-        /// Creates an empty schema with a fresh name on [`server_url`].
-        pub async fn create() -> Result<Self, StoreError> {
-            Self::create_on(&server_url()).await
-        }
-
-        /// Creates an empty schema with a fresh name on the server at `url`.
-        pub async fn create_on(url: &str) -> Result<Self, StoreError> {
-            let url = url.to_owned();
-            let name = format!("vix_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = PgConnection::connect(&url).await?;
-            sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-                .execute(&mut admin)
-                .await?;
-            admin.close().await?;
-            Ok(Self { url, name })
-        }
-
-        /// Connection options whose every table lives in this schema; the connections carry
-        /// the schema's name as their application name, so a test can find and end them.
-        pub fn options(&self) -> Result<PgConnectOptions, StoreError> {
-            Ok(PgConnectOptions::from_str(&self.url)?
-                .options([("search_path", &self.name)])
-                .application_name(&self.name))
-        }
-
-        pub fn name(&self) -> &str {
-            &self.name
-        }
-
-        /// Ends every server session of this schema's connections, as a database restart or
-        /// an operator would; returns how many were ended.
-        pub async fn terminate_sessions(&self) -> Result<u64, StoreError> {
-            let mut admin = PgConnection::connect(&self.url).await?;
-            let ended: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND pid <> pg_backend_pid()) AS ended",
-            )
-            .bind(&self.name)
-            .fetch_one(&mut admin)
-            .await?;
-            admin.close().await?;
-            Ok(u64::try_from(ended).unwrap_or(0))
-        }
-
-        /// The URL a `vix-node` process is given for this schema.
-        pub fn url(&self) -> String {
-            let separator = if self.url.contains('?') { '&' } else { '?' };
-            format!(
-                "{}{separator}options=-c%20search_path%3D{name}&application_name={name}",
-                self.url,
-                name = self.name
-            )
-        }
-
-        pub async fn open(&self) -> Result<PgHubStore, StoreError> {
-            PgHubStore::open_with(self.options()?, PgSettings::default()).await
-        }
-
-        pub async fn drop(self) -> Result<(), StoreError> {
-            let mut admin = PgConnection::connect(&self.url).await?;
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name)))
-                .execute(&mut admin)
-                .await?;
-            admin.close().await?;
-            Ok(())
-        }
-    }
-}
+/// Test schemas (kept here too, where the hub's tests first found them).
+pub use super::postgres::testing;
 
 #[cfg(test)]
 mod tests;

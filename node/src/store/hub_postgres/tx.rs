@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use ring::digest;
+use sqlx::Transaction;
 use sqlx::postgres::{PgRow, Postgres};
-use sqlx::{Row, Transaction};
 
 use super::super::StoreError;
 use super::super::hub::HubSignal;
@@ -37,7 +37,7 @@ use super::super::hub::tx::{
 use super::super::row::{
     Columns, parse_instant, parse_org, parse_signal_id, parse_state, parse_subject,
 };
-use crate::domain::audit::{AuditEntry, chain_hash};
+use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
 use crate::domain::matching::{MatchType, PartySignal, PlannedNotice, ToldPair};
 use crate::domain::{RegionId, Revision, SignalId};
@@ -194,40 +194,7 @@ impl PgHubTx {
             .execute(&mut *self.tx)
             .await?;
         }
-        if !self.audit.is_empty() {
-            let head =
-                sqlx::query("SELECT seq, hash FROM audit_head WHERE singleton = 1 FOR UPDATE")
-                    .fetch_one(&mut *self.tx)
-                    .await?;
-            let mut seq: i64 = head.try_get("seq")?;
-            let mut hash: String = head.try_get("hash")?;
-            for entry in std::mem::take(&mut self.audit) {
-                seq += 1;
-                let stored = entry.to_stored(seq);
-                hash = chain_hash(&hash, &stored);
-                sqlx::query(
-                    "INSERT INTO audit_log (seq, at, action, actor_kind, actor_id, \
-                         actor_person_id, signal_ids, detail, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(stored.seq)
-                .bind(stored.at_us)
-                .bind(&stored.action)
-                .bind(&stored.actor_kind)
-                .bind(&stored.actor_id)
-                .bind(&stored.actor_person_id)
-                .bind(&stored.signal_ids)
-                .bind(&stored.detail)
-                .bind(&hash)
-                .execute(&mut *self.tx)
-                .await?;
-            }
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE singleton = 1")
-                .bind(seq)
-                .bind(&hash)
-                .execute(&mut *self.tx)
-                .await?;
-        }
+        super::super::postgres::append_audit(&mut self.tx, std::mem::take(&mut self.audit)).await?;
         if logged {
             // Delivered to the listeners when (and only if) the transaction commits.
             sqlx::query("SELECT pg_notify($1, '')")

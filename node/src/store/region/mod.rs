@@ -4,3 +4,6 @@
 pub(crate) mod rows;
 pub(crate) mod rules;
 pub(crate) mod tx;
+
+#[cfg(test)]
+mod contract_tests;
