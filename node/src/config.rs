@@ -29,7 +29,7 @@ pub struct HubSettings {
     pub listen: SocketAddr,
     /// The database: a SQLite file (a path, created with its folder on first start) for one
     /// machine, or `postgres://…` for several hub instances on one PostgreSQL database.
-    pub database: crate::store::hub_database::DatabaseLocation,
+    pub database: crate::store::database_location::DatabaseLocation,
     /// The PostgreSQL connection pool and notice polling (`[hub.postgres]`); unused on SQLite.
     #[serde(default)]
     pub postgres: crate::store::postgres::PgSettings,
@@ -116,8 +116,13 @@ pub struct RegionSettings {
     pub region_id: String,
     /// Address of the region API (mutual TLS).
     pub listen: SocketAddr,
-    /// The SQLite database file; created with its folder on first start.
-    pub database: PathBuf,
+    /// The database: a SQLite file (a path, created with its folder on first start) for one
+    /// machine, or `postgres://…` for a node on PostgreSQL (one or more instances on one
+    /// database).
+    pub database: crate::store::database_location::DatabaseLocation,
+    /// The PostgreSQL connection pool (`[region.postgres]`); unused on SQLite.
+    #[serde(default)]
+    pub postgres: crate::store::postgres::PgSettings,
     /// Hexadecimal federation key shared by the region nodes, never by the hub.
     pub federation_key_file: PathBuf,
     pub federation_key_version: u32,

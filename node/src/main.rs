@@ -8,8 +8,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vix_node::domain::SystemClock;
 use vix_node::startup::{HubNode, RegionNode};
+use vix_node::store::database_location::DatabaseLocation;
 use vix_node::store::hub::HubStore;
-use vix_node::store::hub_database::DatabaseLocation;
+use vix_node::store::region_database::{RegionDatabase, verify_audit_at};
 use vix_node::{config, telemetry};
 
 #[derive(Debug, Parser)]
@@ -115,13 +116,14 @@ async fn main() -> anyhow::Result<()> {
             )?;
             let region_id =
                 vix_node::domain::RegionId::parse(&region.region_id).context("region.region_id")?;
-            let store = vix_node::store::sqlite::SqliteStore::open(
+            let store = RegionDatabase::open(
                 &region.database,
                 region_id,
                 region.group_commit,
+                region.postgres,
             )
             .await
-            .with_context(|| format!("opening {}", region.database.display()))?;
+            .with_context(|| format!("opening {}", region.database))?;
             let now = vix_node::domain::Clock::now(&SystemClock);
             let report =
                 vix_node::mutations::apply(&store, &pseudonymiser, &mutations, now).await?;
@@ -137,38 +139,50 @@ async fn main() -> anyhow::Result<()> {
                 .context("the configuration has no [region] section")?;
             let region_id =
                 vix_node::domain::RegionId::parse(&region.region_id).context("region.region_id")?;
-            let store = vix_node::store::sqlite::SqliteStore::open(
+            let store = RegionDatabase::open(
                 &region.database,
                 region_id,
                 region.group_commit,
+                region.postgres,
             )
             .await
-            .with_context(|| format!("opening {}", region.database.display()))?;
+            .with_context(|| format!("opening {}", region.database))?;
             let result = dead_letters(&store, action).await;
             store.close().await;
             result
         }
         Role::VerifyAudit { config } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
-            let database = match (&settings.region, &settings.hub) {
-                (Some(region), _) => DatabaseLocation::Sqlite(region.database.clone()),
-                (None, Some(hub)) => hub.database.clone(),
+            let (database, entries) = match (&settings.region, &settings.hub) {
+                (Some(region), _) => {
+                    let region_id = vix_node::domain::RegionId::parse(&region.region_id)
+                        .context("region.region_id")?;
+                    let entries = verify_audit_at(&region.database, region_id).await;
+                    (&region.database, entries)
+                }
+                (None, Some(hub)) => {
+                    let entries = match &hub.database {
+                        DatabaseLocation::Sqlite(path) => {
+                            vix_node::store::audit::verify_file(path).await
+                        }
+                        DatabaseLocation::Postgres(url) => {
+                            let store = vix_node::store::hub_postgres::PgHubStore::open(
+                                url,
+                                Default::default(),
+                            )
+                            .await
+                            .with_context(|| format!("opening {}", hub.database))?;
+                            let verified = store.verify_audit().await;
+                            store.close().await;
+                            verified
+                        }
+                    };
+                    (&hub.database, entries)
+                }
                 (None, None) => anyhow::bail!("the configuration has no [region] or [hub] section"),
             };
-            let entries = match &database {
-                DatabaseLocation::Sqlite(path) => vix_node::store::audit::verify_file(path).await,
-                DatabaseLocation::Postgres(url) => {
-                    let store =
-                        vix_node::store::hub_postgres::PgHubStore::open(url, Default::default())
-                            .await
-                            .with_context(|| format!("opening {database}"))?;
-                    let verified = store.verify_audit().await;
-                    store.close().await;
-                    verified
-                }
-            }
-            .with_context(|| format!("verifying {database}"))?;
-            report_intact(&database, entries);
+            let entries = entries.with_context(|| format!("verifying {database}"))?;
+            report_intact(database, entries);
             Ok(())
         }
         Role::Hub { config } => {
@@ -188,10 +202,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 #[allow(clippy::print_stdout)] // the command's answer, for the operator
-async fn dead_letters(
-    store: &vix_node::store::sqlite::SqliteStore,
-    action: DeadLetterAction,
-) -> anyhow::Result<()> {
+async fn dead_letters(store: &RegionDatabase, action: DeadLetterAction) -> anyhow::Result<()> {
     use vix_node::dead_letters::RetryOutcome;
     match action {
         DeadLetterAction::List { json } => {

@@ -21,8 +21,9 @@ use crate::pseudonym::HmacPseudonymiser;
 use crate::region::forwarder::Forwarder;
 use crate::region::notice_consumer::NoticeConsumer;
 use crate::region::{self, RegionContext};
-use crate::store::hub_database::{DatabaseLocation, HubDatabase};
-use crate::store::sqlite::SqliteStore;
+use crate::store::database_location::DatabaseLocation;
+use crate::store::hub_database::HubDatabase;
+use crate::store::region_database::RegionDatabase;
 use crate::tls;
 
 /// Reads and checks the organisation registry at `path`; `key` is the setting that named it.
@@ -45,7 +46,7 @@ fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
 
 /// A region node that has opened its store and loaded its keys, ready to serve.
 pub struct RegionNode {
-    context: Arc<RegionContext<SqliteStore>>,
+    context: Arc<RegionContext<RegionDatabase>>,
     tls: tls::ServerTls,
     limits: crate::limits::ServerLimits,
     /// The hub connection (connects lazily); `None` for a region running alone.
@@ -118,10 +119,17 @@ impl RegionNode {
                 )
             }
         };
-        create_parent(&settings.database)?;
-        let store = SqliteStore::open(&settings.database, region_id.clone(), settings.group_commit)
-            .await
-            .with_context(|| format!("opening {}", settings.database.display()))?;
+        if let DatabaseLocation::Sqlite(path) = &settings.database {
+            create_parent(path)?;
+        }
+        let store = RegionDatabase::open(
+            &settings.database,
+            region_id.clone(),
+            settings.group_commit,
+            settings.postgres,
+        )
+        .await
+        .with_context(|| format!("opening {}", settings.database))?;
         tracing::info!(
             %region_id,
             organisations = organisations.len(),
@@ -155,7 +163,7 @@ impl RegionNode {
         })
     }
 
-    pub fn context(&self) -> &Arc<RegionContext<SqliteStore>> {
+    pub fn context(&self) -> &Arc<RegionContext<RegionDatabase>> {
         &self.context
     }
 

@@ -19,8 +19,9 @@ use vix_node::domain::registry::PersonRegistry;
 use vix_node::hub::HubContext;
 use vix_node::region::RegionContext;
 use vix_node::startup::{HubNode, RegionNode};
-use vix_node::store::hub_database::{DatabaseLocation, HubDatabase};
-use vix_node::store::sqlite::SqliteStore;
+use vix_node::store::database_location::DatabaseLocation;
+use vix_node::store::hub_database::HubDatabase;
+use vix_node::store::region_database::RegionDatabase;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 use vix_protocol::region::v1::rights_service_client::RightsServiceClient;
 
@@ -79,7 +80,7 @@ struct Running {
 pub struct Region {
     pub id: String,
     pub addr: SocketAddr,
-    pub context: Arc<RegionContext<SqliteStore>>,
+    pub context: Arc<RegionContext<RegionDatabase>>,
     settings: vix_node::config::RegionSettings,
     /// The fault proxy on the region's way to the hub.
     link: FaultProxy,
@@ -375,7 +376,7 @@ async fn start_region(
     clock: &Arc<ManualClock>,
     registry: &Arc<SimRegistry>,
     listen: SocketAddr,
-) -> anyhow::Result<(Arc<RegionContext<SqliteStore>>, SocketAddr, Running)> {
+) -> anyhow::Result<(Arc<RegionContext<RegionDatabase>>, SocketAddr, Running)> {
     let persons: Arc<dyn PersonRegistry> = registry.clone();
     let node = RegionNode::build_with_registry(settings, clock.clone(), Some(persons))
         .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use vix_node::store::hub_database::DatabaseLocation;
+use vix_node::store::database_location::DatabaseLocation;
 use vix_sim::faults::FaultKind;
 use vix_sim::progress::Progress;
 use vix_sim::report::Report;

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vix_node::store::hub_database::DatabaseLocation;
+use vix_node::store::database_location::DatabaseLocation;
 
 use anyhow::Context;
 use jiff::civil::Date;

@@ -45,9 +45,9 @@ async fn a_quick_half_year_on_a_postgresql_hub_passes_the_oracle() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         days: 180,
-        hub_database: Some(vix_node::store::hub_database::DatabaseLocation::Postgres(
-            schema.url(),
-        )),
+        hub_database: Some(
+            vix_node::store::database_location::DatabaseLocation::Postgres(schema.url()),
+        ),
         ..Options::quick(11)
     };
     let report = run(&options, dir.path()).await.unwrap();
@@ -147,8 +147,8 @@ async fn connections_renewed_every_second_lose_no_operation() {
 async fn the_hub_rides_out_its_database_unreachable() {
     use std::str::FromStr;
     use vix_node::domain::Clock;
+    use vix_node::store::database_location::DatabaseLocation;
     use vix_node::store::hub::{HubStore, SignalEvent};
-    use vix_node::store::hub_database::DatabaseLocation;
     use vix_sim::proxy::{FaultProxy, LinkMode};
 
     let schema = vix_node::store::hub_postgres::testing::Schema::create()

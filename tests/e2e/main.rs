@@ -16,6 +16,7 @@ mod plans;
 mod plans_postgres;
 mod ports;
 mod postgres_hubs;
+mod postgres_regions;
 mod region_api;
 mod request_bounds;
 mod rights;

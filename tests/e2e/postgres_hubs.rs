@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use vix_node::store::hub_database::DatabaseLocation;
+use vix_node::store::database_location::DatabaseLocation;
 use vix_node::store::hub_postgres::testing::Schema;
 use vix_protocol::region::v1 as pb;
 use vix_tests::{

@@ -25,7 +25,7 @@ use vix_node::region::RegionContext;
 use vix_node::startup::HubNode;
 use vix_node::startup::RegionNode;
 use vix_node::store::hub_database::HubDatabase;
-use vix_node::store::sqlite::{SqliteStore, row_counts};
+use vix_node::store::region_database::RegionDatabase;
 use vix_node::tls::{self, TlsFiles};
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 
@@ -182,7 +182,8 @@ pub fn region_settings_in(
     RegionSettings {
         region_id: region.to_owned(),
         listen: "127.0.0.1:0".parse().expect("address"),
-        database: dir.join(format!("region-{region}.sqlite")),
+        database: dir.join(format!("region-{region}.sqlite")).into(),
+        postgres: Default::default(),
         federation_key_file: pki.join(vix_certs_dev::files::FEDERATION_KEY),
         federation_key_version: 1,
         person_registry_file: persons.to_owned(),
@@ -222,7 +223,7 @@ pub fn region_settings_in(
 pub struct TestRegion {
     pub addr: SocketAddr,
     pub clock: Arc<ManualClock>,
-    pub context: Arc<RegionContext<SqliteStore>>,
+    pub context: Arc<RegionContext<RegionDatabase>>,
     pub dir: tempfile::TempDir,
     /// The hub and regions this one was linked with, to wait until the federation is quiet.
     federation: Option<Federation>,
@@ -246,7 +247,7 @@ pub async fn spawn_linked_region(region: &str, hub: &TestHub) -> TestRegion {
 #[derive(Clone, Default)]
 struct Federation {
     hub: Weak<HubContext<HubDatabase>>,
-    regions: Arc<Mutex<Vec<Weak<RegionContext<SqliteStore>>>>>,
+    regions: Arc<Mutex<Vec<Weak<RegionContext<RegionDatabase>>>>>,
 }
 
 impl Federation {
@@ -272,7 +273,7 @@ impl Federation {
 /// goes (see `Federation`); regions whose store is closed are left out.
 pub async fn is_quiet(
     hub: &HubContext<HubDatabase>,
-    regions: &[Arc<RegionContext<SqliteStore>>],
+    regions: &[Arc<RegionContext<RegionDatabase>>],
 ) -> bool {
     use vix_node::store::SignalStore;
     use vix_node::store::hub::HubStore;
@@ -374,27 +375,22 @@ impl TestRegion {
         channel_with(self.addr, &cert, &key)
     }
 
-    /// Entries in the node's audit log, read from its database file: a refused request audits
+    /// Entries in the node's audit log (the chain verified first): a refused request audits
     /// nothing.
     pub async fn audit_entries(&self) -> i64 {
-        use sqlx::Connection;
-        let file = format!("region-{}.sqlite", self.context.region_id);
-        let mut conn = sqlx::sqlite::SqliteConnection::connect_with(
-            &sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(self.dir.path().join(file))
-                .read_only(true),
-        )
-        .await
-        .expect("the node's database");
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
-            .fetch_one(&mut conn)
+        use vix_node::store::SignalStore;
+        let entries = self
+            .context
+            .store
+            .verify_audit()
             .await
-            .expect("audit log count")
+            .expect("audit log intact");
+        i64::try_from(entries).expect("entries")
     }
 
     /// Rows per table, to show that a refused request changed nothing.
     pub async fn row_counts(&self) -> HashMap<&'static str, i64> {
-        row_counts(&self.context.store).await.expect("row counts")
+        self.context.store.row_counts().await.expect("row counts")
     }
 
     /// Stops the node, waits until it has closed its store, and hands back its folder so a

@@ -19,6 +19,7 @@ use crate::domain::{
 use hub::LoggedNotice;
 
 pub mod audit;
+pub mod database_location;
 pub mod dead_letter;
 pub mod hub;
 pub mod hub_database;
@@ -27,6 +28,7 @@ pub mod hub_sqlite;
 pub mod outbox;
 pub mod postgres;
 pub(crate) mod region;
+pub mod region_database;
 pub mod region_postgres;
 mod row;
 mod sql;
