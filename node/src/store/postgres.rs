@@ -1,6 +1,7 @@
 //! What the PostgreSQL stores (hub and region node) share: their settings, how they connect,
 //! the audit chain's end, and test schemas.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,10 @@ use sqlx::{ConnectOptions, Row};
 
 use super::StoreError;
 use super::audit::AuditVerifyError;
+use super::hub::tx::Party;
+use super::row::{Columns, parse_org, parse_subject};
 use crate::domain::audit::{AuditEntry, chain_hash, verify_chain};
+use crate::domain::matching::{MatchType, PlannedNotice, ToldPair};
 
 /// How a node uses its PostgreSQL database (`[hub.postgres]`, `[region.postgres]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +143,73 @@ pub(super) async fn verify_audit(pool: &PgPool) -> Result<u64, AuditVerifyError>
         .map(super::audit::stored_entry)
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(verify_chain(entries, highest)?)
+}
+
+/// The pairs already told in which `party` takes part, on either side (DOMAIN.md section 5:
+/// nobody is told twice while both parties exist); hub and region node keep them alike.
+pub(super) async fn told_pairs(
+    conn: &mut PgConnection,
+    party: &Party,
+) -> Result<HashSet<ToldPair>, StoreError> {
+    sqlx::query(
+        "SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
+                counterpart_subject_key, match_type \
+         FROM told_pairs WHERE recipient_organisation_id = $1 AND recipient_subject_key = $2 \
+         UNION \
+         SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, \
+                counterpart_subject_key, match_type \
+         FROM told_pairs WHERE counterpart_organisation_id = $1 AND counterpart_subject_key = $2",
+    )
+    .bind(party.organisation_id.as_str())
+    .bind(party.subject_key.to_stored())
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(ToldPair {
+            recipient_organisation_id: parse_org(&row.text("recipient_organisation_id")?)?,
+            recipient_subject_key: parse_subject(&row.text("recipient_subject_key")?)?,
+            counterpart_organisation_id: parse_org(&row.text("counterpart_organisation_id")?)?,
+            counterpart_subject_key: parse_subject(&row.text("counterpart_subject_key")?)?,
+            match_type: MatchType::parse(&row.text("match_type")?)
+                .ok_or(StoreError::Corrupt("match_type"))?,
+        })
+    })
+    .collect()
+}
+
+/// Remembers that the recipient's party was told about the counterpart's party.
+pub(super) async fn remember_told(
+    conn: &mut PgConnection,
+    notice: &PlannedNotice,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
+             counterpart_organisation_id, counterpart_subject_key, match_type) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(notice.recipient_organisation_id.as_str())
+    .bind(notice.recipient_subject_key.to_stored())
+    .bind(notice.counterpart_organisation_id.as_str())
+    .bind(notice.counterpart_subject_key.to_stored())
+    .bind(notice.match_type.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets every pair `party` was in: it has no signal left.
+pub(super) async fn forget_told(conn: &mut PgConnection, party: &Party) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM told_pairs \
+         WHERE (recipient_organisation_id = $1 AND recipient_subject_key = $2) \
+            OR (counterpart_organisation_id = $1 AND counterpart_subject_key = $2)",
+    )
+    .bind(party.organisation_id.as_str())
+    .bind(party.subject_key.to_stored())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// A schema of its own on a test PostgreSQL server, so tests run side by side on one database.

@@ -39,7 +39,7 @@ use super::super::row::{
 };
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
-use crate::domain::matching::{MatchType, PartySignal, PlannedNotice, ToldPair};
+use crate::domain::matching::{PartySignal, PlannedNotice, ToldPair};
 use crate::domain::{RegionId, Revision, SignalId};
 
 /// The channel on which a commit that appended to a region's log wakes every instance's
@@ -577,61 +577,15 @@ impl HubTx for PgHubTx {
     }
 
     async fn told_pairs(&mut self, party: &Party) -> Result<HashSet<ToldPair>, StoreError> {
-        sqlx::query(
-            "SELECT recipient_organisation_id, recipient_subject_key, \
-                    counterpart_organisation_id, counterpart_subject_key, match_type \
-             FROM told_pairs WHERE recipient_organisation_id = $1 AND recipient_subject_key = $2 \
-             UNION \
-             SELECT recipient_organisation_id, recipient_subject_key, \
-                    counterpart_organisation_id, counterpart_subject_key, match_type \
-             FROM told_pairs \
-             WHERE counterpart_organisation_id = $1 AND counterpart_subject_key = $2",
-        )
-        .bind(party.organisation_id.as_str())
-        .bind(party.subject_key.to_stored())
-        .fetch_all(self.conn())
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(ToldPair {
-                recipient_organisation_id: parse_org(&row.text("recipient_organisation_id")?)?,
-                recipient_subject_key: parse_subject(&row.text("recipient_subject_key")?)?,
-                counterpart_organisation_id: parse_org(&row.text("counterpart_organisation_id")?)?,
-                counterpart_subject_key: parse_subject(&row.text("counterpart_subject_key")?)?,
-                match_type: MatchType::parse(&row.text("match_type")?)
-                    .ok_or(StoreError::Corrupt("match_type"))?,
-            })
-        })
-        .collect()
+        crate::store::postgres::told_pairs(self.conn(), party).await
     }
 
     async fn remember_told(&mut self, notice: &PlannedNotice) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
-                 counterpart_organisation_id, counterpart_subject_key, match_type) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(notice.recipient_organisation_id.as_str())
-        .bind(notice.recipient_subject_key.to_stored())
-        .bind(notice.counterpart_organisation_id.as_str())
-        .bind(notice.counterpart_subject_key.to_stored())
-        .bind(notice.match_type.as_str())
-        .execute(self.conn())
-        .await?;
-        Ok(())
+        crate::store::postgres::remember_told(self.conn(), notice).await
     }
 
     async fn forget_told(&mut self, party: &Party) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM told_pairs \
-             WHERE (recipient_organisation_id = $1 AND recipient_subject_key = $2) \
-                OR (counterpart_organisation_id = $1 AND counterpart_subject_key = $2)",
-        )
-        .bind(party.organisation_id.as_str())
-        .bind(party.subject_key.to_stored())
-        .execute(self.conn())
-        .await?;
-        Ok(())
+        crate::store::postgres::forget_told(self.conn(), party).await
     }
 
     async fn insert_notice(&mut self, notice: NewNotice<'_>) -> Result<(), StoreError> {

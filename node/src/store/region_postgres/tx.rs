@@ -22,7 +22,7 @@ use sqlx::postgres::Postgres;
 use super::load_signal_on;
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{CoordinationChange, CoordinationState};
-use crate::domain::matching::{MatchSignal, MatchType, PartySignal, PlannedNotice, ToldPair};
+use crate::domain::matching::{MatchSignal, PartySignal, PlannedNotice, ToldPair};
 use crate::domain::{FamilyKey, OrganisationId, RegionId, Revision, SignalId, SubjectKey};
 use crate::store::dead_letter::DeadLetter;
 use crate::store::hub::LoggedNotice;
@@ -86,17 +86,6 @@ fn signal_ids(ids: Vec<String>) -> Result<Vec<SignalId>, StoreError> {
 
 fn payload_text(letter: &DeadLetter) -> Result<String, StoreError> {
     String::from_utf8(letter.payload.clone()).map_err(|_| StoreError::Corrupt("dead_letters"))
-}
-
-fn told_pair(row: &sqlx::postgres::PgRow) -> Result<ToldPair, StoreError> {
-    Ok(ToldPair {
-        recipient_organisation_id: parse_org(&row.text("recipient_organisation_id")?)?,
-        recipient_subject_key: parse_subject(&row.text("recipient_subject_key")?)?,
-        counterpart_organisation_id: parse_org(&row.text("counterpart_organisation_id")?)?,
-        counterpart_subject_key: parse_subject(&row.text("counterpart_subject_key")?)?,
-        match_type: MatchType::parse(&row.text("match_type")?)
-            .ok_or(StoreError::Corrupt("match_type"))?,
-    })
 }
 
 impl RegionTx for PgRegionTx {
@@ -235,54 +224,15 @@ impl RegionTx for PgRegionTx {
     }
 
     async fn told_pairs(&mut self, party: &Party) -> Result<HashSet<ToldPair>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT recipient_organisation_id, recipient_subject_key, \
-                    counterpart_organisation_id, counterpart_subject_key, match_type \
-             FROM told_pairs \
-             WHERE recipient_organisation_id = $1 AND recipient_subject_key = $2 \
-             UNION \
-             SELECT recipient_organisation_id, recipient_subject_key, \
-                    counterpart_organisation_id, counterpart_subject_key, match_type \
-             FROM told_pairs \
-             WHERE counterpart_organisation_id = $1 AND counterpart_subject_key = $2",
-        )
-        .bind(party.organisation_id.as_str())
-        .bind(party.subject_key.to_stored())
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter().map(told_pair).collect()
+        crate::store::postgres::told_pairs(&mut self.tx, party).await
     }
 
     async fn remember_told(&mut self, notice: &PlannedNotice) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
-                 counterpart_organisation_id, counterpart_subject_key, match_type) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(notice.recipient_organisation_id.as_str())
-        .bind(notice.recipient_subject_key.to_stored())
-        .bind(notice.counterpart_organisation_id.as_str())
-        .bind(notice.counterpart_subject_key.to_stored())
-        .bind(notice.match_type.as_str())
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        crate::store::postgres::remember_told(&mut self.tx, notice).await
     }
 
     async fn forget_told(&mut self, party: &Party) -> Result<(), StoreError> {
-        for statement in [
-            "DELETE FROM told_pairs \
-             WHERE recipient_organisation_id = $1 AND recipient_subject_key = $2",
-            "DELETE FROM told_pairs \
-             WHERE counterpart_organisation_id = $1 AND counterpart_subject_key = $2",
-        ] {
-            sqlx::query(statement)
-                .bind(party.organisation_id.as_str())
-                .bind(party.subject_key.to_stored())
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        Ok(())
+        crate::store::postgres::forget_told(&mut self.tx, party).await
     }
 
     async fn insert_signal(
