@@ -14,6 +14,7 @@ mod organisation_registry;
 mod party;
 mod plans;
 mod plans_postgres;
+mod plans_postgres_region;
 mod ports;
 mod postgres_hubs;
 mod postgres_regions;

@@ -1,10 +1,12 @@
-//! Every statement the hub runs on PostgreSQL is served by an index. Every flow of the hub store
-//! runs once on a fresh schema (new signals and matches, a newer revision and the refresh of its
-//! notices, deletion with notices moved and with notices retracted, coordination, the notice
-//! log, acknowledgements, pruning, the sweep over years, the audit chain); each statement it
-//! ran (captured by `vix_tests::statements`, with those of the two-instance test in this binary)
-//! is then planned on a second schema filled with 20,000 signals and their rows, statistics
-//! gathered: PostgreSQL's generic plan (the one that does not depend on the values) must not
+//! Every statement the hub and the region node run on PostgreSQL is served by an index. Every
+//! flow of the hub store runs once on a fresh schema (new signals and matches, a newer revision
+//! and the refresh of its notices, deletion with notices moved and with notices retracted,
+//! coordination, the notice log, acknowledgements, pruning, the sweep over years, the audit
+//! chain), and every flow of the region store on another (`plans_postgres_region`); each
+//! statement run (captured by `vix_tests::statements`, with those of the other PostgreSQL tests
+//! in this binary) is then planned on a hub schema and a region schema, each filled with 20,000
+//! signals and their rows, statistics gathered. A statement must be one of them (it prepares
+//! there), and PostgreSQL's generic plan (the one that does not depend on the values) must not
 //! scan a table that grows.
 
 use sqlx::postgres::PgConnection;
@@ -19,7 +21,9 @@ use vix_node::store::hub::{HubSignal, HubStore, SignalEvent};
 use vix_node::store::hub_postgres::testing::Schema;
 use vix_tests::statements;
 
-/// Tables that grow with the federation: a scan of any of them makes a request slower.
+use crate::plans_postgres_region;
+
+/// Hub tables that grow with the federation: a scan of any of them makes a request slower.
 const GROWING: [&str; 7] = [
     "signals",
     "signal_family_keys",
@@ -31,12 +35,20 @@ const GROWING: [&str; 7] = [
 ];
 
 /// Statements that may read a whole table, and why that does not grow a request's cost.
-const MAY_SCAN: [(&str, &str); 2] = [
+const MAY_SCAN: [(&str, &str); 4] = [
     (
         "FROM audit_log ORDER BY seq",
         "verify-audit walks the whole chain on purpose, off the request path",
     ),
     ("SELECT COUNT(*) FROM notices", "read by tests only"),
+    (
+        "SELECT (SELECT COUNT(*) FROM signals) AS signals",
+        "the region's row counts, read by tests only",
+    ),
+    (
+        "SELECT COUNT(*) FROM dead_letters",
+        "the operator's count of dead letters (`vix-node dead-letters`), off the request path",
+    ),
 ];
 
 fn signal(org: &str, youth: u8, family: u8, state: SignalState) -> HubSignal {
@@ -203,8 +215,9 @@ async fn filled() -> Schema {
     schema
 }
 
-/// PostgreSQL's generic plan of `statement` on `conn`'s schema.
-async fn generic_plan(conn: &mut PgConnection, statement: &str) -> String {
+/// PostgreSQL's generic plan of `statement` on `conn`'s schema; `None` when it does not
+/// prepare there (a statement of the other store).
+async fn generic_plan(conn: &mut PgConnection, statement: &str) -> Option<String> {
     let parameters = (1..=30)
         .rev()
         .find(|n| statement.contains(&format!("${n}")))
@@ -212,7 +225,7 @@ async fn generic_plan(conn: &mut PgConnection, statement: &str) -> String {
     sqlx::query(AssertSqlSafe(format!("PREPARE vix_plan AS {statement}")))
         .execute(&mut *conn)
         .await
-        .unwrap_or_else(|error| panic!("preparing {statement}: {error}"));
+        .ok()?;
     let arguments = vec!["NULL"; parameters].join(", ");
     let execute = if parameters == 0 {
         "EXPLAIN EXECUTE vix_plan".to_owned()
@@ -230,18 +243,11 @@ async fn generic_plan(conn: &mut PgConnection, statement: &str) -> String {
         .execute(&mut *conn)
         .await
         .unwrap();
-    plan.join("\n")
+    Some(plan.join("\n"))
 }
 
-#[tokio::test]
-async fn every_statement_of_the_postgresql_hub_is_served_by_an_index() {
-    vix_tests::init_tracing();
-    let flows = Schema::create()
-        .await
-        .expect("PostgreSQL for the plan test (VIX_TEST_POSTGRES)");
-    every_flow(&flows).await;
-    flows.drop().await.unwrap();
-    let schema = filled().await;
+/// A connection to `schema` that plans every statement generically.
+async fn planner(schema: &Schema) -> PgConnection {
     let mut conn = PgConnection::connect_with(&schema.options().unwrap())
         .await
         .unwrap();
@@ -249,8 +255,25 @@ async fn every_statement_of_the_postgresql_hub_is_served_by_an_index() {
         .execute(&mut conn)
         .await
         .unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn every_statement_of_the_postgresql_stores_is_served_by_an_index() {
+    vix_tests::init_tracing();
+    let flows = Schema::create()
+        .await
+        .expect("PostgreSQL for the plan test (VIX_TEST_POSTGRES)");
+    every_flow(&flows).await;
+    flows.drop().await.unwrap();
+    let region_flows = Schema::create().await.unwrap();
+    plans_postgres_region::every_flow(&region_flows).await;
+    region_flows.drop().await.unwrap();
+    let (hub_schema, region_schema) = (filled().await, plans_postgres_region::filled().await);
+    let (mut hub, mut region) = (planner(&hub_schema).await, planner(&region_schema).await);
     let mut checked = 0;
     let mut scans = Vec::new();
+    let mut strangers = Vec::new();
     for statement in statements::seen() {
         let postgres = statements::is_postgres(&statement);
         let planned = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"]
@@ -259,18 +282,38 @@ async fn every_statement_of_the_postgresql_hub_is_served_by_an_index() {
         if !postgres || !planned || MAY_SCAN.iter().any(|(s, _)| statement.contains(s)) {
             continue;
         }
-        let plan = generic_plan(&mut conn, &statement).await;
+        let plans = [
+            (generic_plan(&mut hub, &statement).await, &GROWING[..]),
+            (
+                generic_plan(&mut region, &statement).await,
+                &plans_postgres_region::GROWING[..],
+            ),
+        ];
+        if plans.iter().all(|(plan, _)| plan.is_none()) {
+            strangers.push(statement.clone());
+            continue;
+        }
         checked += 1;
-        for table in GROWING {
-            if plan.contains(&format!("Seq Scan on {table} ")) {
-                scans.push(format!("{statement}\n{plan}"));
+        for (plan, growing) in plans {
+            let Some(plan) = plan else { continue };
+            for table in growing {
+                if plan.contains(&format!("Seq Scan on {table} ")) {
+                    scans.push(format!("{statement}\n{plan}"));
+                }
             }
         }
     }
-    conn.close().await.unwrap();
-    schema.drop().await.unwrap();
+    hub.close().await.unwrap();
+    region.close().await.unwrap();
+    hub_schema.drop().await.unwrap();
+    region_schema.drop().await.unwrap();
     assert!(
-        checked >= 30,
+        strangers.is_empty(),
+        "statements that prepare on neither schema:\n\n{}",
+        strangers.join("\n\n")
+    );
+    assert!(
+        checked >= 70,
         "only {checked} PostgreSQL statements were seen"
     );
     assert!(
@@ -278,5 +321,5 @@ async fn every_statement_of_the_postgresql_hub_is_served_by_an_index() {
         "statements that scan a growing table:\n\n{}",
         scans.join("\n\n")
     );
-    eprintln!("{checked} PostgreSQL statements, each served by an index");
+    eprintln!("{checked} PostgreSQL statements of hub and region, each served by an index");
 }
