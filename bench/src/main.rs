@@ -234,6 +234,10 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
     )
     .await?;
 
+    step("region registrations on SQLite and on PostgreSQL (one and two instances)");
+    let region_backends =
+        backends::compare_region(dir, &settings.postgres, settings.smoke, &mut report).await?;
+
     report.print();
     Ok(serde_json::json!({
         "meta": {
@@ -251,6 +255,7 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
         "sizes": per_size,
         "cross_region": cross,
         "hub_backends": backends,
+        "region_backends": region_backends,
         "figures": report.figures,
         "size_ratios": report.size_ratios(),
     }))

@@ -127,6 +127,28 @@ pub(crate) async fn prefill(
             .await
             .with_context(|| format!("opening {}", database.display()))?,
     );
+    let filled = fill(
+        &[Arc::clone(&store)],
+        count,
+        shared_youth_every,
+        PREFILL_TASKS,
+    )
+    .await;
+    store.close().await;
+    filled
+}
+
+/// Registers `count` signals through [`SignalStore::register`] from `tasks` tasks spread over
+/// `stores` (instances of one node's database), then drains the outbox as if the forwarder had
+/// sent it. One in `shared_youth_every` `OTHER_ORG` signals is on a youth `ORG` registered (a
+/// local match).
+pub(crate) async fn fill<S: SignalStore>(
+    stores: &[Arc<S>],
+    count: u64,
+    shared_youth_every: u64,
+    tasks: usize,
+) -> anyhow::Result<(Prefill, Sample)> {
+    let first = stores.first().context("no store to fill")?;
     let version = KeyVersion::new(1)?;
     let orgs = [
         (OrganisationId::parse(ORG)?, org_name(ORG)?),
@@ -159,13 +181,13 @@ pub(crate) async fn prefill(
         sample: Mutex::new(Sample::default()),
     });
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..PREFILL_TASKS {
-        let store = Arc::clone(&store);
+    let mut running = Vec::new();
+    for task in 0..tasks {
+        let store = Arc::clone(&stores[task % stores.len()]);
         let shared = Arc::clone(&shared);
         let orgs = orgs.clone();
         let contacts = contacts.clone();
-        tasks.push(tokio::spawn(async move {
+        running.push(tokio::spawn(async move {
             loop {
                 let n = shared.next.fetch_add(1, Ordering::Relaxed);
                 if n >= count {
@@ -201,7 +223,7 @@ pub(crate) async fn prefill(
                         informed_on: today,
                     },
                 };
-                let registered = register_retrying(&store, new).await?;
+                let registered = register_retrying(store.as_ref(), new).await?;
                 if let Registered::Created { signal, notices } = registered {
                     shared.notices.fetch_add(notices as u64, Ordering::Relaxed);
                     let id = signal.signal_id.to_string();
@@ -220,18 +242,18 @@ pub(crate) async fn prefill(
             }
         }));
     }
-    for task in tasks {
+    for task in running {
         task.await??;
     }
     let seconds = started.elapsed().as_secs_f64();
 
     let drain_started = Instant::now();
     loop {
-        let batch = store.outbox_batch(10_000).await?;
+        let batch = first.outbox_batch(10_000).await?;
         if batch.is_empty() {
             break;
         }
-        store
+        first
             .outbox_remove(batch.iter().map(|entry| entry.seq).collect())
             .await?;
     }
@@ -244,13 +266,12 @@ pub(crate) async fn prefill(
         after: None,
         limit: u32::try_from(SAMPLE_MAX)?,
     };
-    sample.matched = store
+    sample.matched = first
         .matches(&org, None, page)
         .await?
         .into_iter()
         .map(|m| m.signal_id.to_string())
         .collect();
-    store.close().await;
     let notices = shared.notices.load(Ordering::Relaxed);
     Ok((
         Prefill {
@@ -274,7 +295,7 @@ struct PrefillShared {
 
 /// A full write queue is back-pressure, not a failure: the store already waited for room, so
 /// let the other tasks run and try again.
-async fn register_retrying(store: &SqliteStore, new: NewSignal) -> anyhow::Result<Registered> {
+async fn register_retrying(store: &impl SignalStore, new: NewSignal) -> anyhow::Result<Registered> {
     loop {
         match store.register(new.clone()).await {
             Err(error) if error.is_transient() => tokio::task::yield_now().await,

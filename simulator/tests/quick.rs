@@ -39,7 +39,7 @@ async fn a_quick_seeded_year_with_faults_passes_the_oracle_and_the_privacy_scan(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quick_half_year_on_a_postgresql_hub_passes_the_oracle() {
-    let schema = vix_node::store::hub_postgres::testing::Schema::create()
+    let schema = vix_node::store::postgres::testing::Schema::create()
         .await
         .expect("PostgreSQL for the simulator's PostgreSQL hub (VIX_TEST_POSTGRES)");
     let dir = tempfile::tempdir().unwrap();
@@ -151,7 +151,7 @@ async fn the_hub_rides_out_its_database_unreachable() {
     use vix_node::store::hub::{HubStore, SignalEvent};
     use vix_sim::proxy::{FaultProxy, LinkMode};
 
-    let schema = vix_node::store::hub_postgres::testing::Schema::create()
+    let schema = vix_node::store::postgres::testing::Schema::create()
         .await
         .expect("PostgreSQL for the outage test (VIX_TEST_POSTGRES)");
     let server = sqlx::postgres::PgConnectOptions::from_str(&schema.url()).unwrap();

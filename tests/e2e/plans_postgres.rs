@@ -18,7 +18,7 @@ use vix_node::domain::{
     Revision, SignalId, SignalState, SubjectKey, ValidationErrors,
 };
 use vix_node::store::hub::{HubSignal, HubStore, SignalEvent};
-use vix_node::store::hub_postgres::testing::Schema;
+use vix_node::store::postgres::testing::Schema;
 use vix_tests::statements;
 
 use crate::plans_postgres_region;

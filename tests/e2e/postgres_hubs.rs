@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use vix_node::store::database_location::DatabaseLocation;
-use vix_node::store::hub_postgres::testing::Schema;
+use vix_node::store::postgres::testing::Schema;
 use vix_protocol::region::v1 as pb;
 use vix_tests::{
     TestHub, TestRegion, eventually, informing_for, is_quiet, new_dir, professional,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use vix_node::store::hub::HubStore;
-use vix_node::store::hub_postgres::testing::Schema;
+use vix_node::store::postgres::testing::Schema;
 use vix_tests::process;
 
 use super::federation::{match_counterparts, register_until_acknowledged};

@@ -65,7 +65,7 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let database = crate::store::hub_postgres::testing::Schema::create()
+                    let database = crate::store::postgres::testing::Schema::create()
                         .await
                         .expect("PostgreSQL for the contract tests (VIX_TEST_POSTGRES)");
                     let store = database.open().await.unwrap();

@@ -245,8 +245,5 @@ impl HubStore for PgHubStore {
     }
 }
 
-/// Test schemas (kept here too, where the hub's tests first found them).
-pub use super::postgres::testing;
-
 #[cfg(test)]
 mod tests;

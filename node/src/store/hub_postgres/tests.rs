@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Barrier;
 
 use super::PgHubStore;
-use super::testing::Schema;
 use crate::domain::matching::MatchType;
 use crate::domain::{FamilyKey, KeyVersion, RegionId, SignalId, SignalState, SubjectKey};
 use crate::store::hub::contract_tests::{notices_after, now, region, signal, upsert};
 use crate::store::hub::{HubSignal, HubStore, HubStoreError, LogEntry};
+use crate::store::postgres::testing::Schema;
 
 async fn schema() -> Schema {
     Schema::create()
