@@ -84,6 +84,75 @@ impl HubLink {
     }
 }
 
+/// How the node reaches its SMTP relay for notice e-mails (`[region.smtp]`). Without it no
+/// e-mail is sent: the jobs wait in the e-mail outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// The relay's host name (also the name its certificate must carry).
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// The sender, e.g. `Verwijsindex Noord <noreply@vix-noord.example.nl>`.
+    pub sender: String,
+    /// A file with the relay's user name on the first line and its password on the second;
+    /// none for a relay that does not authenticate.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust beside Mozilla's roots, for a relay with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// E-mails taken per round.
+    #[serde(default = "default_smtp_batch")]
+    pub batch: u32,
+    /// The longest wait between tries of one e-mail, in milliseconds.
+    #[serde(default = "default_smtp_retry_delay_max_ms")]
+    pub retry_delay_max_ms: u64,
+    /// How often the outbox is read without a new notice to wake it, in milliseconds.
+    #[serde(default = "default_smtp_poll_ms")]
+    pub poll_ms: u64,
+    /// A connection or an SMTP command that takes longer fails (and is tried again later).
+    #[serde(default = "default_smtp_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How long a mail taken for sending is left to its sender, in milliseconds, before
+    /// another round (or another instance of the node) may take it: a sender that died
+    /// mid-send is covered after this. Longer than a round takes.
+    #[serde(default = "default_smtp_claim_ms")]
+    pub claim_ms: u64,
+}
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain SMTP upgraded with STARTTLS, which is required (usually port 587).
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+    /// No TLS: only to a relay on this machine (localhost or a loopback address).
+    Plain,
+}
+
+fn default_smtp_batch() -> u32 {
+    50
+}
+
+fn default_smtp_retry_delay_max_ms() -> u64 {
+    3_600_000
+}
+
+fn default_smtp_poll_ms() -> u64 {
+    5_000
+}
+
+fn default_smtp_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_smtp_claim_ms() -> u64 {
+    600_000
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
@@ -139,6 +208,9 @@ pub struct RegionSettings {
     pub tls: TlsFiles,
     /// The national hub; absent for a region that runs alone.
     pub hub: Option<HubLink>,
+    /// The SMTP relay for notice e-mails; absent, the e-mails wait in the outbox.
+    #[serde(default)]
+    pub smtp: Option<SmtpSettings>,
     /// How concurrent writes share one commit (`[region.group_commit]`).
     #[serde(default)]
     pub group_commit: GroupCommit,

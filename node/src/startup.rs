@@ -19,6 +19,7 @@ use crate::hub::{self, HubApi, HubContext};
 use crate::person_registry::JsonPersonRegistry;
 use crate::pseudonym::HmacPseudonymiser;
 use crate::region::forwarder::Forwarder;
+use crate::region::mailer::Mailer;
 use crate::region::notice_consumer::NoticeConsumer;
 use crate::region::{self, RegionContext};
 use crate::store::database_location::DatabaseLocation;
@@ -51,6 +52,8 @@ pub struct RegionNode {
     limits: crate::limits::ServerLimits,
     /// The hub connection (connects lazily); `None` for a region running alone.
     hub: Option<Channel>,
+    /// The notice e-mails' sender; `None` without `[region.smtp]` (the e-mails wait).
+    mailer: Option<Mailer<RegionDatabase>>,
 }
 
 impl RegionNode {
@@ -83,6 +86,10 @@ impl RegionNode {
         let organisations: HashMap<_, _> = registry
             .of_region(&region_id)
             .map(|organisation| (organisation.id.clone(), organisation.name.clone()))
+            .collect();
+        let languages: HashMap<_, _> = registry
+            .of_region(&region_id)
+            .map(|organisation| (organisation.id.clone(), organisation.language))
             .collect();
         if organisations.is_empty() {
             anyhow::bail!(
@@ -136,30 +143,40 @@ impl RegionNode {
             hub = hub.is_some(),
             "region node ready"
         );
+        let context = Arc::new(RegionContext {
+            region_id,
+            store,
+            registry,
+            pseudonymiser: Arc::new(pseudonymiser),
+            clock,
+            organisations,
+            municipalities,
+            outbox_ready: Arc::default(),
+            mail_ready: Arc::default(),
+            notices_stored: watch::Sender::new(0),
+            hub_log_halted: watch::Sender::new(None),
+            failpoint: settings.failpoint.clone(),
+            hub_retry_delay_max: std::time::Duration::from_millis(
+                settings
+                    .hub
+                    .as_ref()
+                    .map_or(0, |link| link.retry_delay_max_ms),
+            ),
+            daily_sweep: Default::default(),
+        });
+        let mailer = match &settings.smtp {
+            None => {
+                tracing::warn!("no [region.smtp]: notice e-mails wait in the e-mail outbox");
+                None
+            }
+            Some(smtp) => Some(Mailer::new(Arc::clone(&context), smtp, languages)?),
+        };
         Ok(Self {
-            context: Arc::new(RegionContext {
-                region_id,
-                store,
-                registry,
-                pseudonymiser: Arc::new(pseudonymiser),
-                clock,
-                organisations,
-                municipalities,
-                outbox_ready: Arc::default(),
-                notices_stored: watch::Sender::new(0),
-                hub_log_halted: watch::Sender::new(None),
-                failpoint: settings.failpoint.clone(),
-                hub_retry_delay_max: std::time::Duration::from_millis(
-                    settings
-                        .hub
-                        .as_ref()
-                        .map_or(0, |link| link.retry_delay_max_ms),
-                ),
-                daily_sweep: Default::default(),
-            }),
+            context,
             tls,
             limits: settings.limits,
             hub,
+            mailer,
         })
     }
 
@@ -179,6 +196,9 @@ impl RegionNode {
         let mut workers = vec![tokio::spawn(
             Arc::clone(&self.context).run_sweeper(stopping.clone()),
         )];
+        if let Some(mailer) = self.mailer {
+            workers.push(tokio::spawn(mailer.run(stopping.clone())));
+        }
         if let Some(hub) = &self.hub {
             let forwarder = Forwarder::new(Arc::clone(&self.context), hub.clone());
             workers.push(tokio::spawn(forwarder.run(stopping.clone())));

@@ -8,6 +8,7 @@ mod dead_letters;
 mod examples;
 mod federation;
 mod lifecycle;
+mod mail;
 mod no_probing;
 mod notice_log;
 mod organisation_registry;

@@ -222,6 +222,25 @@ pub(crate) async fn every_flow(schema: &Schema) {
         .outbox_remove(queued.iter().map(|entry| entry.seq).collect())
         .await
         .unwrap();
+    // The e-mail outbox: claimed, one sent, one put off, one dropped.
+    let claimed = store
+        .claim_emails(now(), std::time::Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    let recipient = acting("school-north");
+    for (n, job) in claimed.iter().enumerate() {
+        match n % 3 {
+            0 => {
+                store
+                    .email_sent(&job.notice_id, &recipient, vec![a, b], now())
+                    .await
+                    .unwrap();
+            }
+            1 => store.email_retry(&job.notice_id, now()).await.unwrap(),
+            _ => store.email_dropped(&job.notice_id).await.unwrap(),
+        }
+    }
+    store.emails_pending().await.unwrap();
     // Withdrawal of both kinds, erasure, death, and the lifecycle over years.
     store
         .withdraw(&school, b, WithdrawReason::RiskGone, now())

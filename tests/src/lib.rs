@@ -215,7 +215,26 @@ pub fn region_settings_in(
         }),
         group_commit: Default::default(),
         limits: Default::default(),
+        smtp: None,
         failpoint: None,
+    }
+}
+
+/// SMTP settings for a region that mails through the test server on `port` of this machine:
+/// STARTTLS required, the relay's certificate from the dev PKI, quick retries.
+pub fn smtp_settings(port: u16) -> vix_node::config::SmtpSettings {
+    vix_node::config::SmtpSettings {
+        host: "localhost".into(),
+        port,
+        security: vix_node::config::SmtpSecurity::Starttls,
+        sender: "Verwijsindex Noord <noreply@vix-noord.example.nl>".into(),
+        credentials_file: None,
+        ca_file: Some(pki().join(vix_certs_dev::files::CA_CERT)),
+        batch: 50,
+        retry_delay_max_ms: 200,
+        poll_ms: 50,
+        timeout_ms: 5_000,
+        claim_ms: 2_000,
     }
 }
 
@@ -674,4 +693,5 @@ impl Drop for TestHub {
 pub mod process;
 mod recording;
 pub use recording::Tamper;
+pub mod smtp;
 pub mod statements;

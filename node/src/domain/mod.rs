@@ -15,6 +15,7 @@ pub mod ids;
 pub mod informing;
 pub mod keys;
 pub mod lifecycle;
+pub mod mail;
 pub mod matching;
 pub mod notice_log;
 pub mod organisations;

@@ -13,6 +13,7 @@
 //! id = "jgz-north"          # as in the certificate's urn:vix:org:<id>
 //! name = "JGZ Noord"        # shown to other parties and written into notice e-mails
 //! region = "north"          # one of `regions`
+//! language = "nl"           # of its notice e-mails: "nl" (the default) or "en"
 //! ```
 //!
 //! Unknown keys, a duplicate id or region, an id or region that is not a valid identifier, a
@@ -25,6 +26,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::ids::{IdError, OrganisationId, RegionId};
+use super::mail::Language;
 
 /// An organisation's display name: trimmed, 1 to [`Self::MAX_LEN`] characters, no control
 /// characters. It goes into notices and e-mail headers, so it is checked wherever it enters:
@@ -83,6 +85,8 @@ pub struct Organisation {
     pub id: OrganisationId,
     pub name: OrganisationName,
     pub region: RegionId,
+    /// The language of the notice e-mails to its professionals.
+    pub language: Language,
 }
 
 /// Why a registry file is refused. Names never appear here: the index and id say where.
@@ -113,6 +117,12 @@ pub enum RegistryError {
         index: usize,
         id: String,
         error: OrganisationNameError,
+    },
+    #[error("organisations[{index}].language {language:?} (of {id:?}) is not \"nl\" or \"en\"")]
+    UnknownLanguage {
+        index: usize,
+        id: String,
+        language: String,
     },
     #[error("organisations[{index}].region {region:?} (of {id:?}) is not one of regions")]
     UnknownRegion {
@@ -152,6 +162,7 @@ struct OrganisationEntry {
     id: String,
     name: String,
     region: String,
+    language: Option<String>,
 }
 
 impl OrganisationRegistry {
@@ -206,7 +217,25 @@ impl OrganisationRegistry {
                     id: entry.id.clone(),
                 });
             }
-            organisations.insert(id.clone(), Organisation { id, name, region });
+            let language = match &entry.language {
+                None => Language::default(),
+                Some(code) => {
+                    Language::parse(code).map_err(|_| RegistryError::UnknownLanguage {
+                        index,
+                        id: entry.id.clone(),
+                        language: code.clone(),
+                    })?
+                }
+            };
+            organisations.insert(
+                id.clone(),
+                Organisation {
+                    id,
+                    name,
+                    region,
+                    language,
+                },
+            );
         }
         Ok(Self {
             regions,
@@ -261,6 +290,7 @@ mod tests {
         id = "vt-south"
         name = "Veilig Thuis Zuid"
         region = "south"
+        language = "en"
     "#;
 
     fn id(text: &str) -> OrganisationId {
@@ -293,6 +323,24 @@ mod tests {
             .map(|o| o.id.as_str())
             .collect();
         assert_eq!(south, ["vt-south"]);
+    }
+
+    #[test]
+    fn an_organisation_mails_in_dutch_unless_it_chose_english() {
+        let registry = OrganisationRegistry::parse_toml(GOOD).unwrap();
+        assert_eq!(
+            registry.get(&id("jgz-north")).unwrap().language,
+            Language::Dutch
+        );
+        assert_eq!(
+            registry.get(&id("vt-south")).unwrap().language,
+            Language::English
+        );
+        let error = refused(&GOOD.replace("language = \"en\"", "language = \"de\""));
+        assert!(
+            matches!(&error, RegistryError::UnknownLanguage { index: 1, language, .. } if language == "de"),
+            "{error:?}"
+        );
     }
 
     fn refused(text: &str) -> RegistryError {

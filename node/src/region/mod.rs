@@ -24,6 +24,7 @@ pub(crate) mod convert;
 mod error;
 pub mod forwarder;
 mod link;
+pub mod mailer;
 pub mod notice_consumer;
 pub mod rights;
 
@@ -47,6 +48,8 @@ pub struct RegionContext<S> {
     pub municipalities: HashSet<crate::domain::MunicipalityCode>,
     /// Woken after every write that appended to the outbox, so the forwarder sends at once.
     pub outbox_ready: Arc<tokio::sync::Notify>,
+    /// Woken after a registration that found local matches, so their e-mails go at once.
+    pub mail_ready: Arc<tokio::sync::Notify>,
     /// Bumped after every hub notice stored; lets tests and operators wait for delivery.
     pub notices_stored: tokio::sync::watch::Sender<u64>,
     /// Set, with the reason, when the notice consumer stopped because the hub serves another
@@ -308,6 +311,9 @@ impl<S: SignalStore> RegionApi<S> {
         let (signal, replayed, already_registered) = match context.store.register(new).await? {
             Registered::Created { signal, notices } => {
                 context.outbox_ready.notify_one();
+                if notices > 0 {
+                    context.mail_ready.notify_one();
+                }
                 tracing::info!(signal_id = %signal.signal_id, notices, "signal registered");
                 (signal, false, false)
             }

@@ -512,6 +512,41 @@ pub trait SignalStore: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<SweepReport, StoreError>> + Send;
 
+    /// Takes up to `limit` unsent notice e-mails due at `now` for sending, oldest first: each
+    /// is claimed until `now + lease`, so another sender (another instance) leaves it alone,
+    /// and a sender that dies leaves it to be tried again when the claim runs out.
+    fn claim_emails(
+        &self,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ClaimedEmail>, StoreError>> + Send;
+
+    /// Records that the notice e-mail went out: the job is marked sent and the send is audited
+    /// as `recipient`'s read of the counterpart's contact (DOMAIN.md section 9), in one
+    /// transaction. False if it was marked before (nothing is audited twice).
+    fn email_sent(
+        &self,
+        notice_id: &str,
+        recipient: &Acting,
+        signal_ids: Vec<SignalId>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Puts off the next try of an unsent notice e-mail until `at`.
+    fn email_retry(
+        &self,
+        notice_id: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets an unsent notice e-mail: its recipient is inactive or gone.
+    fn email_dropped(&self, notice_id: &str)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many notice e-mails wait to be sent.
+    fn emails_pending(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Applies a run of the hub's notice log in order, in one transaction, and moves the hub
     /// cursor past it: a notice is stored with its e-mail job (one seen before changes nothing
     /// but the cursor); a retraction deletes the notice (and its unsent e-mail job) of a signal
@@ -522,6 +557,16 @@ pub trait SignalStore: Send + Sync + 'static {
         entries: Vec<hub::LogEntry>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<HubLogApplied>, StoreError>> + Send;
+}
+
+/// An e-mail job taken for sending, with the notice's recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedEmail {
+    pub notice_id: String,
+    /// Tries before this one.
+    pub attempts: u32,
+    pub recipient_signal_id: SignalId,
+    pub recipient_organisation_id: OrganisationId,
 }
 
 /// What became of one entry of the hub's notice log.

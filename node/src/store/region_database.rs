@@ -16,7 +16,7 @@ use super::postgres::PgSettings;
 use super::region_postgres::PgRegionStore;
 use super::sqlite::SqliteStore;
 use super::{
-    Acting, GroupCommit, HubLogApplied, LogPosition, MatchPage, MatchView, NewSignal,
+    Acting, ClaimedEmail, GroupCommit, HubLogApplied, LogPosition, MatchPage, MatchView, NewSignal,
     NoticeDelivery, OutboxEntry, Registered, SignalPage, SignalStore, SignalUpdate, StoreError,
     StoredSignal, SweepReport, Withdrawn,
 };
@@ -286,5 +286,36 @@ impl SignalStore for RegionDatabase {
         now: Timestamp,
     ) -> Result<Vec<HubLogApplied>, StoreError> {
         on_backend!(self, store => store.store_hub_log(entries, now).await)
+    }
+
+    async fn claim_emails(
+        &self,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+        on_backend!(self, store => store.claim_emails(now, lease, limit).await)
+    }
+
+    async fn email_sent(
+        &self,
+        notice_id: &str,
+        recipient: &Acting,
+        signal_ids: Vec<SignalId>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, store => store.email_sent(notice_id, recipient, signal_ids, now).await)
+    }
+
+    async fn email_retry(&self, notice_id: &str, at: Timestamp) -> Result<(), StoreError> {
+        on_backend!(self, store => store.email_retry(notice_id, at).await)
+    }
+
+    async fn email_dropped(&self, notice_id: &str) -> Result<(), StoreError> {
+        on_backend!(self, store => store.email_dropped(notice_id).await)
+    }
+
+    async fn emails_pending(&self) -> Result<u64, StoreError> {
+        on_backend!(self, store => store.emails_pending().await)
     }
 }

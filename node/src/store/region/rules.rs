@@ -21,8 +21,8 @@ use crate::store::hub::tx::Party;
 use crate::store::hub::{LogEntry, LoggedNotice};
 use crate::store::outbox::OutboxEvent;
 use crate::store::{
-    Acting, HubLogApplied, NewSignal, NoticeDelivery, Registered, SignalUpdate, StoreError,
-    StoredSignal, SweepReport, Withdrawn,
+    Acting, ClaimedEmail, HubLogApplied, NewSignal, NoticeDelivery, Registered, SignalUpdate,
+    StoreError, StoredSignal, SweepReport, Withdrawn,
 };
 
 pub(crate) async fn register<T: RegionTx>(
@@ -514,6 +514,45 @@ pub(crate) async fn retry_dead_letter<T: RegionTx>(
     }
     tx.remove_dead_letter(id).await?;
     Ok(Retried::Requeued)
+}
+
+/// Takes due notice e-mails for sending, each claimed for `lease`.
+pub(crate) async fn claim_emails<T: RegionTx>(
+    tx: &mut T,
+    now: Timestamp,
+    lease: std::time::Duration,
+    limit: u32,
+) -> Result<Vec<ClaimedEmail>, StoreError> {
+    tx.lock_writes().await?;
+    let lease = jiff::SignedDuration::try_from(lease).map_err(|_| StoreError::Corrupt("lease"))?;
+    let until = now
+        .checked_add(lease)
+        .map_err(|_| StoreError::Corrupt("lease"))?;
+    tx.claim_email_jobs(now, until, limit).await
+}
+
+/// Marks a notice e-mail sent and audits it as the recipient's read of the counterpart's
+/// contact (DOMAIN.md section 9: a sent notice e-mail counts as a read).
+pub(crate) async fn email_sent<T: RegionTx>(
+    tx: &mut T,
+    notice_id: &str,
+    recipient: &Acting,
+    signal_ids: Vec<SignalId>,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    tx.lock_writes().await?;
+    if !tx.mark_email_sent(notice_id, now).await? {
+        return Ok(false);
+    }
+    tx.audit(&AuditEntry {
+        at: now,
+        action: AuditAction::ContactLookup,
+        actor: recipient.actor(),
+        signal_ids,
+        detail: Some("email".to_owned()),
+    })
+    .await?;
+    Ok(true)
 }
 
 async fn apply_hub_notice<T: RegionTx>(

@@ -19,7 +19,7 @@ use crate::store::dead_letter::DeadLetter;
 use crate::store::hub::LoggedNotice;
 use crate::store::hub::tx::Party;
 use crate::store::outbox::OutboxEvent;
-use crate::store::{StoreError, StoredSignal};
+use crate::store::{ClaimedEmail, StoreError, StoredSignal};
 
 /// The two sides of a stored notice, as coordination needs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +247,28 @@ pub(crate) trait RegionTx {
     async fn requeue_coordination(&mut self, letter: &DeadLetter) -> Result<(), StoreError>;
 
     async fn remove_dead_letter(&mut self, id: i64) -> Result<(), StoreError>;
+
+    /// Unsent e-mail jobs due at `now`, oldest first, each claimed until `until` (tried once
+    /// more).
+    async fn claim_email_jobs(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEmail>, StoreError>;
+
+    /// Marks the job sent at `now`; false if it was sent before or is gone.
+    async fn mark_email_sent(
+        &mut self,
+        notice_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Moves an unsent job's next try to `at`.
+    async fn reschedule_email(&mut self, notice_id: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// Deletes an unsent job: there is nobody to mail.
+    async fn drop_email_job(&mut self, notice_id: &str) -> Result<(), StoreError>;
 
     /// Appends to the node's audit log, chained to the entry before.
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError>;

@@ -23,9 +23,9 @@ use super::region::rules;
 use super::region::tx::RegionTx;
 use super::row::parse_signal_id;
 use super::{
-    Acting, HubLogApplied, LogPosition, MatchPage, MatchView, NewSignal, NoticeDelivery,
-    OutboxEntry, Registered, SignalPage, SignalStore, SignalUpdate, StoreError, StoredSignal,
-    SweepReport, Withdrawn,
+    Acting, ClaimedEmail, HubLogApplied, LogPosition, MatchPage, MatchView, NewSignal,
+    NoticeDelivery, OutboxEntry, Registered, SignalPage, SignalStore, SignalUpdate, StoreError,
+    StoredSignal, SweepReport, Withdrawn,
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{CoordinationAction, CoordinationChange};
@@ -499,6 +499,53 @@ impl SignalStore for PgRegionStore {
         let report = rules::sweep(&mut tx, today, limit).await?;
         tx.commit().await?;
         Ok(report)
+    }
+
+    async fn claim_emails(
+        &self,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+        let mut tx = self.begin().await?;
+        let claimed = rules::claim_emails(&mut tx, now, lease, limit).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn email_sent(
+        &self,
+        notice_id: &str,
+        recipient: &Acting,
+        signal_ids: Vec<SignalId>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let marked = rules::email_sent(&mut tx, notice_id, recipient, signal_ids, now).await?;
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    async fn email_retry(&self, notice_id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.lock_writes().await?;
+        tx.reschedule_email(notice_id, at).await?;
+        tx.commit().await
+    }
+
+    async fn email_dropped(&self, notice_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.lock_writes().await?;
+        tx.drop_email_job(notice_id).await?;
+        tx.commit().await
+    }
+
+    async fn emails_pending(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM email_jobs WHERE sent_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        u64::try_from(count).map_err(|_| StoreError::Corrupt("email_jobs"))
     }
 
     async fn store_hub_log(

@@ -35,7 +35,7 @@ use crate::store::region::tx::{NoticeParties, RegionTx};
 use crate::store::row::{
     Columns, parse_instant, parse_org, parse_signal_id, parse_state, parse_subject, revision_to_db,
 };
-use crate::store::{StoreError, StoredSignal};
+use crate::store::{ClaimedEmail, StoreError, StoredSignal};
 
 /// The writes' lock of the node of `region_id`: the first 8 bytes of a SHA-256 over a label
 /// and the region, so nodes of several regions on one server do not wait for each other.
@@ -831,6 +831,97 @@ impl RegionTx for PgRegionTx {
     async fn remove_dead_letter(&mut self, id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM dead_letters WHERE id = $1")
             .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_email_jobs(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+        // Three lookups by key rather than one statement: planned without knowing the batch
+        // size, a join of the due jobs with their notices became a scan of both tables.
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT notice_id FROM email_jobs WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now.as_microsecond())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let attempts: Vec<(String, i32)> = sqlx::query_as(
+            "UPDATE email_jobs SET next_attempt_at = $1, attempts = attempts + 1 \
+             WHERE notice_id = ANY($2) RETURNING notice_id, attempts - 1",
+        )
+        .bind(until.as_microsecond())
+        .bind(&due)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let attempts: std::collections::HashMap<String, i32> = attempts.into_iter().collect();
+        let rows = sqlx::query(
+            "SELECT notice_id, recipient_signal_id, recipient_organisation_id FROM notices \
+             WHERE notice_id = ANY($1)",
+        )
+        .bind(&due)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                let notice_id = row.text("notice_id")?;
+                let tries = attempts
+                    .get(&notice_id)
+                    .copied()
+                    .ok_or(StoreError::Corrupt("email_jobs"))?;
+                Ok(ClaimedEmail {
+                    attempts: u32::try_from(tries)
+                        .map_err(|_| StoreError::Corrupt("email_jobs.attempts"))?,
+                    recipient_signal_id: parse_signal_id(&row.text("recipient_signal_id")?)?,
+                    recipient_organisation_id: parse_org(&row.text("recipient_organisation_id")?)?,
+                    notice_id,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Oldest first, as they were due.
+        claimed.sort_by_key(|job| due.iter().position(|id| *id == job.notice_id));
+        Ok(claimed)
+    }
+
+    async fn mark_email_sent(
+        &mut self,
+        notice_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let marked = sqlx::query(
+            "UPDATE email_jobs SET sent_at = $1 WHERE notice_id = $2 AND sent_at IS NULL",
+        )
+        .bind(now.as_microsecond())
+        .bind(notice_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(marked.rows_affected() == 1)
+    }
+
+    async fn reschedule_email(&mut self, notice_id: &str, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE email_jobs SET next_attempt_at = $1 WHERE notice_id = $2 AND sent_at IS NULL",
+        )
+        .bind(at.as_microsecond())
+        .bind(notice_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn drop_email_job(&mut self, notice_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM email_jobs WHERE notice_id = $1 AND sent_at IS NULL")
+            .bind(notice_id)
             .execute(&mut *self.tx)
             .await?;
         Ok(())

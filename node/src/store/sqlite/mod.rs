@@ -30,9 +30,9 @@ use super::region::tx::RegionTx;
 use super::row::parse_signal_id;
 use super::writer::{self, GroupCommit, Writer, run_ready};
 use super::{
-    Acting, HubLogApplied, MatchPage, MatchView, NewSignal, NoticeDelivery, OutboxEntry,
-    Registered, SignalPage, SignalStore, SignalUpdate, StoreError, StoredSignal, SweepReport,
-    Withdrawn, audit,
+    Acting, ClaimedEmail, HubLogApplied, MatchPage, MatchView, NewSignal, NoticeDelivery,
+    OutboxEntry, Registered, SignalPage, SignalStore, SignalUpdate, StoreError, StoredSignal,
+    SweepReport, Withdrawn, audit,
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{CoordinationAction, CoordinationChange};
@@ -565,6 +565,68 @@ impl SignalStore for SqliteStore {
                 Ok((report, report.deleted > 0))
             })
             .await
+    }
+
+    async fn claim_emails(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+        self.writer
+            .write(move |tx| {
+                run_ready(rules::claim_emails(
+                    &mut SqliteRegionTx::new(tx),
+                    now,
+                    lease,
+                    limit,
+                ))
+            })
+            .await
+    }
+
+    async fn email_sent(
+        &self,
+        notice_id: &str,
+        recipient: &Acting,
+        signal_ids: Vec<SignalId>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let notice_id = notice_id.to_owned();
+        let recipient = recipient.clone();
+        self.writer
+            .write(move |tx| {
+                run_ready(rules::email_sent(
+                    &mut SqliteRegionTx::new(tx),
+                    &notice_id,
+                    &recipient,
+                    signal_ids,
+                    now,
+                ))
+            })
+            .await
+    }
+
+    async fn email_retry(&self, notice_id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let notice_id = notice_id.to_owned();
+        self.writer
+            .write(move |tx| run_ready(SqliteRegionTx::new(tx).reschedule_email(&notice_id, at)))
+            .await
+    }
+
+    async fn email_dropped(&self, notice_id: &str) -> Result<(), StoreError> {
+        let notice_id = notice_id.to_owned();
+        self.writer
+            .write(move |tx| run_ready(SqliteRegionTx::new(tx).drop_email_job(&notice_id)))
+            .await
+    }
+
+    async fn emails_pending(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM email_jobs WHERE sent_at IS NULL")
+                .fetch_one(&self.reader)
+                .await?;
+        u64::try_from(count).map_err(|_| StoreError::Corrupt("email_jobs"))
     }
 
     async fn store_hub_log(

@@ -21,7 +21,7 @@ use super::super::row::{
     Columns, parse_instant, parse_org, parse_signal_id, parse_state, parse_subject, revision_to_db,
 };
 use super::super::sql::query;
-use super::super::{StoreError, StoredSignal, audit, told};
+use super::super::{ClaimedEmail, StoreError, StoredSignal, audit, told};
 use super::SIGNAL_COLUMNS;
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{CoordinationChange, CoordinationState};
@@ -732,6 +732,70 @@ impl RegionTx for SqliteRegionTx<'_> {
     async fn remove_dead_letter(&mut self, id: i64) -> Result<(), StoreError> {
         query("DELETE FROM dead_letters WHERE id = ?")
             .bind(id)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn claim_email_jobs(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedEmail>, StoreError> {
+        let rows = query(
+            "SELECT j.notice_id, j.attempts, n.recipient_signal_id, n.recipient_organisation_id \
+             FROM email_jobs j JOIN notices n ON n.notice_id = j.notice_id \
+             WHERE j.sent_at IS NULL AND j.next_attempt_at <= ? \
+             ORDER BY j.next_attempt_at LIMIT ?",
+        )
+        .bind(now.as_microsecond())
+        .bind(i64::from(limit))
+        .fetch_all(self.conn)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let notice_id = row.text("notice_id")?;
+            query(
+                "UPDATE email_jobs SET next_attempt_at = ?, attempts = attempts + 1 \
+                 WHERE notice_id = ?",
+            )
+            .bind(until.as_microsecond())
+            .bind(&notice_id)
+            .execute(self.conn)?;
+            claimed.push(ClaimedEmail {
+                notice_id,
+                attempts: u32::try_from(row.int("attempts")?)
+                    .map_err(|_| StoreError::Corrupt("email_jobs.attempts"))?,
+                recipient_signal_id: parse_signal_id(&row.text("recipient_signal_id")?)?,
+                recipient_organisation_id: parse_org(&row.text("recipient_organisation_id")?)?,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_email_sent(
+        &mut self,
+        notice_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let marked =
+            query("UPDATE email_jobs SET sent_at = ? WHERE notice_id = ? AND sent_at IS NULL")
+                .bind(now.as_microsecond())
+                .bind(notice_id)
+                .execute(self.conn)?;
+        Ok(marked.rows_affected() == 1)
+    }
+
+    async fn reschedule_email(&mut self, notice_id: &str, at: Timestamp) -> Result<(), StoreError> {
+        query("UPDATE email_jobs SET next_attempt_at = ? WHERE notice_id = ? AND sent_at IS NULL")
+            .bind(at.as_microsecond())
+            .bind(notice_id)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn drop_email_job(&mut self, notice_id: &str) -> Result<(), StoreError> {
+        query("DELETE FROM email_jobs WHERE notice_id = ? AND sent_at IS NULL")
+            .bind(notice_id)
             .execute(self.conn)?;
         Ok(())
     }

@@ -6,6 +6,7 @@
 mod changes;
 mod hub;
 mod lifecycle;
+mod mail;
 mod registration;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ use crate::store::{
 use self::changes::*;
 use self::hub::*;
 use self::lifecycle::*;
+use self::mail::*;
 use self::registration::*;
 
 /// A store under test, with what a test reads behind the store's back.
@@ -371,4 +373,5 @@ contract!(
     dead_letters_hold_back_a_signals_later_events_until_retried,
     every_write_is_audited_in_one_chain,
     signals_of_subject_pages_in_registration_order,
+    notice_emails_are_claimed_once_sent_once_and_audited,
 );
