@@ -17,6 +17,8 @@ const START_TIME_MAX: Duration = Duration::from_secs(20);
 
 pub struct SmtpSink {
     pub port: u16,
+    /// How long the server waits before it takes each message (a slow relay).
+    pub delay: Duration,
     out: tempfile::TempDir,
     tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
@@ -131,6 +133,11 @@ impl SmtpSink {
     /// A server on a free port; with `tls`, STARTTLS is required and the certificate is the
     /// dev PKI's (at `pki`) for `localhost`.
     pub async fn start(pki: &Path, tls: bool) -> Self {
+        Self::start_with(pki, tls, Duration::ZERO).await
+    }
+
+    /// Like [`Self::start`], a relay that waits `delay` before it takes each message.
+    pub async fn start_with(pki: &Path, tls: bool, delay: Duration) -> Self {
         let tls = tls.then(|| {
             (
                 pki.join(vix_certs_dev::files::HUB_CERT),
@@ -139,6 +146,7 @@ impl SmtpSink {
         });
         let mut sink = Self {
             port: 0,
+            delay,
             out: tempfile::Builder::new()
                 .prefix("vix-test-smtp-")
                 .tempdir()
@@ -161,6 +169,8 @@ impl SmtpSink {
             .arg(self.out.path())
             .arg("--port")
             .arg(self.port.to_string())
+            .arg("--delay-ms")
+            .arg(self.delay.as_millis().to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

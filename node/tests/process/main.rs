@@ -22,6 +22,7 @@ use vix_protocol::region::v1 as pb;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 
 mod federation;
+mod mail;
 mod operator;
 mod postgres_hubs;
 
