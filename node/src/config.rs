@@ -33,6 +33,10 @@ pub struct HubSettings {
     /// The PostgreSQL connection pool and notice polling (`[hub.postgres]`); unused on SQLite.
     #[serde(default)]
     pub postgres: crate::store::postgres::PgSettings,
+    /// Where Prometheus scrapes `GET /metrics` (plain HTTP: keep it on an operators' network);
+    /// absent, no metrics are served.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// The federation's organisation registry (TOML, see `domain::organisations`): its
     /// regions are the ones whose certificates (`urn:vix:region:<id>`) the hub serves, and an
     /// event is accepted only for an organisation the registry gives to the calling region.
@@ -211,6 +215,10 @@ pub struct RegionSettings {
     /// The SMTP relay for notice e-mails; absent, the e-mails wait in the outbox.
     #[serde(default)]
     pub smtp: Option<SmtpSettings>,
+    /// Where Prometheus scrapes `GET /metrics` (plain HTTP: keep it on an operators' network);
+    /// absent, no metrics are served.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// How concurrent writes share one commit (`[region.group_commit]`).
     #[serde(default)]
     pub group_commit: GroupCommit,

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod fuzzing;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod mutations;
 pub mod person_registry;
 pub mod pseudonym;

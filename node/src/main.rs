@@ -91,7 +91,10 @@ async fn main() -> anyhow::Result<()> {
             let region = settings
                 .region
                 .context("the configuration has no [region] section")?;
-            let node = RegionNode::build(&region, Arc::new(SystemClock)).await?;
+            let mut node = RegionNode::build(&region, Arc::new(SystemClock)).await?;
+            if let Some(address) = region.metrics_listen {
+                node = node.with_metrics(bind(address, "region.metrics_listen").await?);
+            }
             let shutdown = shutdown_signal()?;
             let listener = tokio::net::TcpListener::bind(region.listen)
                 .await
@@ -191,7 +194,10 @@ async fn main() -> anyhow::Result<()> {
             let hub = settings
                 .hub
                 .context("the configuration has no [hub] section")?;
-            let node = HubNode::build(&hub, Arc::new(SystemClock)).await?;
+            let mut node = HubNode::build(&hub, Arc::new(SystemClock)).await?;
+            if let Some(address) = hub.metrics_listen {
+                node = node.with_metrics(bind(address, "hub.metrics_listen").await?);
+            }
             let shutdown = shutdown_signal()?;
             let listener = tokio::net::TcpListener::bind(hub.listen)
                 .await
@@ -199,6 +205,15 @@ async fn main() -> anyhow::Result<()> {
             node.run(listener, shutdown).await
         }
     }
+}
+
+async fn bind(
+    address: std::net::SocketAddr,
+    setting: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {setting} {address}"))
 }
 
 #[allow(clippy::print_stdout)] // the command's answer, for the operator

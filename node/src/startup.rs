@@ -22,6 +22,7 @@ use crate::region::forwarder::Forwarder;
 use crate::region::mailer::Mailer;
 use crate::region::notice_consumer::NoticeConsumer;
 use crate::region::{self, RegionContext};
+use crate::store::SignalStore;
 use crate::store::database_location::DatabaseLocation;
 use crate::store::hub_database::HubDatabase;
 use crate::store::region_database::RegionDatabase;
@@ -54,6 +55,8 @@ pub struct RegionNode {
     hub: Option<Channel>,
     /// The notice e-mails' sender; `None` without `[region.smtp]` (the e-mails wait).
     mailer: Option<Mailer<RegionDatabase>>,
+    /// Where `GET /metrics` is served, if anywhere.
+    metrics: Option<TcpListener>,
 }
 
 impl RegionNode {
@@ -69,6 +72,8 @@ impl RegionNode {
         clock: Arc<dyn Clock>,
         persons: Option<Arc<dyn PersonRegistry>>,
     ) -> anyhow::Result<Self> {
+        // Figures are recorded from the first request on, whether or not they are served.
+        crate::metrics::handle();
         let region_id = RegionId::parse(&settings.region_id)
             .with_context(|| format!("region.region_id {:?}", settings.region_id))?;
         let registry = load_organisation_registry(
@@ -177,11 +182,18 @@ impl RegionNode {
             limits: settings.limits,
             hub,
             mailer,
+            metrics: None,
         })
     }
 
     pub fn context(&self) -> &Arc<RegionContext<RegionDatabase>> {
         &self.context
+    }
+
+    /// Serves Prometheus's `GET /metrics` on `listener` too while the node runs.
+    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
     }
 
     /// Serves on `listener`, and runs the forwarder and the notice consumer when a hub is
@@ -198,6 +210,17 @@ impl RegionNode {
         )];
         if let Some(mailer) = self.mailer {
             workers.push(tokio::spawn(mailer.run(stopping.clone())));
+        }
+        if let Some(listener) = self.metrics {
+            let collect = region_gauges(Arc::clone(&self.context));
+            let mut stopping = stopping.clone();
+            workers.push(tokio::spawn(crate::metrics::serve(
+                listener,
+                collect,
+                async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                },
+            )));
         }
         if let Some(hub) = &self.hub {
             let forwarder = Forwarder::new(Arc::clone(&self.context), hub.clone());
@@ -226,16 +249,54 @@ impl RegionNode {
     }
 }
 
+/// The region's gauges, read from its database when Prometheus scrapes.
+fn region_gauges(context: Arc<RegionContext<RegionDatabase>>) -> crate::metrics::Collect {
+    Arc::new(move || {
+        let context = Arc::clone(&context);
+        Box::pin(async move {
+            let gauges = match context.store.gauges().await {
+                Ok(gauges) => gauges,
+                Err(error) => {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "metrics: the database could not be read");
+                    return;
+                }
+            };
+            let region = context.region_id.to_string();
+            let set = |name: &'static str, value: u64| {
+                metrics::gauge!(name, "region" => region.clone()).set(value as f64);
+            };
+            set("vix_outbox_events", gauges.outbox_events);
+            set("vix_dead_letters", gauges.dead_letters);
+            set("vix_email_queue", gauges.emails_pending);
+            for (state, count) in [
+                ("active", gauges.active_signals),
+                ("inactive", gauges.inactive_signals),
+            ] {
+                metrics::gauge!("vix_signals", "region" => region.clone(), "state" => state)
+                    .set(count as f64);
+            }
+            let lag = gauges
+                .oldest_outbox_event
+                .map(|oldest| (context.clock.now() - oldest).as_secs().max(0))
+                .unwrap_or(0);
+            metrics::gauge!("vix_forwarder_lag_seconds", "region" => region).set(lag as f64);
+        })
+    })
+}
+
 /// The hub, with its store open, ready to serve.
 pub struct HubNode {
     context: Arc<HubContext<HubDatabase>>,
     tls: tls::ServerTls,
     limits: crate::limits::ServerLimits,
     stop: watch::Sender<bool>,
+    /// Where `GET /metrics` is served, if anywhere.
+    metrics: Option<TcpListener>,
 }
 
 impl HubNode {
     pub async fn build(settings: &HubSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        crate::metrics::handle();
         let organisations = load_organisation_registry(
             &settings.organisation_registry_file,
             "hub.organisation_registry_file",
@@ -269,6 +330,7 @@ impl HubNode {
             tls,
             limits: settings.limits,
             stop,
+            metrics: None,
         })
     }
 
@@ -282,6 +344,12 @@ impl HubNode {
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         self.run_with(listener, |api| api, shutdown).await
+    }
+
+    /// Serves Prometheus's `GET /metrics` on `listener` too while the hub runs.
+    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
     }
 
     /// Like [`Self::run`], with the API wrapped by `wrap` (tests record what the hub receives).
@@ -300,6 +368,17 @@ impl HubNode {
             let _ = stop.send(true);
         };
         let api = wrap(HubApi::new(Arc::clone(&self.context)));
+        let metrics = self.metrics.map(|listener| {
+            let mut stopping = self.context.stopping.clone();
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                // The hub's figures are counters and histograms, recorded as they happen.
+                Arc::new(|| Box::pin(async {})),
+                async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                },
+            ))
+        });
         let sweeper = tokio::spawn(Arc::clone(&self.context).run_sweeper());
         // Other hub instances on the same database append to the logs too.
         let context = Arc::clone(&self.context);
@@ -312,6 +391,9 @@ impl HubNode {
             );
         });
         let served = hub::run(listener, self.tls, self.limits, api, shutdown).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         let _ = sweeper.await;
         let _ = watcher.await;
         self.context.store.close().await;

@@ -9,6 +9,7 @@ mod examples;
 mod federation;
 mod lifecycle;
 mod mail;
+mod metrics;
 mod no_probing;
 mod notice_log;
 mod organisation_registry;

@@ -216,6 +216,7 @@ pub fn region_settings_in(
         group_commit: Default::default(),
         limits: Default::default(),
         smtp: None,
+        metrics_listen: None,
         failpoint: None,
     }
 }
@@ -341,13 +342,37 @@ pub async fn spawn_region_with(
     hub: Option<SocketAddr>,
     adjust: impl FnOnce(&mut RegionSettings),
 ) -> TestRegion {
+    spawn_region_node(region, dir, hub, adjust, None).await
+}
+
+/// A region node alone (no hub) on a fresh database that also serves Prometheus's
+/// `GET /metrics`; answers the node and where the metrics are.
+pub async fn spawn_region_serving_metrics(region: &str) -> (TestRegion, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let addr = listener.local_addr().expect("bound address");
+    let node = spawn_region_node(region, new_dir(region), None, |_| {}, Some(listener)).await;
+    (node, addr)
+}
+
+async fn spawn_region_node(
+    region: &str,
+    dir: tempfile::TempDir,
+    hub: Option<SocketAddr>,
+    adjust: impl FnOnce(&mut RegionSettings),
+    metrics: Option<tokio::net::TcpListener>,
+) -> TestRegion {
     init_tracing();
     let clock = Arc::new(ManualClock::at_noon(test_day()));
     let mut settings = region_settings(region, dir.path(), hub);
     adjust(&mut settings);
-    let node = RegionNode::build(&settings, clock.clone())
+    let mut node = RegionNode::build(&settings, clock.clone())
         .await
         .expect("region node builds");
+    if let Some(listener) = metrics {
+        node = node.with_metrics(listener);
+    }
     let context = Arc::clone(node.context());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -543,6 +568,7 @@ pub fn hub_settings_in(pki: &Path, dir: &Path) -> HubSettings {
             ..Default::default()
         },
         postgres: Default::default(),
+        metrics_listen: None,
         group_commit: Default::default(),
         log_retention_days: 90,
         limits: Default::default(),

@@ -143,6 +143,7 @@ pub async fn run<T: FederationService>(
         .await;
     limits
         .apply(tls.server())
+        .layer(crate::metrics::RpcMetricsLayer)
         .add_service(health_service)
         .add_optional_service(crate::reflection::v1(SERVICES))
         .add_optional_service(crate::reflection::v1alpha(SERVICES))
@@ -204,11 +205,15 @@ impl<S: HubStore> HubApi<S> {
         )?;
         self.context.ensure_swept().await?;
         let count = events.len();
+        let started = std::time::Instant::now();
         let outcome = self
             .context
             .store
             .submit(&region_id, events, self.context.clock.now())
             .await?;
+        metrics::histogram!("vix_hub_batch_events").record(count as f64);
+        metrics::histogram!("vix_hub_batch_apply_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("vix_hub_notices_total").increment(u64::from(outcome.notices));
         if outcome.notices > 0 || outcome.applied > 0 {
             // New notices, or retractions of deleted signals' notices.
             self.context.notices_logged.send_modify(|n| *n += 1);

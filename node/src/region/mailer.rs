@@ -149,6 +149,11 @@ impl<S: SignalStore> Mailer<S> {
                         )
                         .await?;
                     tracing::info!(notice_id = %job.notice_id, "notice e-mail sent");
+                    metrics::counter!(
+                        "vix_emails_sent_total",
+                        "region" => self.context.region_id.to_string(),
+                    )
+                    .increment(1);
                     round.sent += 1;
                 }
                 Err(error) => {
@@ -167,6 +172,12 @@ impl<S: SignalStore> Mailer<S> {
                         .and_then(|delay| now.checked_add(delay).ok())
                         .unwrap_or(now);
                     store.email_retry(&job.notice_id, at).await?;
+                    metrics::counter!(
+                        "vix_email_failures_total",
+                        "region" => self.context.region_id.to_string(),
+                        "permanent" => if error.is_permanent() { "true" } else { "false" },
+                    )
+                    .increment(1);
                     round.retried += 1;
                 }
             }

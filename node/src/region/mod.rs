@@ -63,6 +63,16 @@ pub struct RegionContext<S> {
     pub daily_sweep: crate::sweeper::DailySweep,
 }
 
+/// Counts a RegisterSignal call by its outcome.
+fn registered(region_id: &RegionId, outcome: &'static str) {
+    metrics::counter!(
+        "vix_registrations_total",
+        "region" => region_id.to_string(),
+        "outcome" => outcome,
+    )
+    .increment(1);
+}
+
 /// Where a process test may stop a region node: after a run of the hub's log is committed,
 /// before the hub hears of it.
 pub const FAILPOINT_BEFORE_ACK: &str = "notice-stored-before-ack";
@@ -147,6 +157,7 @@ pub async fn run<S: SignalStore>(
     let incoming = tls::incoming(listener, &tls);
     let served = limits
         .apply(tls.server())
+        .layer(crate::metrics::RpcMetricsLayer)
         .add_service(health_service)
         .add_optional_service(crate::reflection::v1(SERVICES))
         .add_optional_service(crate::reflection::v1alpha(SERVICES))
@@ -310,6 +321,13 @@ impl<S: SignalStore> RegionApi<S> {
         };
         let (signal, replayed, already_registered) = match context.store.register(new).await? {
             Registered::Created { signal, notices } => {
+                registered(&context.region_id, "created");
+                metrics::counter!(
+                    "vix_notices_total",
+                    "region" => context.region_id.to_string(),
+                    "scope" => "local",
+                )
+                .increment(notices as u64);
                 context.outbox_ready.notify_one();
                 if notices > 0 {
                     context.mail_ready.notify_one();
@@ -318,10 +336,12 @@ impl<S: SignalStore> RegionApi<S> {
                 (signal, false, false)
             }
             Registered::Replayed(signal) => {
+                registered(&context.region_id, "replayed");
                 tracing::info!(signal_id = %signal.signal_id, "registration replayed");
                 (signal, true, false)
             }
             Registered::AlreadyActive(signal) => {
+                registered(&context.region_id, "already_active");
                 tracing::info!(signal_id = %signal.signal_id, "already registered and active");
                 (signal, false, true)
             }

@@ -30,6 +30,7 @@ use crate::domain::{
 };
 use crate::store::hub::{LogEntry, LoggedNotice};
 use crate::store::{CounterpartView, SignalStore, StoreError};
+use crate::store::{HubLogApplied, NoticeDelivery};
 use crate::telemetry::error_chain;
 
 /// The most log entries stored in one commit.
@@ -209,12 +210,32 @@ impl<S: SignalStore> NoticeConsumer<S> {
             return Ok(());
         };
         let count = entries.len();
+        let match_types: Vec<Option<&'static str>> = entries
+            .iter()
+            .map(|entry| match entry {
+                LogEntry::Notice(notice) => Some(notice.match_type.as_str()),
+                _ => None,
+            })
+            .collect();
         let applied = self
             .context
             .store
             .store_hub_log(entries, self.context.clock.now())
             .await?;
         tracing::info!(count, cursor, ?applied, "hub notice log stored");
+        for (done, match_type) in applied.iter().zip(match_types) {
+            if let (HubLogApplied::Notice(NoticeDelivery::Stored { .. }), Some(match_type)) =
+                (done, match_type)
+            {
+                metrics::counter!(
+                    "vix_notices_total",
+                    "region" => self.context.region_id.to_string(),
+                    "scope" => "cross_region",
+                    "match_type" => match_type,
+                )
+                .increment(1);
+            }
+        }
         self.context
             .notices_stored
             .send_modify(|n| *n += u64::try_from(count).unwrap_or(u64::MAX));

@@ -547,6 +547,10 @@ pub trait SignalStore: Send + Sync + 'static {
     /// How many notice e-mails wait to be sent.
     fn emails_pending(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Signals by state and the queues, for the metrics (read when Prometheus scrapes; each
+    /// a count, off the request path).
+    fn gauges(&self) -> impl Future<Output = Result<StoreGauges, StoreError>> + Send;
+
     /// Applies a run of the hub's notice log in order, in one transaction, and moves the hub
     /// cursor past it: a notice is stored with its e-mail job (one seen before changes nothing
     /// but the cursor); a retraction deletes the notice (and its unsent e-mail job) of a signal
@@ -567,6 +571,20 @@ pub struct ClaimedEmail {
     pub attempts: u32,
     pub recipient_signal_id: SignalId,
     pub recipient_organisation_id: OrganisationId,
+}
+
+/// What the metrics show of a region node's database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreGauges {
+    pub active_signals: u64,
+    pub inactive_signals: u64,
+    /// Events waiting for the hub.
+    pub outbox_events: u64,
+    /// When the oldest of them was written: the forwarder's lag.
+    pub oldest_outbox_event: Option<Timestamp>,
+    pub dead_letters: u64,
+    /// Notice e-mails waiting to be sent.
+    pub emails_pending: u64,
 }
 
 /// What became of one entry of the hub's notice log.

@@ -318,4 +318,8 @@ impl SignalStore for RegionDatabase {
     async fn emails_pending(&self) -> Result<u64, StoreError> {
         on_backend!(self, store => store.emails_pending().await)
     }
+
+    async fn gauges(&self) -> Result<super::StoreGauges, StoreError> {
+        on_backend!(self, store => store.gauges().await)
+    }
 }

@@ -175,3 +175,23 @@ pub(in crate::store) fn dead_letter_from_row(row: &impl Columns) -> Result<DeadL
         quarantined_at: parse_instant(row.int("quarantined_at")?)?,
     })
 }
+
+/// The row of [`super::GAUGES_SELECT`].
+pub(in crate::store) fn gauges_from_row(
+    row: &impl Columns,
+) -> Result<crate::store::StoreGauges, StoreError> {
+    let count = |name: &str| -> Result<u64, StoreError> {
+        u64::try_from(row.int(name)?).map_err(|_| StoreError::Corrupt("a count"))
+    };
+    Ok(crate::store::StoreGauges {
+        active_signals: count("active_signals")?,
+        inactive_signals: count("inactive_signals")?,
+        outbox_events: count("outbox_events")?,
+        oldest_outbox_event: row
+            .opt_int("oldest_outbox_event")?
+            .map(parse_instant)
+            .transpose()?,
+        dead_letters: count("dead_letters")?,
+        emails_pending: count("emails_pending")?,
+    })
+}

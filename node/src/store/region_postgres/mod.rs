@@ -548,6 +548,13 @@ impl SignalStore for PgRegionStore {
         u64::try_from(count).map_err(|_| StoreError::Corrupt("email_jobs"))
     }
 
+    async fn gauges(&self) -> Result<super::StoreGauges, StoreError> {
+        let row = sqlx::query(super::region::GAUGES_SELECT)
+            .fetch_one(&self.pool)
+            .await?;
+        super::region::rows::gauges_from_row(&row)
+    }
+
     async fn store_hub_log(
         &self,
         entries: Vec<LogEntry>,
