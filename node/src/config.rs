@@ -137,6 +137,10 @@ pub enum SmtpSecurity {
     Plain,
 }
 
+fn default_unhealthy_after_ms() -> u64 {
+    30_000
+}
+
 fn default_smtp_batch() -> u32 {
     50
 }
@@ -225,6 +229,10 @@ pub struct RegionSettings {
     /// Streams per connection and the request timeout (`[region.limits]`).
     #[serde(default)]
     pub limits: crate::limits::ServerLimits,
+    /// How long the database or the hub link may be down, in milliseconds, before gRPC health
+    /// answers `NOT_SERVING`.
+    #[serde(default = "default_unhealthy_after_ms")]
+    pub unhealthy_after_ms: u64,
     /// For process tests only: a named point where the node stops and waits to be killed
     /// (`VIX_REGION__FAILPOINT=notice-stored-before-ack`). Unset in every real deployment.
     #[serde(default)]

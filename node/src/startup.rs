@@ -168,6 +168,8 @@ impl RegionNode {
                     .map_or(0, |link| link.retry_delay_max_ms),
             ),
             daily_sweep: Default::default(),
+            outages: Default::default(),
+            unhealthy_after: std::time::Duration::from_millis(settings.unhealthy_after_ms),
         });
         let mailer = match &settings.smtp {
             None => {

@@ -7,6 +7,7 @@ mod coordination;
 mod dead_letters;
 mod examples;
 mod federation;
+mod health;
 mod lifecycle;
 mod mail;
 mod metrics;

@@ -217,6 +217,7 @@ pub fn region_settings_in(
         limits: Default::default(),
         smtp: None,
         metrics_listen: None,
+        unhealthy_after_ms: 30_000,
         failpoint: None,
     }
 }

@@ -199,7 +199,10 @@ impl<S: SignalStore> Forwarder<S> {
         let wake = Arc::clone(&self.context.outbox_ready);
         while !*stopping.borrow() {
             match self.drain_once().await {
-                Ok(Drained::Sent(_) | Drained::Quarantined(_)) => backoff.reset(),
+                Ok(Drained::Sent(_) | Drained::Quarantined(_)) => {
+                    self.context.outages.hub(true);
+                    backoff.reset();
+                }
                 Ok(Drained::Empty) => {
                     backoff.reset();
                     tokio::select! {
@@ -209,6 +212,7 @@ impl<S: SignalStore> Forwarder<S> {
                     }
                 }
                 Err(error) => {
+                    self.context.outages.hub(false);
                     let lag = self.context.store.outbox_len().await.unwrap_or_default();
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %error_chain(&error), lag, ?delay, "forwarding failed; will retry");

@@ -57,6 +57,10 @@ pub struct RegionContext<S> {
     pub hub_log_halted: tokio::sync::watch::Sender<Option<String>>,
     /// The longest wait between attempts to reach the hub.
     pub hub_retry_delay_max: std::time::Duration,
+    /// Since when the database and the hub link have been down, as the workers saw them.
+    pub outages: crate::health::Outages,
+    /// How long the database or the hub link may be down before health says `NOT_SERVING`.
+    pub unhealthy_after: std::time::Duration,
     /// A crash point for process tests (`RegionSettings::failpoint`).
     pub failpoint: Option<String>,
     /// The lifecycle, swept once a day before anything is served.
@@ -147,13 +151,7 @@ pub async fn run<S: SignalStore>(
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, true).await;
-    let mut halted = context.hub_log_halted.subscribe();
-    let health_task = tokio::spawn(async move {
-        while halted.changed().await.is_ok() {
-            let serving = halted.borrow_and_update().is_none();
-            set_health(&health_reporter, serving).await;
-        }
-    });
+    let health_task = tokio::spawn(watch_health(Arc::clone(&context), health_reporter));
     let incoming = tls::incoming(listener, &tls);
     let served = limits
         .apply(tls.server())
@@ -179,6 +177,49 @@ pub async fn run<S: SignalStore>(
         .await;
     health_task.abort();
     served
+}
+
+/// Keeps the health service's answer current: `NOT_SERVING` while the notice consumer is
+/// halted on another log, or the database or the hub link has been down longer than
+/// `unhealthy_after`. The database is probed here; the hub link is reported by its workers.
+async fn watch_health<S: SignalStore>(
+    context: Arc<RegionContext<S>>,
+    reporter: tonic_health::server::HealthReporter,
+) {
+    let probe = (context.unhealthy_after / 4).clamp(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(5),
+    );
+    let mut halted = context.hub_log_halted.subscribe();
+    let mut serving = true;
+    loop {
+        context
+            .outages
+            .database(context.store.hub_log_position().await.is_ok());
+        let now = context
+            .outages
+            .serving(context.unhealthy_after, std::time::Instant::now())
+            && halted.borrow_and_update().is_none();
+        if now != serving {
+            serving = now;
+            if !serving {
+                tracing::warn!(
+                    "health: NOT_SERVING (the database or the hub link is down, or the hub's log is another)"
+                );
+            } else {
+                tracing::info!("health: SERVING again");
+            }
+            set_health(&reporter, serving).await;
+        }
+        tokio::select! {
+            changed = halted.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(probe) => {}
+        }
+    }
 }
 
 async fn set_health(reporter: &tonic_health::server::HealthReporter, serving: bool) {

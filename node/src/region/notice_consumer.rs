@@ -90,6 +90,7 @@ impl<S: SignalStore> NoticeConsumer<S> {
             .await?
             .into_inner();
         self.opened = true;
+        self.context.outages.hub(true);
         let head = tokio::select! {
             message = stream.message() => message?,
             _ = stopping.changed() => return Ok(0),
@@ -261,6 +262,7 @@ impl<S: SignalStore> NoticeConsumer<S> {
                     return;
                 }
                 Err(error) => {
+                    self.context.outages.hub(false);
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %error_chain(&error), ?delay, "notice stream broken; will reconnect");
                     delay
