@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Brings up the development federation on this machine: builds vix, writes the dev PKI into
 # var/dev/pki on first run, and starts the hub (127.0.0.1:50050) and the region nodes north
-# (127.0.0.1:50051) and south (127.0.0.1:50052) on SQLite under var/dev/. Ctrl-C stops them.
+# (127.0.0.1:50051) and south (127.0.0.1:50052) on SQLite under var/dev/, and an SMTP sink on
+# 127.0.0.1:2525 that keeps every notice e-mail as a file in var/dev/mail/ (Python's aiosmtpd,
+# installed into var/dev/python on first run if Python lacks it). Metrics: GET /metrics on
+# 127.0.0.1:9150 (hub), :9151 (north), :9152 (south). Ctrl-C stops them.
 #
 # VIX_DEV_HUB=postgres runs the hub as two instances (127.0.0.1:50050 and :50053) on one
 # PostgreSQL database instead (VIX_DEV_POSTGRES, by default the local server's database
@@ -24,6 +27,15 @@ stop() {
   wait
 }
 trap stop EXIT INT TERM
+
+# The SMTP sink for notice e-mails.
+mkdir -p var/dev/mail
+if ! python3 -c 'import aiosmtpd' 2>/dev/null && [ ! -d var/dev/python/aiosmtpd ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --target var/dev/python aiosmtpd==1.4.6
+fi
+PYTHONPATH=var/dev/python python3 tests/smtp/sink.py --out var/dev/mail --port 2525 \
+  > >(sed -u "s/^/[smtp] /") 2>&1 &
+pids+=("$!")
 
 case "${VIX_DEV_HUB:-sqlite}" in
   sqlite)
@@ -75,6 +87,9 @@ vix dev federation: hub on 127.0.0.1:50050, region north on 127.0.0.1:50051, reg
     -d '{"acting_professional_id":"p1"}' 127.0.0.1:50051 vix.region.v1.RegionService/ListMatches
   grpcurl -cacert $P/ca.pem -cert $P/org-vt-south.pem -key $P/org-vt-south.key \
     -d '{"acting_professional_id":"v9"}' 127.0.0.1:50052 vix.region.v1.RegionService/ListMatches
+
+Both professionals get a notice e-mail: see var/dev/mail/*.eml. Metrics:
+  curl -s 127.0.0.1:9151/metrics | grep ^vix_
 
 Ctrl-C stops the federation.
 TEXT

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+
+mod client;
 use clap::{Parser, Subcommand};
 use vix_node::domain::SystemClock;
 use vix_node::startup::{HubNode, RegionNode};
@@ -53,6 +55,9 @@ enum Role {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Talk to a region node as an organisation (client certificate): register, list matches,
+    /// withdraw. A table, or JSON with --json.
+    Client(Box<client::Client>),
     /// Run the national hub: the federation API for the region nodes, on SQLite.
     Hub {
         /// TOML configuration file; `VIX_` variables override it (`VIX_HUB__LISTEN`).
@@ -188,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
             report_intact(database, entries);
             Ok(())
         }
+        Role::Client(client) => client.run().await,
         Role::Hub { config } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
             telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());

@@ -21,6 +21,7 @@ use vix_node::tls::{self, TlsFiles};
 use vix_protocol::region::v1 as pb;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
 
+mod client;
 mod federation;
 mod mail;
 mod operator;
