@@ -1,6 +1,6 @@
-//! `vix-node client`: the region API for people at a terminal (professionals' support desks,
-//! testers, operators checking a node by hand), with an organisation's client certificate over
-//! mutual TLS. Output is a table, or one JSON object per line with `--json`. A refusal is said
+//! `vix-node client`: the region and rights APIs for people at a terminal (professionals'
+//! support desks, municipalities' officers, testers, operators checking a node by hand), with an
+//! organisation's or a municipality's client certificate over mutual TLS. Output is a table, or one JSON object per line with `--json`. A refusal is said
 //! plainly (the status code, the node's message and each field it names) and the command exits
 //! non-zero.
 
@@ -13,6 +13,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use vix_node::tls::{self, TlsFiles};
 use vix_protocol::region::v1 as pb;
 use vix_protocol::region::v1::region_service_client::RegionServiceClient;
+use vix_protocol::region::v1::rights_service_client::RightsServiceClient;
 
 #[derive(Debug, Args)]
 pub(crate) struct Client {
@@ -51,6 +52,29 @@ enum ClientCommand {
         #[arg(long)]
         signal: Option<String>,
     },
+    /// A municipality's export of every signal on a youth, with its notices (access and copy);
+    /// with a municipality's certificate.
+    Export {
+        #[command(flatten)]
+        youth: YouthArgs,
+        /// The officer acting (recorded in the node's audit log).
+        #[arg(long)]
+        officer_id: String,
+    },
+    /// A municipality's erasure order (an objection upheld): the youth's signals, or only
+    /// those named, deleted here and at the hub; with a municipality's certificate.
+    Erase {
+        #[command(flatten)]
+        youth: YouthArgs,
+        #[arg(long)]
+        officer_id: String,
+        /// The order's reference (recorded in the audit log).
+        #[arg(long)]
+        reference: String,
+        /// Only these signals (repeat the option); all of the youth's when absent.
+        #[arg(long = "signal")]
+        signals: Vec<String>,
+    },
     /// Withdraw a signal: unjustified (deleted) or risk gone (archived).
     Withdraw {
         #[arg(long)]
@@ -74,17 +98,52 @@ enum Safety {
     ProfessionalSafety,
 }
 
+/// The youth a command is about.
 #[derive(Debug, Args)]
-struct Register {
-    /// Your id for this request: sent again, it returns the same signal.
-    #[arg(long)]
-    request_id: String,
+struct YouthArgs {
     /// The youth's BSN.
     #[arg(long, conflicts_with = "alt_youth_id")]
     bsn: Option<String>,
     /// A youth without a BSN: ISSUER:NUMBER:BIRTH-DATE (YYYY-MM-DD).
     #[arg(long, required_unless_present = "bsn")]
     alt_youth_id: Option<String>,
+}
+
+/// A youth as the API takes it: a BSN, or an id without one.
+enum Youth {
+    Bsn(String),
+    Alt(pb::AltYouthId),
+}
+
+impl YouthArgs {
+    fn youth(self) -> anyhow::Result<Youth> {
+        match (self.bsn, self.alt_youth_id) {
+            (Some(bsn), _) => Ok(Youth::Bsn(bsn)),
+            (None, Some(alt)) => {
+                let mut parts = alt.splitn(3, ':');
+                let (Some(issuer), Some(number), Some(birth_date)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    anyhow::bail!("--alt-youth-id is ISSUER:NUMBER:BIRTH-DATE, got {alt:?}");
+                };
+                Ok(Youth::Alt(pb::AltYouthId {
+                    issuer: issuer.to_owned(),
+                    number: number.to_owned(),
+                    birth_date: birth_date.to_owned(),
+                }))
+            }
+            (None, None) => anyhow::bail!("--bsn or --alt-youth-id is required"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct Register {
+    /// Your id for this request: sent again, it returns the same signal.
+    #[arg(long)]
+    request_id: String,
+    #[command(flatten)]
+    youth: YouthArgs,
     #[arg(long)]
     professional_id: String,
     #[arg(long)]
@@ -121,7 +180,8 @@ impl Client {
         let config = tls::client_config(&files).context("the client certificate")?;
         let channel = tls::channel(tls::Addresses::one(self.addr), &self.server_name, config)
             .context("--server-name")?;
-        let mut region = RegionServiceClient::new(channel);
+        let mut region = RegionServiceClient::new(channel.clone());
+        let mut rights = RightsServiceClient::new(channel);
         let lines = match self.command {
             ClientCommand::Register(register) => {
                 let response = region
@@ -181,6 +241,65 @@ impl Client {
                 }
                 matches_output(&matches, self.json)
             }
+            ClientCommand::Export { youth, officer_id } => {
+                let youth = youth.youth()?;
+                let mut signals = Vec::new();
+                let mut page_token = String::new();
+                loop {
+                    let page = rights
+                        .export_youth(pb::ExportYouthRequest {
+                            youth: Some(match &youth {
+                                Youth::Bsn(bsn) => {
+                                    pb::export_youth_request::Youth::Bsn(bsn.clone())
+                                }
+                                Youth::Alt(alt) => {
+                                    pb::export_youth_request::Youth::AltYouthId(alt.clone())
+                                }
+                            }),
+                            officer_id: officer_id.clone(),
+                            page_size: 100,
+                            page_token,
+                        })
+                        .await
+                        .map_err(refusal)?
+                        .into_inner();
+                    signals.extend(page.signals);
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    page_token = page.next_page_token;
+                }
+                export_output(&signals, self.json)
+            }
+            ClientCommand::Erase {
+                youth,
+                officer_id,
+                reference,
+                signals,
+            } => {
+                let erased = rights
+                    .order_erasure(pb::OrderErasureRequest {
+                        youth: Some(match youth.youth()? {
+                            Youth::Bsn(bsn) => pb::order_erasure_request::Youth::Bsn(bsn),
+                            Youth::Alt(alt) => pb::order_erasure_request::Youth::AltYouthId(alt),
+                        }),
+                        signal_ids: signals,
+                        officer_id,
+                        reference,
+                    })
+                    .await
+                    .map_err(refusal)?
+                    .into_inner()
+                    .erased_signal_ids;
+                if self.json {
+                    vec![serde_json::json!({ "erased_signal_ids": erased }).to_string()]
+                } else {
+                    let mut lines: Vec<String> =
+                        erased.iter().map(|id| format!("erased {id}")).collect();
+                    lines.push(format!("{} signals erased", erased.len()));
+                    lines
+                }
+            }
             ClientCommand::Withdraw {
                 signal,
                 reason,
@@ -226,22 +345,9 @@ fn print(text: &str) {
 
 impl Register {
     fn request(self) -> anyhow::Result<pb::RegisterSignalRequest> {
-        let youth = match (self.bsn, self.alt_youth_id) {
-            (Some(bsn), _) => pb::register_signal_request::Youth::Bsn(bsn),
-            (None, Some(alt)) => {
-                let mut parts = alt.splitn(3, ':');
-                let (Some(issuer), Some(number), Some(birth_date)) =
-                    (parts.next(), parts.next(), parts.next())
-                else {
-                    anyhow::bail!("--alt-youth-id is ISSUER:NUMBER:BIRTH-DATE, got {alt:?}");
-                };
-                pb::register_signal_request::Youth::AltYouthId(pb::AltYouthId {
-                    issuer: issuer.to_owned(),
-                    number: number.to_owned(),
-                    birth_date: birth_date.to_owned(),
-                })
-            }
-            (None, None) => anyhow::bail!("--bsn or --alt-youth-id is required"),
+        let youth = match self.youth.youth()? {
+            Youth::Bsn(bsn) => pb::register_signal_request::Youth::Bsn(bsn),
+            Youth::Alt(alt) => pb::register_signal_request::Youth::AltYouthId(alt),
         };
         let record = match self.not_informed {
             Some(reason) => pb::informing_record::Record::NotInformed(pb::NotInformed {
@@ -344,6 +450,50 @@ fn matches_output(matches: &[pb::Match], json: bool) -> Vec<String> {
         }),
     );
     lines.push(format!("{} matches", matches.len()));
+    lines
+}
+
+fn export_output(signals: &[pb::ExportedSignal], json: bool) -> Vec<String> {
+    if json {
+        return signals
+            .iter()
+            .map(|exported| {
+                let signal = exported.signal.clone().unwrap_or_default();
+                let contact = signal.professional.clone().unwrap_or_default();
+                serde_json::json!({
+                    "signal_id": signal.signal_id,
+                    "organisation_id": signal.organisation_id,
+                    "organisation_name": signal.organisation_name,
+                    "professional": { "name": contact.name, "email": contact.email },
+                    "state": state(signal.state),
+                    "registered_at": signal.registered_at,
+                    "planned_removal_date": signal.planned_removal_date,
+                    "notices": matches_output(&exported.notices, true)
+                        .iter()
+                        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                        .collect::<Vec<_>>(),
+                })
+                .to_string()
+            })
+            .collect();
+    }
+    let mut lines = vec![format!(
+        "{:<36}  {:<28}  {:<8}  {:<26}  {:<10}  {}",
+        "signal", "organisation", "state", "registered", "removal", "notices"
+    )];
+    for exported in signals {
+        let signal = exported.signal.clone().unwrap_or_default();
+        lines.push(format!(
+            "{:<36}  {:<28}  {:<8}  {:<26}  {:<10}  {}",
+            signal.signal_id,
+            signal.organisation_name,
+            state(signal.state),
+            signal.registered_at,
+            signal.planned_removal_date,
+            exported.notices.len()
+        ));
+    }
+    lines.push(format!("{} signals", signals.len()));
     lines
 }
 

@@ -1,13 +1,19 @@
 //! `vix-node client` against a running region node: two organisations register the same youth,
-//! each lists the match (table and JSON), one withdraws; a bad request is refused plainly.
+//! each lists the match (table and JSON), one withdraws; a municipality's officer exports the
+//! youth's signals and orders them erased; a bad request is refused plainly.
 
 use std::path::Path;
 use std::process::Output;
 
-use super::{region_config, start_node, stop_gracefully};
+use super::{region_config, start_role_with, stop_gracefully};
 
 /// Runs `vix-node client` as organisation `org` of the dev PKI at `pki` against `addr`.
 async fn client(pki: &Path, addr: std::net::SocketAddr, org: &str, args: &[&str]) -> Output {
+    client_as(pki, addr, &format!("org-{org}"), args).await
+}
+
+/// Runs `vix-node client` with the dev PKI's certificate `<name>.pem` against `addr`.
+async fn client_as(pki: &Path, addr: std::net::SocketAddr, name: &str, args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_vix-node"))
         .arg("client")
         .arg("--addr")
@@ -15,9 +21,9 @@ async fn client(pki: &Path, addr: std::net::SocketAddr, org: &str, args: &[&str]
         .arg("--ca")
         .arg(pki.join("ca.pem"))
         .arg("--cert")
-        .arg(pki.join(format!("org-{org}.pem")))
+        .arg(pki.join(format!("{name}.pem")))
         .arg("--key")
-        .arg(pki.join(format!("org-{org}.key")))
+        .arg(pki.join(format!("{name}.key")))
         .args(args)
         .output()
         .await
@@ -59,7 +65,13 @@ async fn people_register_list_and_withdraw_with_the_client_and_hear_why_a_reques
     vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = region_config(dir.path(), pki.path(), "north", "127.0.0.1:0", None);
-    let (node, addr) = start_node(&config).await;
+    // The youth lives in municipality 0530, whose officers may exercise rights here.
+    let (node, addr) = start_role_with(
+        "region",
+        &config,
+        &[("VIX_REGION__MUNICIPALITIES", r#"["0530"]"#)],
+    )
+    .await;
     let pki = pki.path();
 
     let jgz = stdout(
@@ -142,6 +154,58 @@ async fn people_register_list_and_withdraw_with_the_client_and_hear_why_a_reques
         .await,
     );
     assert_eq!(withdrawn.trim(), format!("signal {own} deleted"));
+
+    // The municipality's officer exports the youth's signals, then orders them erased.
+    let export = stdout(
+        &client_as(
+            pki,
+            addr,
+            "municipality-0530",
+            &[
+                "--json",
+                "export",
+                "--bsn",
+                "999991383",
+                "--officer-id",
+                "o1",
+            ],
+        )
+        .await,
+    );
+    let exported: Vec<serde_json::Value> = export
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(exported.len(), 1, "{export}");
+    assert_eq!(exported[0]["organisation_id"], "school-north");
+    let erased = stdout(
+        &client_as(
+            pki,
+            addr,
+            "municipality-0530",
+            &[
+                "erase",
+                "--bsn",
+                "999991383",
+                "--officer-id",
+                "o1",
+                "--reference",
+                "BZ-2026-17",
+            ],
+        )
+        .await,
+    );
+    assert!(erased.ends_with("1 signals erased\n"), "{erased}");
+    let after = stdout(
+        &client_as(
+            pki,
+            addr,
+            "municipality-0530",
+            &["export", "--bsn", "999991383", "--officer-id", "o1"],
+        )
+        .await,
+    );
+    assert!(after.ends_with("0 signals\n"), "{after}");
 
     // Refused: the node says why, field by field, and the command fails.
     let refused = client(
