@@ -58,6 +58,17 @@ enum Role {
     /// Talk to a region node as an organisation (client certificate): register, list matches,
     /// withdraw. A table, or JSON with --json.
     Client(Box<client::Client>),
+    /// For the hub's operator: every region of the federation, whether the hub has seen it
+    /// acknowledge its notice log, and its backlog (entries not acknowledged yet). The hub may
+    /// be running.
+    HubStatus {
+        /// The hub's TOML configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the national hub: the federation API for the region nodes, on SQLite.
     Hub {
         /// TOML configuration file; `VIX_` variables override it (`VIX_HUB__LISTEN`).
@@ -194,6 +205,26 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Role::Client(client) => client.run().await,
+        Role::HubStatus { config, json } => {
+            let settings = config::load(config.as_deref(), std::env::vars())?;
+            let hub = settings
+                .hub
+                .context("the configuration has no [hub] section")?;
+            let registry = vix_node::startup::load_organisation_registry(
+                &hub.organisation_registry_file,
+                "hub.organisation_registry_file",
+            )?;
+            let store = vix_node::store::hub_database::HubDatabase::open(
+                &hub.database,
+                hub.group_commit,
+                hub.postgres,
+            )
+            .await
+            .with_context(|| format!("opening {}", hub.database))?;
+            let status = hub_status(&store, registry.regions(), json).await;
+            store.close().await;
+            status
+        }
         Role::Hub { config } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
             telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());
@@ -211,6 +242,50 @@ async fn main() -> anyhow::Result<()> {
             node.run(listener, shutdown).await
         }
     }
+}
+
+#[allow(clippy::print_stdout)] // the command's answer, for the operator
+async fn hub_status(
+    store: &vix_node::store::hub_database::HubDatabase,
+    regions: &std::collections::BTreeSet<vix_node::domain::RegionId>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let acknowledged: std::collections::HashMap<_, _> =
+        store.acknowledged().await?.into_iter().collect();
+    let head = store.log_head().await?;
+    if !json {
+        println!(
+            "{:<16}  {:<5}  {:>14}  {:>8}",
+            "region", "seen", "acknowledged", "backlog"
+        );
+    }
+    for region in regions {
+        let backlog = store.unacked(region).await?;
+        let acked = acknowledged.get(region).copied();
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "region": region.as_str(),
+                    "seen": acked.is_some(),
+                    "acknowledged_cursor": acked.unwrap_or(0),
+                    "backlog": backlog,
+                })
+            );
+        } else {
+            println!(
+                "{:<16}  {:<5}  {:>14}  {:>8}",
+                region.as_str(),
+                if acked.is_some() { "yes" } else { "no" },
+                acked.unwrap_or(0),
+                backlog
+            );
+        }
+    }
+    if !json {
+        println!("log end: cursor {}", head.end_cursor);
+    }
+    Ok(())
 }
 
 async fn bind(

@@ -29,7 +29,7 @@ use crate::store::region_database::RegionDatabase;
 use crate::tls;
 
 /// Reads and checks the organisation registry at `path`; `key` is the setting that named it.
-fn load_organisation_registry(
+pub fn load_organisation_registry(
     path: &std::path::Path,
     key: &str,
 ) -> anyhow::Result<OrganisationRegistry> {

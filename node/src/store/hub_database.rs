@@ -145,4 +145,8 @@ impl HubStore for HubDatabase {
     async fn unacked(&self, region_id: &RegionId) -> Result<u64, StoreError> {
         on_store!(self, store => store.unacked(region_id).await)
     }
+
+    async fn acknowledged(&self) -> Result<Vec<(RegionId, u64)>, StoreError> {
+        on_store!(self, store => store.acknowledged().await)
+    }
 }

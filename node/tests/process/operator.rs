@@ -236,3 +236,84 @@ async fn a_death_from_the_brp_purges_the_youths_signals_while_the_node_runs() {
     assert!(stdout.contains("(0 signals deleted)"), "{stdout}");
     stop_gracefully(node).await;
 }
+
+/// Runs `vix-node hub-status --json` on `config`: one JSON object per region.
+async fn hub_status(config: &Path) -> Vec<serde_json::Value> {
+    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
+        .arg("hub-status")
+        .arg("--config")
+        .arg(config)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(START_TIME_MAX, output)
+        .await
+        .expect("hub-status did not finish")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn hub_status_shows_which_regions_the_hub_has_seen_and_their_backlog() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hub_addr = super::free_port();
+    let hub_config = super::hub_config(dir.path(), pki.path(), hub_addr);
+    let (hub, _) = super::start_role("hub", &hub_config).await;
+    let north_config = super::region_config(
+        dir.path(),
+        pki.path(),
+        "north",
+        "127.0.0.1:0",
+        Some(hub_addr),
+    );
+    let (north, north_addr) = start_node(&north_config).await;
+    let south_config = super::region_config(
+        dir.path(),
+        pki.path(),
+        "south",
+        "127.0.0.1:0",
+        Some(hub_addr),
+    );
+    let (south, south_addr) = start_node(&south_config).await;
+    // One youth in both regions: a notice in each region's log, which each acknowledges; east
+    // never came.
+    for (addr, org) in [(north_addr, "jgz-north"), (south_addr, "vt-south")] {
+        client(addr, pki.path(), org)
+            .register_signal(super::alt_youth_request(org, 1))
+            .await
+            .unwrap();
+    }
+    let status = vix_tests::eventually("north and south seen, nothing left", || async {
+        let status = hub_status(&hub_config).await;
+        let settled = ["north", "south"].iter().all(|name| {
+            status.iter().any(|region| {
+                region["region"] == *name && region["seen"] == true && region["backlog"] == 0
+            })
+        });
+        settled.then_some(status)
+    })
+    .await;
+    let by_region = |name: &str| {
+        status
+            .iter()
+            .find(|region| region["region"] == name)
+            .unwrap_or_else(|| panic!("{name} in {status:?}"))
+            .clone()
+    };
+    assert!(by_region("north")["acknowledged_cursor"].as_u64().unwrap() >= 1);
+    assert_eq!(by_region("east")["seen"], false);
+    assert_eq!(status.len(), 3, "{status:?}");
+    stop_gracefully(north).await;
+    stop_gracefully(south).await;
+    stop_gracefully(hub).await;
+}

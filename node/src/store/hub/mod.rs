@@ -201,4 +201,9 @@ pub trait HubStore: Send + Sync + 'static {
     /// Entries in `region_id`'s log after its acknowledged cursor: that region's lag.
     fn unacked(&self, region_id: &RegionId)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The cursor each region that ever acknowledged its log acknowledged last: the regions
+    /// the hub has seen.
+    fn acknowledged(&self)
+    -> impl Future<Output = Result<Vec<(RegionId, u64)>, StoreError>> + Send;
 }

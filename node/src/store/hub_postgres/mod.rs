@@ -243,6 +243,16 @@ impl HubStore for PgHubStore {
         .await?;
         u64::try_from(count).map_err(|_| StoreError::Corrupt("notices"))
     }
+
+    async fn acknowledged(&self) -> Result<Vec<(RegionId, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT region_id, acked_cursor FROM region_cursors ORDER BY region_id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(region, cursor)| Ok((rows::parse_region(&region)?, rows::parse_cursor(cursor)?)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
