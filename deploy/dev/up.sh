@@ -71,22 +71,21 @@ done
 cat <<'TEXT'
 
 vix dev federation: hub on 127.0.0.1:50050, region north on 127.0.0.1:50051, region south on
-127.0.0.1:50052. A cross-region match by hand (needs grpcurl; the servers offer reflection):
+127.0.0.1:50052. A cross-region match by hand with vix-node client (grpcurl works too: the
+servers offer reflection; see README.md):
 
-  P=var/dev/pki
+  P=var/dev/pki; V=./target/debug/vix-node
   # JGZ Noord (region north) registers youth 999991383 ...
-  grpcurl -cacert $P/ca.pem -cert $P/org-jgz-north.pem -key $P/org-jgz-north.key \
-    -d '{"request_id":"demo-1","bsn":"999991383","professional":{"professional_id":"p1","name":"A. de Jong","email":"a.dejong@jgz-noord.example.nl"},"informing":{"informed":{"youth":true,"informed_on":"2026-11-20"}}}' \
-    127.0.0.1:50051 vix.region.v1.RegionService/RegisterSignal
+  $V client --addr 127.0.0.1:50051 --ca $P/ca.pem --cert $P/org-jgz-north.pem --key $P/org-jgz-north.key \
+    register --request-id demo-1 --bsn 999991383 --professional-id p1 --name "A. de Jong" \
+    --email a.dejong@jgz-noord.example.nl --informed-youth --informed-on 2026-11-20
   # ... Veilig Thuis Zuid (region south) registers the same youth ...
-  grpcurl -cacert $P/ca.pem -cert $P/org-vt-south.pem -key $P/org-vt-south.key \
-    -d '{"request_id":"demo-2","bsn":"999991383","professional":{"professional_id":"v9","name":"C. Visser","email":"c.visser@veiligthuis-zuid.example.nl"},"informing":{"informed":{"youth":true,"informed_on":"2026-11-20"}}}' \
-    127.0.0.1:50052 vix.region.v1.RegionService/RegisterSignal
+  $V client --addr 127.0.0.1:50052 --ca $P/ca.pem --cert $P/org-vt-south.pem --key $P/org-vt-south.key \
+    register --request-id demo-2 --bsn 999991383 --professional-id v9 --name "C. Visser" \
+    --email c.visser@veiligthuis-zuid.example.nl --informed-youth --informed-on 2026-11-20
   # ... and each sees the other, found by the hub:
-  grpcurl -cacert $P/ca.pem -cert $P/org-jgz-north.pem -key $P/org-jgz-north.key \
-    -d '{"acting_professional_id":"p1"}' 127.0.0.1:50051 vix.region.v1.RegionService/ListMatches
-  grpcurl -cacert $P/ca.pem -cert $P/org-vt-south.pem -key $P/org-vt-south.key \
-    -d '{"acting_professional_id":"v9"}' 127.0.0.1:50052 vix.region.v1.RegionService/ListMatches
+  $V client --addr 127.0.0.1:50051 --ca $P/ca.pem --cert $P/org-jgz-north.pem --key $P/org-jgz-north.key \
+    matches --professional-id p1
 
 Both professionals get a notice e-mail: see var/dev/mail/*.eml. Metrics:
   curl -s 127.0.0.1:9151/metrics | grep ^vix_
