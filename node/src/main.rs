@@ -24,7 +24,7 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Role {
-    /// Run a region node: the region API for organisations, on SQLite.
+    /// Run a region node: the region API for organisations, on SQLite or PostgreSQL.
     Region {
         /// TOML configuration file; `VIX_` variables override it (`VIX_REGION__LISTEN`).
         #[arg(long)]
@@ -69,7 +69,7 @@ enum Role {
         #[arg(long)]
         json: bool,
     },
-    /// Run the national hub: the federation API for the region nodes, on SQLite.
+    /// Run the national hub: the federation API for the region nodes, on SQLite or PostgreSQL.
     Hub {
         /// TOML configuration file; `VIX_` variables override it (`VIX_HUB__LISTEN`).
         #[arg(long)]
@@ -380,7 +380,8 @@ fn report_intact(database: &DatabaseLocation, entries: u64) {
     println!("audit log of {database} intact: {entries} entries");
 }
 
-/// Listens for SIGTERM and Ctrl-C (SIGINT) from now on; the future completes on either. The
+/// Listens for SIGTERM and Ctrl-C (SIGINT) from now on; the future completes on either.
+/// SIGHUP is taken too, and does not end the node. The
 /// handlers are installed here, before the node listens: installed when the future is first
 /// polled, a SIGTERM sent as soon as the node answered was seen killing it instead.
 #[cfg(unix)]
@@ -388,10 +389,16 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    // SIGHUP re-reads the CRLs (`tls`), where CRLs are configured; listened for here too so
+    // that it never ends a node that has none (its default action would).
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
     Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {},
-            _ = interrupt.recv() => {},
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+                _ = hangup.recv() => tracing::info!("SIGHUP: CRLs re-read where configured"),
+            }
         }
         tracing::info!("shutting down");
     })

@@ -393,6 +393,39 @@ async fn sigterm_stops_the_node_cleanly() {
     stop_gracefully(node).await;
 }
 
+#[tokio::test]
+async fn sighup_does_not_end_a_node_without_crls() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), pki.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without_crls: String = text
+        .lines()
+        .filter(|line| !line.starts_with("crls"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_ne!(text, without_crls, "the configuration had CRLs to remove");
+    std::fs::write(&config, without_crls).unwrap();
+    let (mut node, addr) = start_node(&config).await;
+    let pid = node.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    // Still serving after the signal: a registration is answered.
+    client(addr, pki.path(), "jgz-north")
+        .register_signal(request("after-hup", "S0", 0))
+        .await
+        .unwrap();
+    assert!(
+        node.try_wait().unwrap().is_none(),
+        "the node ended on SIGHUP"
+    );
+    stop_gracefully(node).await;
+}
+
 /// Runs `vix-node region` with `config` and `env`, expecting it to refuse to start.
 async fn refused_start(config: &Path, env: &[(&str, &str)]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
