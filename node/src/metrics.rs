@@ -30,7 +30,7 @@ const BATCH_BUCKETS: [f64; 9] = [1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000
 pub type Collect = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The process's recorder, installed on first use; every node of the process (tests run
-/// several) records into it, told apart by their `region` or `role` labels.
+/// several) records into it, the region nodes' figures told apart by their `region` label.
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -90,6 +90,15 @@ fn describe() {
         "vix_rpc_duration_seconds",
         metrics::Unit::Seconds,
         "gRPC calls by service, method and status code"
+    );
+    describe_counter!(
+        "vix_hub_notices_total",
+        "Notices the hub found between regions"
+    );
+    describe_histogram!(
+        "vix_scrape_collect_seconds",
+        metrics::Unit::Seconds,
+        "Time a scrape took to read the gauges from the database"
     );
     describe_histogram!(
         "vix_hub_batch_events",
