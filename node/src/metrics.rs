@@ -91,6 +91,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "gRPC calls by service, method and status code"
     );
+    describe_gauge!(
+        "vix_crl_next_update_timestamp_seconds",
+        "When each loaded CRL's nextUpdate is (Unix time); past it every client is refused"
+    );
     describe_counter!(
         "vix_hub_notices_total",
         "Notices the hub found between regions"

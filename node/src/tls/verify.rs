@@ -282,6 +282,14 @@ fn log_loaded(paths: &[PathBuf], contents: &[Option<Vec<u8>>]) {
                     next_update = %crl.next_update().map(|t| t.to_string()).unwrap_or_default(),
                     "CRL loaded"
                 );
+                // Past nextUpdate every client is refused: an alert on this gauge comes first.
+                if let Some(next_update) = crl.next_update() {
+                    metrics::gauge!(
+                        "vix_crl_next_update_timestamp_seconds",
+                        "crl" => path.display().to_string(),
+                    )
+                    .set(next_update.timestamp() as f64);
+                }
             }
         }
     }
