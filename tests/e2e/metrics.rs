@@ -90,14 +90,14 @@ async fn metrics_are_scraped_and_parsed() {
         ) >= 3.0
     );
     assert!(body.contains("# HELP vix_registrations_total"));
-    // The CRLs' nextUpdate, a week after the dev PKI wrote them.
+    // The CRLs' nextUpdate: a week after the dev PKI wrote them, after the test's day.
     let crl_next_update = samples
         .iter()
         .find(|(key, _)| key.starts_with("vix_crl_next_update_timestamp_seconds{"))
         .map(|(_, value)| *value)
         .unwrap_or_else(|| panic!("a CRL's nextUpdate in\n{body}"));
-    let now = jiff::Timestamp::now().as_second() as f64;
-    assert!(crl_next_update > now, "{crl_next_update} after {now}");
+    let today = vix_node::domain::Clock::now(region.clock.as_ref()).as_second() as f64;
+    assert!(crl_next_update > today, "{crl_next_update} after {today}");
     // No contact, BSN or name in any series.
     for secret in [YOUTH, "example.nl", "Professional of"] {
         assert!(!body.contains(secret), "{secret} in the metrics");
