@@ -210,6 +210,13 @@ impl RegionNode {
         let mut workers = vec![tokio::spawn(
             Arc::clone(&self.context).run_sweeper(stopping.clone()),
         )];
+        {
+            let context = Arc::clone(&self.context);
+            let stopping = stopping.clone();
+            workers.push(tokio::spawn(async move {
+                context.store.maintain(stopping).await;
+            }));
+        }
         if let Some(mailer) = self.mailer {
             workers.push(tokio::spawn(mailer.run(stopping.clone())));
         }

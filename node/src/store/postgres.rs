@@ -74,6 +74,32 @@ pub(super) async fn connect(
     Ok(pool)
 }
 
+/// How often [`maintain`] gathers statistics.
+const STATISTICS_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs `analyze` (an `ANALYZE` of the store's growing tables) every hour until `stopping`
+/// turns true, as SQLite's `PRAGMA optimize` does: where autovacuum is off or behind, the
+/// store's own statistics keep its lookups on their indexes. Not at start-up: a new store's
+/// tables are empty, and statistics of empty tables mislead the planner once they grow.
+pub(super) async fn maintain(
+    pool: &PgPool,
+    analyze: &'static str,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(STATISTICS_EVERY) => {}
+            _ = stopping.changed() => {}
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        if let Err(error) = sqlx::query(analyze).execute(pool).await {
+            tracing::warn!(error = %crate::telemetry::error_chain(&error), "gathering statistics failed; will retry");
+        }
+    }
+}
+
 /// Appends `entries` to the audit log, chained after its end, and moves the end. The end is
 /// one row, locked by this transaction until it ends, so entries of concurrent writers form
 /// one chain in commit order.

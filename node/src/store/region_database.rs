@@ -58,6 +58,14 @@ impl RegionDatabase {
         })
     }
 
+    /// Keeps the database's planner statistics current until `stopping` (PostgreSQL; SQLite
+    /// runs `PRAGMA optimize` on its own).
+    pub async fn maintain(&self, stopping: tokio::sync::watch::Receiver<bool>) {
+        if let Self::Postgres(store) = self {
+            store.maintain(stopping).await;
+        }
+    }
+
     /// Finishes the queued writes, then closes the database.
     pub async fn close(&self) {
         on_backend!(self, store => store.close().await)

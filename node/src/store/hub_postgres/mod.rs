@@ -24,9 +24,6 @@ use crate::domain::coordination::CoordinationChange;
 
 mod tx;
 
-/// How often [`PgHubStore::maintain`] gathers statistics.
-const STATISTICS_EVERY: Duration = Duration::from_secs(3600);
-
 use self::tx::{LOG_CHANNEL, PgHubTx};
 
 pub struct PgHubStore {
@@ -68,28 +65,15 @@ impl PgHubStore {
     }
 
     /// Gathers the planner's statistics of the hub's tables every hour until `stopping`
-    /// turns true, as SQLite's `PRAGMA optimize` does: where autovacuum is off or behind, the
-    /// hub's own statistics keep its lookups on their indexes. Not at start-up: a new hub's
-    /// tables are empty, and statistics of empty tables mislead the planner once they grow.
-    pub async fn maintain(&self, mut stopping: watch::Receiver<bool>) {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(STATISTICS_EVERY) => {}
-                _ = stopping.changed() => {}
-            }
-            if *stopping.borrow() {
-                return;
-            }
-            if let Err(error) = sqlx::query(
-                "ANALYZE signals, signal_family_keys, tombstones, notices, told_pairs, \
-                 region_log, coordination_changes",
-            )
-            .execute(&self.pool)
-            .await
-            {
-                tracing::warn!(error = %crate::telemetry::error_chain(&error), "gathering statistics failed; will retry");
-            }
-        }
+    /// turns true (see [`super::postgres::maintain`]).
+    pub async fn maintain(&self, stopping: watch::Receiver<bool>) {
+        super::postgres::maintain(
+            &self.pool,
+            "ANALYZE signals, signal_family_keys, tombstones, notices, told_pairs, region_log, \
+             coordination_changes",
+            stopping,
+        )
+        .await;
     }
 
     /// Bumps `wake` whenever any instance commits log entries (and every `log_poll_ms` in

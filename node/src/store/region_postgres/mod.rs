@@ -98,6 +98,18 @@ impl PgRegionStore {
         &self.pool
     }
 
+    /// Gathers the planner's statistics of the region's tables every hour until `stopping`
+    /// turns true (see [`super::postgres::maintain`]).
+    pub async fn maintain(&self, stopping: tokio::sync::watch::Receiver<bool>) {
+        super::postgres::maintain(
+            &self.pool,
+            "ANALYZE signals, signal_family_keys, notices, told_pairs, email_jobs, coordination, \
+             deceased, dead_letters",
+            stopping,
+        )
+        .await;
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
