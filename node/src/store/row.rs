@@ -23,6 +23,10 @@ pub(super) fn parse_signal_id(stored: &str) -> Result<SignalId, StoreError> {
     SignalId::parse(stored).map_err(|_| StoreError::Corrupt("signal_id"))
 }
 
+pub(super) fn parse_signal_ids(stored: Vec<String>) -> Result<Vec<SignalId>, StoreError> {
+    stored.iter().map(|id| parse_signal_id(id)).collect()
+}
+
 pub(super) fn parse_org(stored: &str) -> Result<OrganisationId, StoreError> {
     OrganisationId::parse(stored).map_err(|_| StoreError::Corrupt("organisation_id"))
 }

@@ -195,3 +195,8 @@ pub(in crate::store) fn gauges_from_row(
         emails_pending: count("emails_pending")?,
     })
 }
+
+/// An outbox or coordination dead letter's payload: the JSON text it was queued as.
+pub(in crate::store) fn dead_letter_text(letter: &DeadLetter) -> Result<String, StoreError> {
+    String::from_utf8(letter.payload.clone()).map_err(|_| StoreError::Corrupt("dead_letters"))
+}

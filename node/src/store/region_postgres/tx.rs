@@ -26,14 +26,17 @@ use crate::domain::matching::{MatchSignal, PartySignal, PlannedNotice, ToldPair}
 use crate::domain::{FamilyKey, OrganisationId, RegionId, Revision, SignalId, SubjectKey};
 use crate::store::dead_letter::DeadLetter;
 use crate::store::hub::LoggedNotice;
+use crate::store::hub::rows::cursor_to_db;
 use crate::store::hub::tx::Party;
 use crate::store::outbox::{CoordinationRecord, OutboxEvent};
 use crate::store::region::rows::{
-    InformingColumns, coordination_from_row, dead_letter_from_row, parse_family_keys,
+    InformingColumns, coordination_from_row, dead_letter_from_row, dead_letter_text,
+    parse_family_keys,
 };
 use crate::store::region::tx::{NoticeParties, RegionTx};
 use crate::store::row::{
-    Columns, parse_instant, parse_org, parse_signal_id, parse_state, parse_subject, revision_to_db,
+    Columns, parse_instant, parse_org, parse_signal_id, parse_signal_ids, parse_state,
+    parse_subject, revision_to_db,
 };
 use crate::store::{ClaimedEmail, StoreError, StoredSignal};
 
@@ -74,18 +77,6 @@ impl PgRegionTx {
         self.tx.commit().await?;
         Ok(())
     }
-}
-
-fn cursor_to_db(cursor: u64) -> Result<i64, StoreError> {
-    i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))
-}
-
-fn signal_ids(ids: Vec<String>) -> Result<Vec<SignalId>, StoreError> {
-    ids.iter().map(|id| parse_signal_id(id)).collect()
-}
-
-fn payload_text(letter: &DeadLetter) -> Result<String, StoreError> {
-    String::from_utf8(letter.payload.clone()).map_err(|_| StoreError::Corrupt("dead_letters"))
 }
 
 impl RegionTx for PgRegionTx {
@@ -169,7 +160,7 @@ impl RegionTx for PgRegionTx {
         &mut self,
         subject_key: &SubjectKey,
     ) -> Result<Vec<SignalId>, StoreError> {
-        signal_ids(
+        parse_signal_ids(
             sqlx::query_scalar("SELECT signal_id FROM signals WHERE subject_key = $1")
                 .bind(subject_key.to_stored())
                 .fetch_all(&mut *self.tx)
@@ -475,7 +466,7 @@ impl RegionTx for PgRegionTx {
         today: Date,
         limit: u32,
     ) -> Result<Vec<SignalId>, StoreError> {
-        signal_ids(
+        parse_signal_ids(
             sqlx::query_scalar(
                 "SELECT signal_id FROM signals \
                  WHERE state = 'active' AND planned_removal_date <= $1 \
@@ -493,7 +484,7 @@ impl RegionTx for PgRegionTx {
         cutoff: Date,
         limit: u32,
     ) -> Result<Vec<SignalId>, StoreError> {
-        signal_ids(
+        parse_signal_ids(
             sqlx::query_scalar(
                 "SELECT signal_id FROM signals \
                  WHERE inactive_since IS NOT NULL AND inactive_since <= $1 \
@@ -507,7 +498,7 @@ impl RegionTx for PgRegionTx {
     }
 
     async fn due_for_age(&mut self, cutoff: Date, limit: u32) -> Result<Vec<SignalId>, StoreError> {
-        signal_ids(
+        parse_signal_ids(
             sqlx::query_scalar(
                 "SELECT signal_id FROM signals WHERE birth_date <= $1 \
                  ORDER BY birth_date LIMIT $2",
@@ -812,7 +803,7 @@ impl RegionTx for PgRegionTx {
              SELECT position, signal_id, revision, $1, quarantined_at \
              FROM dead_letters WHERE id = $2",
         )
-        .bind(payload_text(letter)?)
+        .bind(dead_letter_text(letter)?)
         .bind(letter.id)
         .execute(&mut *self.tx)
         .await?;
@@ -822,7 +813,7 @@ impl RegionTx for PgRegionTx {
     async fn requeue_coordination(&mut self, letter: &DeadLetter) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO coordination_outbox (seq, change) VALUES ($1, $2)")
             .bind(letter.position)
-            .bind(payload_text(letter)?)
+            .bind(dead_letter_text(letter)?)
             .execute(&mut *self.tx)
             .await?;
         Ok(())

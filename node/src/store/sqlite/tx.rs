@@ -10,15 +10,17 @@ use rusqlite::Connection;
 
 use super::super::dead_letter::DeadLetter;
 use super::super::hub::LoggedNotice;
+use super::super::hub::rows::cursor_to_db;
 use super::super::hub::tx::Party;
 use super::super::outbox::{CoordinationRecord, OutboxEvent};
 use super::super::region::rows::{
-    InformingColumns, coordination_from_row, dead_letter_from_row, parse_family_keys,
-    signal_from_row,
+    InformingColumns, coordination_from_row, dead_letter_from_row, dead_letter_text,
+    parse_family_keys, signal_from_row,
 };
 use super::super::region::tx::{NoticeParties, RegionTx};
 use super::super::row::{
-    Columns, parse_instant, parse_org, parse_signal_id, parse_state, parse_subject, revision_to_db,
+    Columns, parse_instant, parse_org, parse_signal_id, parse_signal_ids, parse_state,
+    parse_subject, revision_to_db,
 };
 use super::super::sql::query;
 use super::super::{ClaimedEmail, StoreError, StoredSignal, audit, told};
@@ -36,18 +38,6 @@ impl<'c> SqliteRegionTx<'c> {
     pub(super) fn new(conn: &'c Connection) -> Self {
         Self { conn }
     }
-}
-
-fn cursor_to_db(cursor: u64) -> Result<i64, StoreError> {
-    i64::try_from(cursor).map_err(|_| StoreError::Corrupt("cursor"))
-}
-
-fn signal_ids(ids: Vec<String>) -> Result<Vec<SignalId>, StoreError> {
-    ids.iter().map(|id| parse_signal_id(id)).collect()
-}
-
-fn payload_text(letter: &DeadLetter) -> Result<String, StoreError> {
-    String::from_utf8(letter.payload.clone()).map_err(|_| StoreError::Corrupt("dead_letters"))
 }
 
 impl RegionTx for SqliteRegionTx<'_> {
@@ -119,7 +109,7 @@ impl RegionTx for SqliteRegionTx<'_> {
         &mut self,
         subject_key: &SubjectKey,
     ) -> Result<Vec<SignalId>, StoreError> {
-        signal_ids(
+        parse_signal_ids(
             query("SELECT signal_id FROM signals WHERE subject_key = ?")
                 .bind(subject_key.to_stored())
                 .scalars(self.conn)?,
@@ -398,7 +388,7 @@ impl RegionTx for SqliteRegionTx<'_> {
         today: Date,
         limit: u32,
     ) -> Result<Vec<SignalId>, StoreError> {
-        signal_ids(
+        parse_signal_ids(
             query(
                 "SELECT signal_id FROM signals \
                  WHERE state = 'active' AND planned_removal_date <= ? LIMIT ?",
@@ -414,7 +404,7 @@ impl RegionTx for SqliteRegionTx<'_> {
         cutoff: Date,
         limit: u32,
     ) -> Result<Vec<SignalId>, StoreError> {
-        signal_ids(
+        parse_signal_ids(
             query(
                 "SELECT signal_id FROM signals \
                  WHERE state = 'inactive' AND inactive_since <= ? LIMIT ?",
@@ -426,7 +416,7 @@ impl RegionTx for SqliteRegionTx<'_> {
     }
 
     async fn due_for_age(&mut self, cutoff: Date, limit: u32) -> Result<Vec<SignalId>, StoreError> {
-        signal_ids(
+        parse_signal_ids(
             query("SELECT signal_id FROM signals WHERE birth_date <= ? LIMIT ?")
                 .bind(cutoff.to_string())
                 .bind(i64::from(limit))
@@ -715,7 +705,7 @@ impl RegionTx for SqliteRegionTx<'_> {
              SELECT position, signal_id, revision, ?, quarantined_at \
              FROM dead_letters WHERE id = ?",
         )
-        .bind(payload_text(letter)?)
+        .bind(dead_letter_text(letter)?)
         .bind(letter.id)
         .execute(self.conn)?;
         Ok(())
@@ -724,7 +714,7 @@ impl RegionTx for SqliteRegionTx<'_> {
     async fn requeue_coordination(&mut self, letter: &DeadLetter) -> Result<(), StoreError> {
         query("INSERT INTO coordination_outbox (seq, change) VALUES (?, ?)")
             .bind(letter.position)
-            .bind(payload_text(letter)?)
+            .bind(dead_letter_text(letter)?)
             .execute(self.conn)?;
         Ok(())
     }
