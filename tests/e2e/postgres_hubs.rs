@@ -2,7 +2,7 @@
 //! stream from and submit to one instance, south to the other. Everything a region sees went
 //! through real nodes, mutual TLS, the forwarders, both hubs' matchers and their notice streams.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,43 +10,9 @@ use vix_node::store::database_location::DatabaseLocation;
 use vix_node::store::postgres::testing::Schema;
 use vix_protocol::region::v1 as pb;
 use vix_tests::{
-    TestHub, TestRegion, eventually, informing_for, is_quiet, new_dir, professional,
-    spawn_hub_with, spawn_linked_region, test_day,
+    FIXTURE_FAMILIES as FAMILIES, TestHub, TestRegion, eventually, fixture_parents, informing_for,
+    is_quiet, new_dir, professional, spawn_hub_with, spawn_linked_region, test_day,
 };
-
-/// Families of the BRP fixture with at least two children under 23: (child, sibling).
-const FAMILIES: [(&str, &str); 11] = [
-    ("999991383", "999992065"),
-    ("999995807", "999995832"),
-    ("999996046", "999996058"),
-    ("999996125", "999996137"),
-    ("999996174", "999996186"),
-    ("999996289", "999996290"),
-    ("999996411", "999996423"),
-    ("999996435", "999996447"),
-    ("999996587", "999996599"),
-    ("999996770", "999996782"),
-    ("999999369", "999999370"),
-];
-
-/// Each fixture person's parents, by BSN.
-fn fixture_parents() -> HashMap<String, Vec<String>> {
-    let persons: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(vix_tests::person_registry_file()).unwrap())
-            .unwrap();
-    persons
-        .iter()
-        .map(|person| {
-            let parents = person["parents"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|parent| parent.as_str().unwrap().to_owned())
-                .collect();
-            (person["bsn"].as_str().unwrap().to_owned(), parents)
-        })
-        .collect()
-}
 
 async fn hub_on(schema: &Schema) -> TestHub {
     let url = schema.url();

@@ -2,7 +2,7 @@
 //! both north instances serving professionals, forwarding to the hub and streaming its notice
 //! log at once; and a node whose database sessions are ended mid-load.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,43 +11,9 @@ use vix_node::store::database_location::DatabaseLocation;
 use vix_node::store::postgres::testing::Schema;
 use vix_protocol::region::v1 as pb;
 use vix_tests::{
-    TestHub, TestRegion, eventually, informing_for, is_quiet, new_dir, professional, spawn_hub,
-    spawn_linked_region, spawn_region_with, test_day,
+    FIXTURE_FAMILIES as FAMILIES, TestHub, TestRegion, eventually, fixture_parents, informing_for,
+    is_quiet, new_dir, professional, spawn_hub, spawn_linked_region, spawn_region_with, test_day,
 };
-
-/// Families of the BRP fixture with at least two children under 23: (child, sibling).
-const FAMILIES: [(&str, &str); 11] = [
-    ("999991383", "999992065"),
-    ("999995807", "999995832"),
-    ("999996046", "999996058"),
-    ("999996125", "999996137"),
-    ("999996174", "999996186"),
-    ("999996289", "999996290"),
-    ("999996411", "999996423"),
-    ("999996435", "999996447"),
-    ("999996587", "999996599"),
-    ("999996770", "999996782"),
-    ("999999369", "999999370"),
-];
-
-/// Each fixture person's parents, by BSN.
-fn fixture_parents() -> HashMap<String, Vec<String>> {
-    let persons: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(vix_tests::person_registry_file()).unwrap())
-            .unwrap();
-    persons
-        .iter()
-        .map(|person| {
-            let parents = person["parents"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|parent| parent.as_str().unwrap().to_owned())
-                .collect();
-            (person["bsn"].as_str().unwrap().to_owned(), parents)
-        })
-        .collect()
-}
 
 /// An instance of north on `schema`, linked to `hub`.
 async fn north_on(schema: &Schema, hub: &TestHub) -> TestRegion {

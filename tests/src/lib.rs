@@ -75,6 +75,39 @@ fn fixture_birth_dates() -> &'static HashMap<String, Date> {
     })
 }
 
+/// Families of the BRP fixture with at least two children under 23: (child, sibling).
+pub const FIXTURE_FAMILIES: [(&str, &str); 11] = [
+    ("999991383", "999992065"),
+    ("999995807", "999995832"),
+    ("999996046", "999996058"),
+    ("999996125", "999996137"),
+    ("999996174", "999996186"),
+    ("999996289", "999996290"),
+    ("999996411", "999996423"),
+    ("999996435", "999996447"),
+    ("999996587", "999996599"),
+    ("999996770", "999996782"),
+    ("999999369", "999999370"),
+];
+
+/// Each fixture person's parents, by BSN.
+pub fn fixture_parents() -> HashMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(person_registry_file()).expect("BRP fixture");
+    let persons: Vec<serde_json::Value> = serde_json::from_str(&text).expect("fixture JSON");
+    persons
+        .iter()
+        .map(|person| {
+            let parents = person["parents"]
+                .as_array()
+                .expect("parents")
+                .iter()
+                .map(|parent| parent.as_str().expect("a parent's BSN").to_owned())
+                .collect();
+            (person["bsn"].as_str().expect("a BSN").to_owned(), parents)
+        })
+        .collect()
+}
+
 /// The informing record the duty asks for a youth born on `birth_date`, told on `today`
 /// (DOMAIN.md section 7): parents under 12, parents and youth from 12, the youth from 16.
 pub fn informing_for_birth(

@@ -9,7 +9,9 @@ use crate::store::row::{
     Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_org_name,
     parse_signal_id, parse_state, parse_subject,
 };
-use crate::store::{CounterpartView, MatchView, StoreError, StoredSignal};
+use crate::store::{
+    CounterpartView, LogPosition, MatchView, OutboxEntry, StoreError, StoredSignal,
+};
 
 pub(in crate::store) fn signal_from_row(
     row: &impl Columns,
@@ -199,4 +201,30 @@ pub(in crate::store) fn gauges_from_row(
 /// An outbox or coordination dead letter's payload: the JSON text it was queued as.
 pub(in crate::store) fn dead_letter_text(letter: &DeadLetter) -> Result<String, StoreError> {
     String::from_utf8(letter.payload.clone()).map_err(|_| StoreError::Corrupt("dead_letters"))
+}
+
+/// A `coordination_outbox` row: its place and the change.
+pub(in crate::store) fn queued_coordination(
+    row: &impl Columns,
+) -> Result<(i64, coordination::CoordinationChange), StoreError> {
+    let record: crate::store::outbox::CoordinationRecord =
+        serde_json::from_str(&row.text("change")?)
+            .map_err(|_| StoreError::Corrupt("coordination_outbox"))?;
+    Ok((row.int("seq")?, record.into_change()?))
+}
+
+/// An `outbox` row; an event that cannot be read is handed on as `None` (a dead letter).
+pub(in crate::store) fn outbox_entry(row: &impl Columns) -> Result<OutboxEntry, StoreError> {
+    Ok(OutboxEntry {
+        seq: row.int("seq")?,
+        event: serde_json::from_str(&row.text("event")?).ok(),
+    })
+}
+
+/// The `hub_cursor` row.
+pub(in crate::store) fn log_position(row: &impl Columns) -> Result<LogPosition, StoreError> {
+    Ok(LogPosition {
+        cursor: u64::try_from(row.int("cursor")?).map_err(|_| StoreError::Corrupt("hub_cursor"))?,
+        epoch: row.opt_text("epoch")?,
+    })
 }

@@ -16,9 +16,11 @@ use self::tx::PgRegionTx;
 use super::audit::AuditVerifyError;
 use super::dead_letter::{DeadLetter, Retried};
 use super::hub::{LogEntry, LoggedNotice};
-use super::outbox::CoordinationRecord;
 use super::postgres::PgSettings;
-use super::region::rows::{dead_letter_from_row, match_view, parse_family_keys, signal_from_row};
+use super::region::rows::{
+    dead_letter_from_row, log_position, match_view, outbox_entry, parse_family_keys,
+    queued_coordination, signal_from_row,
+};
 use super::region::rules;
 use super::region::tx::RegionTx;
 use super::row::parse_signal_id;
@@ -260,14 +262,7 @@ impl SignalStore for PgRegionStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let json: String = row.try_get("change")?;
-                let record: CoordinationRecord = serde_json::from_str(&json)
-                    .map_err(|_| StoreError::Corrupt("coordination_outbox"))?;
-                Ok((row.try_get("seq")?, record.into_change()?))
-            })
-            .collect()
+        rows.iter().map(queued_coordination).collect()
     }
 
     async fn coordination_outbox_remove(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
@@ -391,15 +386,7 @@ impl SignalStore for PgRegionStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let event: String = row.try_get("event")?;
-                Ok(OutboxEntry {
-                    seq: row.try_get("seq")?,
-                    event: serde_json::from_str(&event).ok(),
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_entry).collect()
     }
 
     async fn outbox_remove(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
@@ -413,11 +400,7 @@ impl SignalStore for PgRegionStore {
         let row = sqlx::query("SELECT cursor, epoch FROM hub_cursor WHERE singleton = 1")
             .fetch_one(&self.pool)
             .await?;
-        let cursor: i64 = row.try_get("cursor")?;
-        Ok(LogPosition {
-            cursor: u64::try_from(cursor).map_err(|_| StoreError::Corrupt("hub_cursor"))?,
-            epoch: row.try_get("epoch")?,
-        })
+        log_position(&row)
     }
 
     async fn adopt_hub_epoch(&self, epoch: String) -> Result<(), StoreError> {

@@ -19,12 +19,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection};
 
 use self::tx::SqliteRegionTx;
 use super::hub::{LogEntry, LoggedNotice};
-use super::outbox;
-use super::region::rows::{match_view, parse_family_keys, signal_from_row};
+use super::region::rows::{
+    log_position, match_view, outbox_entry, parse_family_keys, queued_coordination, signal_from_row,
+};
 use super::region::rules;
 use super::region::tx::RegionTx;
 use super::row::parse_signal_id;
@@ -290,14 +291,7 @@ impl SignalStore for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let json: String = row.try_get("change")?;
-                let record: outbox::CoordinationRecord = serde_json::from_str(&json)
-                    .map_err(|_| StoreError::Corrupt("coordination_outbox"))?;
-                Ok((row.try_get("seq")?, record.into_change()?))
-            })
-            .collect()
+        rows.iter().map(queued_coordination).collect()
     }
 
     async fn coordination_outbox_remove(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
@@ -438,15 +432,7 @@ impl SignalStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let event: String = row.try_get("event")?;
-                Ok(OutboxEntry {
-                    seq: row.try_get("seq")?,
-                    event: serde_json::from_str(&event).ok(),
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_entry).collect()
     }
 
     async fn outbox_remove(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
@@ -459,11 +445,7 @@ impl SignalStore for SqliteStore {
         let row = sqlx::query("SELECT cursor, epoch FROM hub_cursor WHERE singleton = 1")
             .fetch_one(&self.reader)
             .await?;
-        let cursor: i64 = row.try_get("cursor")?;
-        Ok(super::LogPosition {
-            cursor: u64::try_from(cursor).map_err(|_| StoreError::Corrupt("hub_cursor"))?,
-            epoch: row.try_get("epoch")?,
-        })
+        log_position(&row)
     }
 
     async fn adopt_hub_epoch(&self, epoch: String) -> Result<(), StoreError> {
