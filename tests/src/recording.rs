@@ -75,6 +75,14 @@ impl<T: FederationService> FederationService for Recording<T> {
         self.inner.submit_coordination(request).await
     }
 
+    async fn hand_over_signals(
+        &self,
+        request: Request<pb::HandOverSignalsRequest>,
+    ) -> Result<Response<pb::HandOverSignalsResponse>, Status> {
+        self.record(request.get_ref());
+        self.inner.hand_over_signals(request).await
+    }
+
     async fn ack_notices(
         &self,
         request: Request<pb::AckNoticesRequest>,

@@ -41,6 +41,11 @@ pub enum AuditAction {
     StreamNotices,
     /// At the hub: a region acknowledged its log (`detail`: up to which cursor).
     AckNotices,
+    /// A leaving region handed signals to its successor (`detail`: the successor); at the hub
+    /// and on the leaving node, which then deletes its copy.
+    HandOver,
+    /// A region took over a signal handed over by a region that left (`detail`: that region).
+    Adopt,
 }
 
 impl AuditAction {
@@ -61,6 +66,8 @@ impl AuditAction {
             Self::SubmitSignals => "submit_signals",
             Self::StreamNotices => "stream_notices",
             Self::AckNotices => "ack_notices",
+            Self::HandOver => "hand_over",
+            Self::Adopt => "adopt",
         }
     }
 }

@@ -8,12 +8,12 @@ use vix_protocol::federation::v1 as pb;
 
 use super::HubError;
 use crate::domain::contact::ContactInput;
-use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::matching::{MatchType, NoticeKind, ToldPair};
 use crate::domain::{
     FamilyKey, KeyVersion, OrganisationId, OrganisationRegistry, ProfessionalContact, RegionId,
     Revision, SignalId, SignalState, SubjectKey, ValidationErrors,
 };
-use crate::store::hub::{HubSignal, LogEntry, LoggedNotice, SignalEvent};
+use crate::store::hub::{Handover, HubSignal, LogEntry, LoggedNotice, SignalEvent};
 
 /// Largest batch a region may submit: bounds the writer's transaction and the request size.
 pub(crate) const BATCH_EVENTS_MAX: usize = 500;
@@ -272,11 +272,124 @@ pub(crate) fn entry_to_pb(entry: &LogEntry) -> pb::NoticeLogEntry {
         LogEntry::Coordination { change, .. } => {
             pb::notice_log_entry::Entry::Coordination(coordination_to_pb(change))
         }
+        LogEntry::Adoption { adoption, .. } => {
+            pb::notice_log_entry::Entry::Adoption(pb::Adoption {
+                signal_id: adoption.signal_id.to_string(),
+                revision: adoption.revision.get(),
+                from_region_id: adoption.from_region_id.to_string(),
+                sealed_record: adoption.sealed_record.clone(),
+                told_pairs: adoption.told_pairs.iter().map(told_pair_to_pb).collect(),
+            })
+        }
     };
     pb::NoticeLogEntry {
         cursor: entry.cursor(),
         entry: Some(body),
     }
+}
+
+/// The most signals one HandOverSignals call may carry: each is locked with its keys.
+pub(crate) const HANDOVERS_MAX: usize = 100;
+
+/// A leaving region's handovers, checked whole.
+pub(crate) fn parse_handovers(
+    handovers: &[pb::Handover],
+) -> Result<Vec<Handover>, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    if handovers.len() > HANDOVERS_MAX {
+        errors.add("handovers", format!("at most {HANDOVERS_MAX} per call"));
+        return Err(errors);
+    }
+    let parsed: Vec<Option<Handover>> = handovers
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let at = format!("handovers[{index}]");
+            let signal_id =
+                errors.check(&format!("{at}.signal_id"), SignalId::parse(&item.signal_id));
+            let revision = Revision::new(item.revision);
+            if revision.is_none() {
+                errors.add(format!("{at}.revision"), "must be at least 1");
+            }
+            if item.sealed_record.is_empty() {
+                errors.add(format!("{at}.sealed_record"), "is required");
+            }
+            Some(Handover {
+                signal_id: signal_id?,
+                revision: revision?,
+                sealed_record: item.sealed_record.clone(),
+            })
+        })
+        .collect();
+    errors.into_result()?;
+    parsed
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ValidationErrors::single("handovers", "incomplete"))
+}
+
+fn match_type_to_pb(match_type: MatchType) -> pb::MatchType {
+    match match_type {
+        MatchType::Youth => pb::MatchType::Youth,
+        MatchType::Family => pb::MatchType::Family,
+    }
+}
+
+fn told_pair_to_pb(pair: &ToldPair) -> pb::ToldPair {
+    let pseudonym = |key: &SubjectKey| pb::Pseudonym {
+        key_version: key.version().get(),
+        digest: key.digest().to_vec(),
+    };
+    pb::ToldPair {
+        recipient_organisation_id: pair.recipient_organisation_id.to_string(),
+        recipient_subject_key: Some(pseudonym(&pair.recipient_subject_key)),
+        counterpart_organisation_id: pair.counterpart_organisation_id.to_string(),
+        counterpart_subject_key: Some(pseudonym(&pair.counterpart_subject_key)),
+        match_type: match_type_to_pb(pair.match_type).into(),
+    }
+}
+
+/// A told pair of an adoption entry, checked.
+pub(crate) fn told_pair_from_pb(
+    pair: &pb::ToldPair,
+    at: &str,
+    errors: &mut ValidationErrors,
+) -> Option<ToldPair> {
+    let recipient_organisation_id = errors.check(
+        &format!("{at}.recipient_organisation_id"),
+        OrganisationId::parse(&pair.recipient_organisation_id),
+    );
+    let counterpart_organisation_id = errors.check(
+        &format!("{at}.counterpart_organisation_id"),
+        OrganisationId::parse(&pair.counterpart_organisation_id),
+    );
+    let recipient_subject_key = pseudonym(
+        pair.recipient_subject_key.as_ref(),
+        &format!("{at}.recipient_subject_key"),
+        errors,
+    )
+    .map(|(version, digest)| SubjectKey::new(version, digest));
+    let counterpart_subject_key = pseudonym(
+        pair.counterpart_subject_key.as_ref(),
+        &format!("{at}.counterpart_subject_key"),
+        errors,
+    )
+    .map(|(version, digest)| SubjectKey::new(version, digest));
+    let match_type = match pb::MatchType::try_from(pair.match_type) {
+        Ok(pb::MatchType::Youth) => Some(MatchType::Youth),
+        Ok(pb::MatchType::Family) => Some(MatchType::Family),
+        _ => {
+            errors.add(format!("{at}.match_type"), "unknown");
+            None
+        }
+    };
+    Some(ToldPair {
+        recipient_organisation_id: recipient_organisation_id?,
+        recipient_subject_key: recipient_subject_key?,
+        counterpart_organisation_id: counterpart_organisation_id?,
+        counterpart_subject_key: counterpart_subject_key?,
+        match_type: match_type?,
+    })
 }
 
 fn notice_to_pb(notice: &LoggedNotice) -> pb::Notice {

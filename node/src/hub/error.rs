@@ -16,6 +16,9 @@ pub enum HubError {
     /// Items of the request this region may not submit, named.
     #[error("refused: {0}")]
     Forbidden(ValidationErrors),
+    /// The request cannot be applied in the state the hub is in; the caller must act first.
+    #[error("{0}")]
+    Precondition(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -38,6 +41,13 @@ impl From<HubStoreError> for HubError {
                 format!("changes[{index}].by_signal_id"),
                 "speaks for a signal of another region; nothing of the call was relayed",
             )),
+            HubStoreError::LogNotConsumed { .. } => Self::Precondition(error.to_string()),
+            HubStoreError::NotHandable { index, held } => {
+                Self::Forbidden(ValidationErrors::single(
+                    format!("handovers[{index}]"),
+                    format!("{held}; nothing of the call was handed over"),
+                ))
+            }
             HubStoreError::Store(error) => Self::Store(error),
         }
     }
@@ -49,6 +59,7 @@ impl From<HubError> for Status {
             HubError::PermissionDenied(message) => Status::permission_denied(message),
             HubError::Invalid(errors) => crate::bad_request::invalid_argument(&errors),
             HubError::Forbidden(errors) => crate::bad_request::permission_denied(&errors),
+            HubError::Precondition(message) => Status::failed_precondition(message),
             HubError::Store(error) if error.is_transient() => {
                 tracing::warn!(error = %error_chain(&error), "hub store busy");
                 Status::unavailable("the hub is busy; retry")

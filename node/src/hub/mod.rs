@@ -268,6 +268,57 @@ impl<S: HubStore> HubApi<S> {
         Ok(pb::SubmitCoordinationResponse { relayed })
     }
 
+    async fn hand_over(
+        &self,
+        request: Request<pb::HandOverSignalsRequest>,
+    ) -> Result<pb::HandOverSignalsResponse, HubError> {
+        let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
+        let body = request.get_ref();
+        let successor = RegionId::parse(&body.successor_region_id)
+            .ok()
+            .filter(|successor| self.context.regions.contains(successor) && successor != &region_id)
+            .ok_or_else(|| {
+                ValidationErrors::single(
+                    "successor_region_id",
+                    "must be another region of the federation",
+                )
+            })?;
+        let handovers = convert::parse_handovers(&body.handovers)?;
+        let successor_organisations = self
+            .context
+            .organisations
+            .of_region(&successor)
+            .map(|organisation| organisation.id.clone())
+            .collect();
+        self.context.ensure_swept().await?;
+        let outcome = self
+            .context
+            .store
+            .hand_over(
+                &region_id,
+                &successor,
+                &successor_organisations,
+                body.after_cursor,
+                handovers,
+                self.context.clock.now(),
+            )
+            .await?;
+        if outcome.handed_over > 0 {
+            self.context.notices_logged.send_modify(|n| *n += 1);
+        }
+        tracing::info!(
+            %region_id,
+            %successor,
+            handed_over = outcome.handed_over,
+            ignored = outcome.ignored,
+            "signals handed over"
+        );
+        Ok(pb::HandOverSignalsResponse {
+            handed_over: outcome.handed_over,
+            ignored: outcome.ignored,
+        })
+    }
+
     async fn ack(&self, request: Request<pb::AckNoticesRequest>) -> Result<(), HubError> {
         let region_id = caller(&self.context, &request, &request.get_ref().region_id)?;
         let cursor = request.get_ref().cursor;
@@ -325,6 +376,13 @@ impl<S: HubStore> FederationService for HubApi<S> {
         request: Request<pb::SubmitCoordinationRequest>,
     ) -> Result<Response<pb::SubmitCoordinationResponse>, Status> {
         Ok(Response::new(self.coordinate(request).await?))
+    }
+
+    async fn hand_over_signals(
+        &self,
+        request: Request<pb::HandOverSignalsRequest>,
+    ) -> Result<Response<pb::HandOverSignalsResponse>, Status> {
+        Ok(Response::new(self.hand_over(request).await?))
     }
 
     async fn ack_notices(

@@ -22,13 +22,13 @@ use vix_protocol::federation::v1::federation_service_client::FederationServiceCl
 use super::RegionContext;
 use super::link::LinkBackoff;
 use crate::domain::contact::ContactInput;
-use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::matching::{MatchType, NoticeKind, ToldPair};
 use crate::domain::notice_log::{self, Mismatch};
 use crate::domain::{
-    OrganisationId, OrganisationName, ProfessionalContact, RegionId, SignalId, SignalState,
-    ValidationErrors,
+    OrganisationId, OrganisationName, ProfessionalContact, RegionId, Revision, SignalId,
+    SignalState, ValidationErrors,
 };
-use crate::store::hub::{LogEntry, LoggedNotice};
+use crate::store::hub::{LogEntry, LoggedAdoption, LoggedNotice};
 use crate::store::{CounterpartView, SignalStore, StoreError};
 use crate::store::{HubLogApplied, NoticeDelivery};
 use crate::telemetry::error_chain;
@@ -310,6 +310,12 @@ pub fn entry_from_pb(message: pb::NoticeLogEntry) -> Result<LogEntry, Malformed>
                 .map(|change| LogEntry::Coordination { cursor, change })
                 .ok_or(Malformed { cursor, errors })
         }
+        Some(pb::notice_log_entry::Entry::Adoption(adoption)) => adoption_from_pb(adoption)
+            .map(|adoption| LogEntry::Adoption {
+                cursor,
+                adoption: Box::new(adoption),
+            })
+            .map_err(|errors| Malformed { cursor, errors }),
         Some(pb::notice_log_entry::Entry::Head(_)) => Err(Malformed {
             cursor,
             errors: ValidationErrors::single("entry", "a head in the middle of the log"),
@@ -319,6 +325,45 @@ pub fn entry_from_pb(message: pb::NoticeLogEntry) -> Result<LogEntry, Malformed>
             errors: ValidationErrors::single("entry", "is required"),
         }),
     }
+}
+
+fn adoption_from_pb(adoption: pb::Adoption) -> Result<LoggedAdoption, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let signal_id = errors.check("adoption.signal_id", SignalId::parse(&adoption.signal_id));
+    let revision = Revision::new(adoption.revision);
+    if revision.is_none() {
+        errors.add("adoption.revision", "must be at least 1");
+    }
+    let from_region_id = errors.check(
+        "adoption.from_region_id",
+        RegionId::parse(&adoption.from_region_id),
+    );
+    if adoption.sealed_record.is_empty() {
+        errors.add("adoption.sealed_record", "is required");
+    }
+    let told_pairs: Vec<Option<ToldPair>> = adoption
+        .told_pairs
+        .iter()
+        .enumerate()
+        .map(|(index, pair)| {
+            crate::hub::convert::told_pair_from_pb(
+                pair,
+                &format!("adoption.told_pairs[{index}]"),
+                &mut errors,
+            )
+        })
+        .collect();
+    errors.clone().into_result()?;
+    Ok(LoggedAdoption {
+        signal_id: signal_id.ok_or_else(|| errors.clone())?,
+        revision: revision.ok_or_else(|| errors.clone())?,
+        from_region_id: from_region_id.ok_or_else(|| errors.clone())?,
+        sealed_record: adoption.sealed_record,
+        told_pairs: told_pairs
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or(errors)?,
+    })
 }
 
 fn notice_from_pb(notice: pb::Notice, cursor: u64) -> Result<LoggedNotice, ValidationErrors> {

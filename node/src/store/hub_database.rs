@@ -134,6 +134,26 @@ impl HubStore for HubDatabase {
         on_store!(self, store => store.submit_coordination(region_id, changes, now).await)
     }
 
+    async fn hand_over(
+        &self,
+        region_id: &RegionId,
+        successor: &RegionId,
+        successor_organisations: &std::collections::HashSet<crate::domain::OrganisationId>,
+        after_cursor: u64,
+        handovers: Vec<super::hub::Handover>,
+        now: Timestamp,
+    ) -> Result<super::hub::HandoverOutcome, HubStoreError> {
+        on_store!(self, store => store.hand_over(
+            region_id,
+            successor,
+            successor_organisations,
+            after_cursor,
+            handovers,
+            now,
+        )
+        .await)
+    }
+
     async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
         on_store!(self, store => store.record_audit(entry).await)
     }

@@ -18,6 +18,8 @@ use crate::store::hub::{BatchOutcome, HubSignal, SignalEvent};
 trait Subject: HubStore {
     /// Notices stored, delivered or not.
     async fn count_notices(&self) -> i64;
+    /// Adoption entries' rows (sealed records) still held.
+    async fn count_adoptions(&self) -> i64;
 }
 
 impl Subject for crate::store::hub_sqlite::HubSqliteStore {
@@ -27,11 +29,23 @@ impl Subject for crate::store::hub_sqlite::HubSqliteStore {
             .await
             .unwrap()
     }
+    async fn count_adoptions(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM adoptions")
+            .fetch_one(self.reader())
+            .await
+            .unwrap()
+    }
 }
 
 impl Subject for crate::store::hub_postgres::PgHubStore {
     async fn count_notices(&self) -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM notices")
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+    }
+    async fn count_adoptions(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM adoptions")
             .fetch_one(self.pool())
             .await
             .unwrap()
@@ -139,7 +153,9 @@ pub(in crate::store) async fn notices_after(
         .into_iter()
         .filter_map(|entry| match entry {
             LogEntry::Notice(notice) => Some(*notice),
-            LogEntry::Retraction { .. } | LogEntry::Coordination { .. } => None,
+            LogEntry::Retraction { .. }
+            | LogEntry::Coordination { .. }
+            | LogEntry::Adoption { .. } => None,
         })
         .collect()
 }
@@ -614,7 +630,213 @@ async fn acknowledgements_never_move_backwards(store: &impl Subject) {
     assert_eq!(store.unacked(&north).await.unwrap(), 0);
 }
 
+async fn end_of_log(store: &impl HubStore, region: &RegionId) -> u64 {
+    store
+        .log_after(region, 0, 1000)
+        .await
+        .unwrap()
+        .read_through
+        .unwrap_or(0)
+}
+
+async fn a_leaving_region_hands_its_signals_to_its_successor(store: &impl Subject) {
+    let (north, south, east) = (region("north"), region("south"), region("east"));
+    let (a, s, e) = (
+        SignalId::generate(),
+        SignalId::generate(),
+        SignalId::generate(),
+    );
+    for (region, id, org) in [(&north, a, "gp"), (&south, s, "school"), (&east, e, "care")] {
+        store
+            .submit(
+                region,
+                vec![upsert(id, 1, signal(org, 1, &[], SignalState::Active))],
+                now(),
+            )
+            .await
+            .unwrap();
+    }
+    let south_orgs: std::collections::HashSet<OrganisationId> =
+        [OrganisationId::parse("school").unwrap()].into();
+    let handover = |revision: u64| super::Handover {
+        signal_id: a,
+        revision: Revision::new(revision).unwrap(),
+        sealed_record: b"sealed for south".to_vec(),
+    };
+    let north_end = end_of_log(store, &north).await;
+    assert!(north_end > 0, "north was told about school and care");
+    // North has not stored its log: nothing is handed over.
+    let refused = store
+        .hand_over(
+            &north,
+            &south,
+            &south_orgs,
+            north_end - 1,
+            vec![handover(1)],
+            now(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(HubStoreError::LogNotConsumed { end }) if end == north_end),
+        "{refused:?}"
+    );
+    // Not the revision the hub holds: the outbox was not forwarded.
+    let refused = store
+        .hand_over(
+            &north,
+            &south,
+            &south_orgs,
+            north_end,
+            vec![handover(2)],
+            now(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(HubStoreError::NotHandable { index: 0, .. })),
+        "{refused:?}"
+    );
+    // Nor can a region hand over another region's signal.
+    let refused = store
+        .hand_over(
+            &east,
+            &south,
+            &south_orgs,
+            end_of_log(store, &east).await,
+            vec![handover(1)],
+            now(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(HubStoreError::NotOwner { index: 0 })),
+        "{refused:?}"
+    );
+
+    let south_before = end_of_log(store, &south).await;
+    let east_before = end_of_log(store, &east).await;
+    let outcome = store
+        .hand_over(
+            &north,
+            &south,
+            &south_orgs,
+            north_end,
+            vec![handover(1)],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((outcome.handed_over, outcome.ignored), (1, 0));
+
+    let south_log = store.log_after(&south, south_before, 100).await.unwrap();
+    let adoptions: Vec<_> = south_log
+        .entries
+        .iter()
+        .filter_map(|entry| match entry {
+            LogEntry::Adoption { adoption, .. } => Some(adoption),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adoptions.len(), 1, "{:#?}", south_log.entries);
+    assert_eq!(adoptions[0].signal_id, a);
+    assert_eq!(adoptions[0].from_region_id, north);
+    assert_eq!(adoptions[0].sealed_record, b"sealed for south");
+    // The pairs gp and school were told, both ways; not those with east's care.
+    let mut told: Vec<(&str, &str)> = adoptions[0]
+        .told_pairs
+        .iter()
+        .map(|pair| {
+            (
+                pair.recipient_organisation_id.as_str(),
+                pair.counterpart_organisation_id.as_str(),
+            )
+        })
+        .collect();
+    told.sort_unstable();
+    assert_eq!(told, [("gp", "school"), ("school", "gp")]);
+    // South's and east's notices showing a are sent again, naming its new region.
+    for (region, before) in [(&south, south_before), (&east, east_before)] {
+        let shown = notices_after(store, region, before).await;
+        assert_eq!(shown.len(), 1, "{region}: {shown:#?}");
+        assert_eq!(shown[0].counterpart.signal_id, a);
+        assert_eq!(&shown[0].counterpart.region_id, &south);
+    }
+    // A rerun changes nothing.
+    let again = store
+        .hand_over(
+            &north,
+            &south,
+            &south_orgs,
+            north_end,
+            vec![handover(1)],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.handed_over, again.ignored), (0, 1));
+
+    // The signal is south's now: south may change it, north may not.
+    assert!(matches!(
+        store
+            .submit(
+                &north,
+                vec![upsert(a, 2, signal("gp", 1, &[], SignalState::Active))],
+                now()
+            )
+            .await,
+        Err(HubStoreError::NotOwner { index: 0 })
+    ));
+    store
+        .submit(
+            &south,
+            vec![upsert(a, 2, signal("gp", 1, &[], SignalState::Active))],
+            now(),
+        )
+        .await
+        .unwrap();
+    // A new party in east: the notice about it to a goes to south's log.
+    let south_now = end_of_log(store, &south).await;
+    store
+        .submit(
+            &east,
+            vec![upsert(
+                SignalId::generate(),
+                1,
+                signal("care2", 1, &[], SignalState::Active),
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let to_south = notices_after(store, &south, south_now).await;
+    assert!(
+        to_south
+            .iter()
+            .any(|notice| notice.recipient_signal_id == a),
+        "{to_south:#?}"
+    );
+    assert!(
+        store
+            .log_after(&north, north_end, 100)
+            .await
+            .unwrap()
+            .entries
+            .is_empty(),
+        "nothing more for north"
+    );
+    // Delivered and pruned: the sealed record goes with its entry.
+    assert_eq!(store.count_adoptions().await, 1);
+    let south_end = end_of_log(store, &south).await;
+    store.ack(&south, south_end, now()).await.unwrap();
+    // Noted now, pruned once the retention after the note has passed.
+    store.prune_log(now(), now()).await.unwrap();
+    let later = now()
+        .checked_add(jiff::SignedDuration::from_hours(48))
+        .unwrap();
+    store.prune_log(later, later).await.unwrap();
+    assert_eq!(store.count_adoptions().await, 0);
+}
+
 contract!(
+    a_leaving_region_hands_its_signals_to_its_successor,
     a_cross_region_youth_match_logs_one_notice_for_each_region,
     same_region_pairs_are_left_to_the_node,
     a_replayed_batch_has_one_effect_and_the_latest_revision_wins,

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use super::{CounterpartView, StoreError, SweepReport};
-use crate::domain::matching::{MatchType, NoticeKind};
+use crate::domain::matching::{MatchType, NoticeKind, ToldPair};
 use crate::domain::{
     FamilyKey, OrganisationId, OrganisationName, ProfessionalContact, RegionId, Revision, SignalId,
     SignalState, SubjectKey,
@@ -77,13 +77,48 @@ pub enum LogEntry {
         cursor: u64,
         change: crate::domain::coordination::CoordinationChange,
     },
+    /// A region that left handed one of its signals to this region.
+    Adoption {
+        cursor: u64,
+        adoption: Box<LoggedAdoption>,
+    },
+}
+
+/// A signal handed to the receiving region by a region that left the federation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedAdoption {
+    pub signal_id: SignalId,
+    pub revision: Revision,
+    pub from_region_id: RegionId,
+    /// The leaving node's record, sealed for the receiving region: opaque to the hub.
+    pub sealed_record: Vec<u8>,
+    /// The pairs the hub had told between the signal's party and the receiving region's.
+    pub told_pairs: Vec<ToldPair>,
+}
+
+/// One signal a leaving region hands over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    pub signal_id: SignalId,
+    pub revision: Revision,
+    pub sealed_record: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandoverOutcome {
+    /// Signals now the successor's.
+    pub handed_over: u32,
+    /// Handed to the same successor before, at the same revision.
+    pub ignored: u32,
 }
 
 impl LogEntry {
     pub fn cursor(&self) -> u64 {
         match self {
             Self::Notice(notice) => notice.cursor,
-            Self::Retraction { cursor, .. } | Self::Coordination { cursor, .. } => *cursor,
+            Self::Retraction { cursor, .. }
+            | Self::Coordination { cursor, .. }
+            | Self::Adoption { cursor, .. } => *cursor,
         }
     }
 }
@@ -117,6 +152,13 @@ pub enum HubStoreError {
     /// was relayed.
     #[error("change {index} speaks for a signal of another region")]
     NotOwnerOfChange { index: usize },
+    /// The leaving region's log holds entries it has not stored: handing over now would leave
+    /// them with a region that no longer holds the signals.
+    #[error("the region's notice log reaches cursor {end}: store it up to there first")]
+    LogNotConsumed { end: u64 },
+    /// A signal to hand over is not the caller's at that revision (`held`: what the hub holds).
+    #[error("handover {index}: {held}")]
+    NotHandable { index: usize, held: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -186,6 +228,21 @@ pub trait HubStore: Send + Sync + 'static {
         changes: Vec<crate::domain::coordination::CoordinationChange>,
         now: Timestamp,
     ) -> impl Future<Output = Result<u32, HubStoreError>> + Send;
+
+    /// Hands `region_id`'s signals to `successor` (DOMAIN: a region that leaves): each becomes
+    /// the successor's, with its notices, and the successor's log gets an adoption entry with
+    /// the sealed record and the told pairs between the signal's party and parties of
+    /// `successor_organisations`. Refused while `region_id`'s log holds entries after
+    /// `after_cursor`. One transaction.
+    fn hand_over(
+        &self,
+        region_id: &RegionId,
+        successor: &RegionId,
+        successor_organisations: &std::collections::HashSet<OrganisationId>,
+        after_cursor: u64,
+        handovers: Vec<Handover>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<HandoverOutcome, HubStoreError>> + Send;
 
     /// Appends one entry to the hub's audit log.
     fn record_audit(

@@ -3,10 +3,10 @@
 //! returned it ([`Columns`]).
 
 use super::tx::{DueSignal, StoredHubSignal};
-use super::{HubSignal, LogEntry, LogPage, LoggedNotice};
+use super::{HubSignal, LogEntry, LogPage, LoggedAdoption, LoggedNotice};
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
-use crate::domain::matching::{MatchType, NoticeKind};
-use crate::domain::{FamilyKey, RegionId, Revision};
+use crate::domain::matching::{MatchType, NoticeKind, ToldPair};
+use crate::domain::{FamilyKey, RegionId, Revision, SubjectKey};
 use crate::store::row::{
     Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_org_name,
     parse_signal_id, parse_state, parse_subject,
@@ -28,11 +28,14 @@ macro_rules! log_entries_select {
                 n.counterpart_professional_phone AS professional_phone, \
                 n.counterpart_state, k.by_signal_id AS k_by, \
                 k.other_signal_id AS k_other, k.at AS k_at, \
-                k.regievoerder_signal_id AS k_named \
+                k.regievoerder_signal_id AS k_named, a.signal_id AS a_signal, \
+                a.revision AS a_revision, a.from_region_id AS a_from, \
+                a.sealed_record AS a_sealed, a.told_pairs AS a_pairs \
          FROM region_log l \
          LEFT JOIN notices n ON l.entry = 'notice' AND n.notice_id = l.notice_id \
          LEFT JOIN coordination_changes k \
-              ON l.entry = 'coordination' AND k.change_id = l.notice_id"
+              ON l.entry = 'coordination' AND k.change_id = l.notice_id \
+         LEFT JOIN adoptions a ON l.entry = 'adoption' AND a.adoption_id = l.notice_id"
     };
 }
 pub(in crate::store) use log_entries_select;
@@ -130,6 +133,19 @@ pub(in crate::store) fn log_page<R: Columns>(
                 };
                 page.entries.push(LogEntry::Coordination { cursor, change });
             }
+        } else if entry == "adoption" {
+            if let Some(signal) = row.opt_text("a_signal")? {
+                page.entries.push(LogEntry::Adoption {
+                    cursor,
+                    adoption: Box::new(LoggedAdoption {
+                        signal_id: parse_signal_id(&signal)?,
+                        revision: parse_revision(row.int("a_revision")?)?,
+                        from_region_id: parse_region(&row.text("a_from")?)?,
+                        sealed_record: row.blob("a_sealed")?,
+                        told_pairs: parse_told_pairs(&row.text("a_pairs")?)?,
+                    }),
+                });
+            }
         } else if entry == "retraction" {
             page.entries.push(LogEntry::Retraction {
                 cursor,
@@ -163,4 +179,51 @@ fn logged_notice(row: &impl Columns, cursor: u64) -> Result<LoggedNotice, StoreE
             region_id: parse_region(&row.text("counterpart_region_id")?)?,
         },
     })
+}
+
+/// Told pairs as an adoption row keeps them: one per line, five fields separated by spaces
+/// (organisation ids, stored keys and match types hold none).
+pub(in crate::store) fn told_pairs_to_text(pairs: &[ToldPair]) -> String {
+    pairs
+        .iter()
+        .map(|pair| {
+            format!(
+                "{} {} {} {} {}\n",
+                pair.recipient_organisation_id.as_str(),
+                pair.recipient_subject_key.to_stored(),
+                pair.counterpart_organisation_id.as_str(),
+                pair.counterpart_subject_key.to_stored(),
+                pair.match_type.as_str()
+            )
+        })
+        .collect()
+}
+
+pub(in crate::store) fn parse_told_pairs(text: &str) -> Result<Vec<ToldPair>, StoreError> {
+    text.lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [
+                recipient,
+                recipient_key,
+                counterpart,
+                counterpart_key,
+                match_type,
+            ] = fields.as_slice()
+            else {
+                return Err(StoreError::Corrupt("told_pairs"));
+            };
+            let key = |stored: &str| {
+                SubjectKey::parse_stored(stored).map_err(|_| StoreError::Corrupt("told_pairs"))
+            };
+            Ok(ToldPair {
+                recipient_organisation_id: parse_org(recipient)?,
+                recipient_subject_key: key(recipient_key)?,
+                counterpart_organisation_id: parse_org(counterpart)?,
+                counterpart_subject_key: key(counterpart_key)?,
+                match_type: MatchType::parse(match_type)
+                    .ok_or(StoreError::Corrupt("told_pairs"))?,
+            })
+        })
+        .collect()
 }

@@ -4,18 +4,18 @@
 //! lifecycle sweep, acknowledgements, pruning and relayed coordination. Each function is one
 //! transaction's work; the caller commits it, or drops it on an error so nothing of it stays.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
 
 use super::tx::{EntryKind, HubTx, Known, NewNotice, Party, StoredHubSignal};
-use super::{BatchOutcome, HubStoreError, SignalEvent};
+use super::{BatchOutcome, Handover, HandoverOutcome, HubStoreError, LoggedAdoption, SignalEvent};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::CoordinationChange;
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
-use crate::domain::matching::{MatchScope, MatchSignal, plan_notices, standing_signal};
-use crate::domain::{RegionId, Revision, SignalId, SignalState};
+use crate::domain::matching::{MatchScope, MatchSignal, ToldPair, plan_notices, standing_signal};
+use crate::domain::{OrganisationId, RegionId, Revision, SignalId, SignalState};
 use crate::store::{StoreError, SweepReport};
 
 /// What a write did, and whether it deleted personal data (SQLite then truncates its WAL).
@@ -140,6 +140,117 @@ pub(crate) async fn submit<T: HubTx>(
     })
     .await?;
     Ok(Written { outcome, deleted })
+}
+
+/// Hands `region_id`'s signals to `successor`: each becomes the successor's, its notices with
+/// it, the other regions' copies of notices showing it are sent again (they show the new
+/// region), and the successor's log gets an adoption entry. The leaving region's log must be
+/// stored through its end first: an entry after `after_cursor` would reach a region that no
+/// longer holds the signal. The signals and their keys are locked, so no match in progress can
+/// add an entry for one of them to the leaving region's log meanwhile, and the log itself is
+/// locked (PostgreSQL) so no other writer appends to it.
+pub(crate) async fn hand_over<T: HubTx>(
+    tx: &mut T,
+    region_id: &RegionId,
+    successor: &RegionId,
+    successor_organisations: &HashSet<OrganisationId>,
+    after_cursor: u64,
+    handovers: Vec<Handover>,
+    now: Timestamp,
+) -> Result<HandoverOutcome, HubStoreError> {
+    let ids: Vec<SignalId> = handovers.iter().map(|item| item.signal_id).collect();
+    // The signals with the keys they are stored under: a match that could add an entry for
+    // one of them to the leaving region's log has committed before this, or runs after it.
+    tx.lock(&ids, &[]).await?;
+    let mut held = Vec::with_capacity(handovers.len());
+    for item in &handovers {
+        held.push(tx.hub_signal(item.signal_id).await?);
+    }
+    if let Some(end) = tx.lock_log_end(region_id).await?
+        && end > after_cursor
+    {
+        return Err(HubStoreError::LogNotConsumed { end });
+    }
+    let mut outcome = HandoverOutcome::default();
+    for (index, (item, held)) in handovers.into_iter().zip(held).enumerate() {
+        let Some((stored, revision)) = held else {
+            return Err(HubStoreError::NotHandable {
+                index,
+                held: "the hub holds no such signal (deleted, or never forwarded)".into(),
+            });
+        };
+        if revision != item.revision {
+            return Err(HubStoreError::NotHandable {
+                index,
+                held: format!(
+                    "the hub holds revision {}, not {}: forward the outbox first",
+                    revision.get(),
+                    item.revision.get()
+                ),
+            });
+        }
+        if &stored.region_id == successor {
+            outcome.ignored += 1; // handed over before: a rerun
+            continue;
+        }
+        if &stored.region_id != region_id {
+            return Err(HubStoreError::NotOwner { index });
+        }
+        let party = Party {
+            organisation_id: stored.signal.organisation_id.clone(),
+            subject_key: stored.signal.subject_key,
+        };
+        let mut told_pairs: Vec<ToldPair> = tx
+            .told_pairs(&party)
+            .await?
+            .into_iter()
+            .filter(|pair| {
+                let other = if pair.recipient_organisation_id == party.organisation_id
+                    && pair.recipient_subject_key == party.subject_key
+                {
+                    &pair.counterpart_organisation_id
+                } else {
+                    &pair.recipient_organisation_id
+                };
+                successor_organisations.contains(other)
+            })
+            .collect();
+        told_pairs.sort_by(|a, b| {
+            (
+                a.recipient_organisation_id.as_str(),
+                a.counterpart_organisation_id.as_str(),
+            )
+                .cmp(&(
+                    b.recipient_organisation_id.as_str(),
+                    b.counterpart_organisation_id.as_str(),
+                ))
+        });
+        tx.move_signal(item.signal_id, successor).await?;
+        refresh_notices(tx, item.signal_id).await?;
+        let adoption_id = uuid::Uuid::new_v4().to_string();
+        tx.insert_adoption(
+            &adoption_id,
+            &LoggedAdoption {
+                signal_id: item.signal_id,
+                revision,
+                from_region_id: region_id.clone(),
+                sealed_record: item.sealed_record,
+                told_pairs,
+            },
+        )
+        .await?;
+        tx.log(successor, EntryKind::Adoption, &adoption_id).await?;
+        outcome.handed_over += 1;
+    }
+    tx.audit(&AuditEntry {
+        at: now,
+        action: AuditAction::HandOver,
+        actor: Actor::Region(region_id.clone()),
+        signal_ids: ids,
+        detail: Some(successor.as_str().to_owned()),
+    })
+    .await?;
+    Ok(outcome)
 }
 
 /// Expires signals past their planned removal date and deletes those whose archive ended, at

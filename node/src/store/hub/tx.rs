@@ -94,6 +94,8 @@ pub(crate) enum EntryKind {
     Retraction,
     /// A coordination change (the id is the change's).
     Coordination,
+    /// A signal handed over by a region that left (the id is the adoption's).
+    Adoption,
 }
 
 impl EntryKind {
@@ -102,6 +104,7 @@ impl EntryKind {
             Self::Notice => "notice",
             Self::Retraction => "retraction",
             Self::Coordination => "coordination",
+            Self::Adoption => "adoption",
         }
     }
 }
@@ -267,4 +270,27 @@ pub(crate) trait HubTx {
 
     /// Appends to the hub's audit log, chained to the entry before.
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// The signal as stored, with its revision.
+    async fn hub_signal(
+        &mut self,
+        signal_id: SignalId,
+    ) -> Result<Option<(StoredHubSignal, Revision)>, StoreError>;
+
+    /// The highest cursor `region_id`'s log has handed out that is still held, if any; and
+    /// until this transaction ends no other writer appends to that log.
+    async fn lock_log_end(&mut self, region_id: &RegionId) -> Result<Option<u64>, StoreError>;
+
+    /// Makes the signal `successor`'s, with the notices addressed to it or showing it.
+    async fn move_signal(
+        &mut self,
+        signal_id: SignalId,
+        successor: &RegionId,
+    ) -> Result<(), StoreError>;
+
+    async fn insert_adoption(
+        &mut self,
+        adoption_id: &str,
+        adoption: &super::LoggedAdoption,
+    ) -> Result<(), StoreError>;
 }

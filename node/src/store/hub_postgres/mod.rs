@@ -204,6 +204,30 @@ impl HubStore for PgHubStore {
         Ok(relayed)
     }
 
+    async fn hand_over(
+        &self,
+        region_id: &RegionId,
+        successor: &RegionId,
+        successor_organisations: &std::collections::HashSet<crate::domain::OrganisationId>,
+        after_cursor: u64,
+        handovers: Vec<super::hub::Handover>,
+        now: Timestamp,
+    ) -> Result<super::hub::HandoverOutcome, HubStoreError> {
+        let mut tx = self.begin().await?;
+        let outcome = rules::hand_over(
+            &mut tx,
+            region_id,
+            successor,
+            successor_organisations,
+            after_cursor,
+            handovers,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     async fn record_audit(
         &self,
         entry: crate::domain::audit::AuditEntry,

@@ -26,14 +26,14 @@ use sqlx::Transaction;
 use sqlx::postgres::{PgRow, Postgres};
 
 use super::super::StoreError;
-use super::super::hub::HubSignal;
 use super::super::hub::rows::{
     cursor_to_db, due_signal, parse_cursor, parse_region, parse_revision, revision_to_db,
-    stored_signal,
+    stored_signal, told_pairs_to_text,
 };
 use super::super::hub::tx::{
     DueSignal, EntryKind, HubTx, Known, LogTarget, NewNotice, NotedAck, Party, StoredHubSignal,
 };
+use super::super::hub::{HubSignal, LoggedAdoption};
 use super::super::row::{
     Columns, parse_instant, parse_org, parse_signal_id, parse_state, parse_subject,
 };
@@ -857,6 +857,15 @@ impl HubTx for PgHubTx {
         region_id: &RegionId,
         through: u64,
     ) -> Result<u64, StoreError> {
+        // The sealed records of adoptions delivered go with their entries.
+        sqlx::query(
+            "DELETE FROM adoptions WHERE adoption_id IN (SELECT notice_id FROM region_log \
+             WHERE region_id = $1 AND cursor <= $2 AND entry = 'adoption')",
+        )
+        .bind(region_id.as_str())
+        .bind(cursor_to_db(through)?)
+        .execute(self.conn())
+        .await?;
         Ok(
             sqlx::query("DELETE FROM region_log WHERE region_id = $1 AND cursor <= $2")
                 .bind(region_id.as_str())
@@ -881,6 +890,72 @@ impl HubTx for PgHubTx {
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.audit.push(entry.clone());
+        Ok(())
+    }
+
+    async fn hub_signal(
+        &mut self,
+        signal_id: SignalId,
+    ) -> Result<Option<(StoredHubSignal, Revision)>, StoreError> {
+        sqlx::query(SIGNALS_BY_ID)
+            .bind(vec![signal_id.to_string()])
+            .fetch_optional(self.conn())
+            .await?
+            .map(|row| Ok((stored_signal(&row)?, parse_revision(row.int("revision")?)?)))
+            .transpose()
+    }
+
+    async fn lock_log_end(&mut self, region_id: &RegionId) -> Result<Option<u64>, StoreError> {
+        // The head's row, locked until this transaction ends: another instance's entries for
+        // this region wait (see migration 0001, region_heads).
+        sqlx::query_scalar::<_, i64>(
+            "SELECT last_cursor FROM region_heads WHERE region_id = $1 FOR UPDATE",
+        )
+        .bind(region_id.as_str())
+        .fetch_optional(self.conn())
+        .await?
+        .map(parse_cursor)
+        .transpose()
+    }
+
+    async fn move_signal(
+        &mut self,
+        signal_id: SignalId,
+        successor: &RegionId,
+    ) -> Result<(), StoreError> {
+        let id = signal_id.to_string();
+        for statement in [
+            "UPDATE signals SET region_id = $1 WHERE signal_id = $2",
+            "UPDATE notices SET recipient_region_id = $1 WHERE recipient_signal_id = $2",
+            "UPDATE notices SET counterpart_region_id = $1 WHERE counterpart_signal_id = $2",
+        ] {
+            sqlx::query(statement)
+                .bind(successor.as_str())
+                .bind(&id)
+                .execute(self.conn())
+                .await?;
+        }
+        self.known.remove(&signal_id);
+        Ok(())
+    }
+
+    async fn insert_adoption(
+        &mut self,
+        adoption_id: &str,
+        adoption: &LoggedAdoption,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO adoptions (adoption_id, signal_id, revision, from_region_id, \
+                 sealed_record, told_pairs) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(adoption_id)
+        .bind(adoption.signal_id.to_string())
+        .bind(revision_to_db(adoption.revision))
+        .bind(adoption.from_region_id.as_str())
+        .bind(&adoption.sealed_record)
+        .bind(told_pairs_to_text(&adoption.told_pairs))
+        .execute(self.conn())
+        .await?;
         Ok(())
     }
 }

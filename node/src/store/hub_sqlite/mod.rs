@@ -172,6 +172,33 @@ impl HubStore for HubSqliteStore {
             .await
     }
 
+    async fn hand_over(
+        &self,
+        region_id: &RegionId,
+        successor: &RegionId,
+        successor_organisations: &std::collections::HashSet<crate::domain::OrganisationId>,
+        after_cursor: u64,
+        handovers: Vec<super::hub::Handover>,
+        now: Timestamp,
+    ) -> Result<super::hub::HandoverOutcome, HubStoreError> {
+        let region_id = region_id.clone();
+        let successor = successor.clone();
+        let successor_organisations = successor_organisations.clone();
+        self.writer
+            .write(move |tx| {
+                run_ready(rules::hand_over(
+                    &mut SqliteHubTx::new(tx),
+                    &region_id,
+                    &successor,
+                    &successor_organisations,
+                    after_cursor,
+                    handovers,
+                    now,
+                ))
+            })
+            .await
+    }
+
     async fn record_audit(
         &self,
         entry: crate::domain::audit::AuditEntry,
@@ -204,5 +231,89 @@ impl HubStore for HubSqliteStore {
         rows.into_iter()
             .map(|(region, cursor)| Ok((rows::parse_region(&region)?, rows::parse_cursor(cursor)?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    /// A hub database as it stood before migration 0005.
+    fn before_handover() -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for migration in [
+            include_str!("../../../migrations/hub-sqlite/0001_hub.sql"),
+            include_str!("../../../migrations/hub-sqlite/0002_constant_cost.sql"),
+            include_str!("../../../migrations/hub-sqlite/0003_log_identity.sql"),
+            include_str!("../../../migrations/hub-sqlite/0004_organisation_registry.sql"),
+        ] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn
+    }
+
+    /// Migration 0005 rebuilds the log: its numbering must go on past the highest cursor ever
+    /// handed out, even when every entry was pruned, or regions holding cursors would be told
+    /// they are past the log's end (or skip entries numbered again).
+    #[test]
+    fn rebuilding_the_log_keeps_its_numbering() {
+        let conn = before_handover();
+        for n in 0..7 {
+            conn.execute(
+                "INSERT INTO region_log (region_id, notice_id, entry) VALUES ('north', ?1, 'notice')",
+                [format!("n{n}")],
+            )
+            .unwrap();
+        }
+        // Five pruned, two still held.
+        conn.execute("DELETE FROM region_log WHERE cursor <= 5", [])
+            .unwrap();
+        conn.execute_batch(include_str!(
+            "../../../migrations/hub-sqlite/0005_handover.sql"
+        ))
+        .unwrap();
+        let end: i64 = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'region_log'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(end, 7);
+        conn.execute(
+            "INSERT INTO region_log (region_id, notice_id, entry) VALUES ('south', 'a', 'adoption')",
+            [],
+        )
+        .unwrap();
+        let cursors: Vec<i64> = conn
+            .prepare("SELECT cursor FROM region_log ORDER BY cursor")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(cursors, [6, 7, 8]);
+
+        // All pruned before the rebuild: the numbering still goes on.
+        let conn = before_handover();
+        for n in 0..3 {
+            conn.execute(
+                "INSERT INTO region_log (region_id, notice_id, entry) VALUES ('north', ?1, 'notice')",
+                [format!("n{n}")],
+            )
+            .unwrap();
+        }
+        conn.execute("DELETE FROM region_log", []).unwrap();
+        conn.execute_batch(include_str!(
+            "../../../migrations/hub-sqlite/0005_handover.sql"
+        ))
+        .unwrap();
+        conn.execute(
+            "INSERT INTO region_log (region_id, notice_id, entry) VALUES ('north', 'x', 'notice')",
+            [],
+        )
+        .unwrap();
+        let last: i64 = conn
+            .query_row("SELECT MAX(cursor) FROM region_log", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(last, 4);
     }
 }

@@ -8,14 +8,14 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use rusqlite::Connection;
 
-use super::super::hub::HubSignal;
 use super::super::hub::rows::{
     cursor_to_db, due_signal, parse_cursor, parse_region, parse_revision, revision_to_db,
-    stored_signal,
+    stored_signal, told_pairs_to_text,
 };
 use super::super::hub::tx::{
     DueSignal, EntryKind, HubTx, Known, LogTarget, NewNotice, NotedAck, Party, StoredHubSignal,
 };
+use super::super::hub::{HubSignal, LoggedAdoption};
 use super::super::row::{Columns, parse_instant, parse_signal_id, parse_state};
 use super::super::sql::{OwnedRow, query};
 use super::super::{StoreError, told};
@@ -502,6 +502,14 @@ impl HubTx for SqliteHubTx<'_> {
         region_id: &RegionId,
         through: u64,
     ) -> Result<u64, StoreError> {
+        // The sealed records of adoptions delivered go with their entries.
+        query(
+            "DELETE FROM adoptions WHERE adoption_id IN (SELECT notice_id FROM region_log \
+             WHERE region_id = ? AND cursor <= ? AND entry = 'adoption')",
+        )
+        .bind(region_id.as_str())
+        .bind(cursor_to_db(through)?)
+        .execute(self.conn)?;
         Ok(
             query("DELETE FROM region_log WHERE region_id = ? AND cursor <= ?")
                 .bind(region_id.as_str())
@@ -524,5 +532,70 @@ impl HubTx for SqliteHubTx<'_> {
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
         super::super::audit::append(self.conn, entry)
+    }
+
+    async fn hub_signal(
+        &mut self,
+        signal_id: SignalId,
+    ) -> Result<Option<(StoredHubSignal, Revision)>, StoreError> {
+        query(
+            "SELECT s.*, \
+                    (SELECT group_concat(f.family_key, ' ') FROM signal_family_keys f \
+                     WHERE f.signal_id = s.signal_id) AS family_keys \
+             FROM signals s WHERE s.signal_id = ?1",
+        )
+        .bind(signal_id.to_string())
+        .fetch_optional(self.conn)?
+        .map(|row| Ok((stored_signal(&row)?, parse_revision(row.int("revision")?)?)))
+        .transpose()
+    }
+
+    async fn lock_log_end(&mut self, region_id: &RegionId) -> Result<Option<u64>, StoreError> {
+        // One writer: nobody appends beside this transaction.
+        let end: Option<Option<i64>> =
+            query("SELECT MAX(cursor) FROM region_log WHERE region_id = ?")
+                .bind(region_id.as_str())
+                .scalar_optional(self.conn)?;
+        end.flatten().map(parse_cursor).transpose()
+    }
+
+    async fn move_signal(
+        &mut self,
+        signal_id: SignalId,
+        successor: &RegionId,
+    ) -> Result<(), StoreError> {
+        let id = signal_id.to_string();
+        query("UPDATE signals SET region_id = ? WHERE signal_id = ?")
+            .bind(successor.as_str())
+            .bind(&id)
+            .execute(self.conn)?;
+        query("UPDATE notices SET recipient_region_id = ? WHERE recipient_signal_id = ?")
+            .bind(successor.as_str())
+            .bind(&id)
+            .execute(self.conn)?;
+        query("UPDATE notices SET counterpart_region_id = ? WHERE counterpart_signal_id = ?")
+            .bind(successor.as_str())
+            .bind(&id)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn insert_adoption(
+        &mut self,
+        adoption_id: &str,
+        adoption: &LoggedAdoption,
+    ) -> Result<(), StoreError> {
+        query(
+            "INSERT INTO adoptions (adoption_id, signal_id, revision, from_region_id, \
+                 sealed_record, told_pairs) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(adoption_id)
+        .bind(adoption.signal_id.to_string())
+        .bind(revision_to_db(adoption.revision))
+        .bind(adoption.from_region_id.as_str())
+        .bind(adoption.sealed_record.clone())
+        .bind(told_pairs_to_text(&adoption.told_pairs))
+        .execute(self.conn)?;
+        Ok(())
     }
 }

@@ -470,6 +470,12 @@ pub(crate) async fn store_hub_log<T: RegionTx>(
                 }
                 HubLogApplied::Coordination { held }
             }
+            // Sealed: only the notice consumer, which holds the key, can open it.
+            LogEntry::Adoption { .. } => {
+                return Err(StoreError::Corrupt(
+                    "an adoption entry must be opened before it is stored",
+                ));
+            }
         });
     }
     Ok(applied)
