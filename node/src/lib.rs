@@ -7,6 +7,7 @@ pub mod dead_letters;
 pub mod domain;
 /// Entry points of the fuzz targets in `fuzz/`.
 pub mod fuzzing;
+pub mod handover_seal;
 pub mod health;
 pub mod hub;
 pub mod limits;
