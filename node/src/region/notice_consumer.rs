@@ -310,12 +310,19 @@ pub fn entry_from_pb(message: pb::NoticeLogEntry) -> Result<LogEntry, Malformed>
                 .map(|change| LogEntry::Coordination { cursor, change })
                 .ok_or(Malformed { cursor, errors })
         }
-        Some(pb::notice_log_entry::Entry::Adoption(adoption)) => adoption_from_pb(adoption)
-            .map(|adoption| LogEntry::Adoption {
-                cursor,
-                adoption: Box::new(adoption),
-            })
-            .map_err(|errors| Malformed { cursor, errors }),
+        // A signal handed over by a region that left. Checked, then kept as a dead letter with
+        // its sealed record: this node cannot adopt yet (issue 12, decommission), and a retry
+        // after the upgrade that can stores it (`vix-node dead-letters retry`).
+        Some(pb::notice_log_entry::Entry::Adoption(adoption)) => {
+            let errors = match adoption_from_pb(adoption) {
+                Ok(_) => ValidationErrors::single(
+                    "adoption",
+                    "this node cannot adopt handed-over signals yet; kept for a retry",
+                ),
+                Err(errors) => errors,
+            };
+            Err(Malformed { cursor, errors })
+        }
         Some(pb::notice_log_entry::Entry::Head(_)) => Err(Malformed {
             cursor,
             errors: ValidationErrors::single("entry", "a head in the middle of the log"),
@@ -557,6 +564,51 @@ mod tests {
         assert!(
             error.to_string().contains("counterpart.professional.name"),
             "{error}"
+        );
+    }
+
+    fn adoption(told_pair_org: &str) -> pb::NoticeLogEntry {
+        let key = || pb::Pseudonym {
+            key_version: 1,
+            digest: vec![7; 32],
+        };
+        pb::NoticeLogEntry {
+            cursor: 9,
+            entry: Some(pb::notice_log_entry::Entry::Adoption(pb::Adoption {
+                signal_id: SignalId::generate().to_string(),
+                revision: 3,
+                from_region_id: "north".into(),
+                sealed_record: vec![1; 64],
+                told_pairs: vec![pb::ToldPair {
+                    recipient_organisation_id: told_pair_org.into(),
+                    recipient_subject_key: Some(key()),
+                    counterpart_organisation_id: "vt-south".into(),
+                    counterpart_subject_key: Some(key()),
+                    match_type: pb::MatchType::Youth.into(),
+                }],
+            })),
+        }
+    }
+
+    #[test]
+    fn an_adoption_is_checked_and_kept_aside_until_the_node_can_adopt() {
+        // Well formed: kept (as a dead letter, by the caller) with the reason.
+        let kept = entry_from_pb(adoption("jgz-north")).unwrap_err();
+        assert_eq!(kept.cursor, 9);
+        assert!(
+            kept.errors.to_string().contains("cannot adopt"),
+            "{}",
+            kept.errors
+        );
+        // Malformed: says what is wrong.
+        let malformed = entry_from_pb(adoption("not an id")).unwrap_err();
+        assert!(
+            malformed
+                .errors
+                .to_string()
+                .contains("adoption.told_pairs[0].recipient_organisation_id"),
+            "{}",
+            malformed.errors
         );
     }
 }
