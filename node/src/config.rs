@@ -237,6 +237,21 @@ pub struct RegionSettings {
     /// (`VIX_REGION__FAILPOINT=notice-stored-before-ack`). Unset in every real deployment.
     #[serde(default)]
     pub failpoint: Option<String>,
+    /// Taking over the signals of regions that leave the federation (`[region.adoption]`);
+    /// absent, a handed-over signal is kept aside as a dead letter.
+    #[serde(default)]
+    pub adoption: Option<AdoptionSettings>,
+}
+
+/// A successor region's side of a decommission (`vix-node handover-key` makes the key).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptionSettings {
+    /// The handover secret (64 hex characters, readable by the node's user only); its public
+    /// key goes to the leaving region's operator.
+    pub key_file: PathBuf,
+    /// The regions whose signals this region takes over; a handover from any other is refused.
+    pub predecessors: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,8 +5,11 @@
 
 use jiff::Timestamp;
 
+use crate::domain::RegionId;
+use crate::region::adoption::Adopter;
 use crate::region::notice_consumer::entry_from_bytes;
 use crate::store::dead_letter::{DeadLetter, Retried};
+use crate::store::hub::LogEntry;
 use crate::store::{SignalStore, StoreError};
 
 /// Dead letters listed per page.
@@ -40,9 +43,13 @@ pub async fn list<S: SignalStore>(store: &S) -> Result<Vec<DeadLetter>, StoreErr
 }
 
 /// Retries the dead letters `ids`, in the order given.
+/// A handed-over signal kept aside (no `[region.adoption]` then, or another predecessor) is
+/// opened with `adopter` for `own_region`, as the notice consumer would.
 pub async fn retry<S: SignalStore>(
     store: &S,
     ids: &[i64],
+    own_region: &RegionId,
+    adopter: Option<&Adopter>,
     now: Timestamp,
 ) -> Result<Vec<(i64, RetryOutcome)>, StoreError> {
     let mut outcomes = Vec::with_capacity(ids.len());
@@ -51,6 +58,17 @@ pub async fn retry<S: SignalStore>(
             Retried::Requeued => RetryOutcome::Requeued,
             Retried::Unknown => RetryOutcome::Unknown,
             Retried::Reread(letter) => match entry_from_bytes(&letter.payload) {
+                Ok(LogEntry::Adoption { cursor, adoption }) => {
+                    match crate::region::adoption::open(adopter, own_region, &adoption) {
+                        Ok(opened) => {
+                            // The cursor stays where it is (raised only, past this entry).
+                            store.adopt(cursor, opened, now).await?;
+                            store.remove_dead_letter(id).await?;
+                            RetryOutcome::Stored
+                        }
+                        Err(reason) => RetryOutcome::StillUnreadable(reason),
+                    }
+                }
                 Ok(entry) => {
                     // Stored first: a crash in between leaves the dead letter, and storing the
                     // entry again changes nothing.

@@ -4,6 +4,7 @@
 mod bad_request;
 pub mod config;
 pub mod dead_letters;
+pub mod decommission;
 pub mod domain;
 /// Entry points of the fuzz targets in `fuzz/`.
 pub mod fuzzing;

@@ -69,6 +69,31 @@ enum Role {
         #[arg(long)]
         json: bool,
     },
+    /// For a region that takes over the signals of a region leaving the federation: writes a
+    /// new handover secret to FILE (readable by its owner only) and prints its public key, for
+    /// the leaving region's operator. Name the file in `[region.adoption] key_file`.
+    HandoverKey {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Hand every signal of this region to a successor region through the hub, then delete this
+    /// node's copy: the region leaves the federation. Run with the node stopped, after the
+    /// organisation registry gives this region's organisations to the successor. A rerun goes
+    /// on where a stopped run ended.
+    Decommission {
+        /// The leaving region node's TOML configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The region that takes the signals over.
+        #[arg(long)]
+        successor: String,
+        /// The successor's handover public key (64 hex characters, from its operator).
+        #[arg(long, required_unless_present = "dry_run")]
+        successor_key: Option<String>,
+        /// Say what would be handed over; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the national hub: the federation API for the region nodes, on SQLite or PostgreSQL.
     Hub {
         /// TOML configuration file; `VIX_` variables override it (`VIX_HUB__LISTEN`).
@@ -150,6 +175,24 @@ async fn main() -> anyhow::Result<()> {
             report_import(&report);
             Ok(())
         }
+        Role::HandoverKey { out } => handover_key(&out),
+        Role::Decommission {
+            config,
+            successor,
+            successor_key,
+            dry_run,
+        } => {
+            let settings = config::load(config.as_deref(), std::env::vars())?;
+            telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());
+            let region = settings
+                .region
+                .context("the configuration has no [region] section")?;
+            let successor = vix_node::domain::RegionId::parse(&successor).context("--successor")?;
+            let node = RegionNode::build(&region, Arc::new(SystemClock)).await?;
+            let result = decommission(&node, &successor, successor_key.as_deref(), dry_run).await;
+            node.context().store.close().await;
+            result
+        }
         Role::DeadLetters { config, action } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
             telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());
@@ -158,6 +201,12 @@ async fn main() -> anyhow::Result<()> {
                 .context("the configuration has no [region] section")?;
             let region_id =
                 vix_node::domain::RegionId::parse(&region.region_id).context("region.region_id")?;
+            let adopter = region
+                .adoption
+                .as_ref()
+                .map(vix_node::region::adoption::Adopter::load)
+                .transpose()?;
+            let own_region = region_id.clone();
             let store = RegionDatabase::open(
                 &region.database,
                 region_id,
@@ -166,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
             .with_context(|| format!("opening {}", region.database))?;
-            let result = dead_letters(&store, action).await;
+            let result = dead_letters(&store, &own_region, adopter.as_ref(), action).await;
             store.close().await;
             result
         }
@@ -298,7 +347,71 @@ async fn bind(
 }
 
 #[allow(clippy::print_stdout)] // the command's answer, for the operator
-async fn dead_letters(store: &RegionDatabase, action: DeadLetterAction) -> anyhow::Result<()> {
+fn handover_key(out: &std::path::Path) -> anyhow::Result<()> {
+    let secret = vix_node::handover_seal::HandoverSecret::write_new(out)?;
+    println!("{}", secret.public_key().to_hex());
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // the command's answer, for the operator
+async fn decommission(
+    node: &RegionNode,
+    successor: &vix_node::domain::RegionId,
+    successor_key: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let context = node.context();
+    let held = vix_node::decommission::holdings(&context.store).await?;
+    println!(
+        "region {} holds {} active and {} inactive signals; {} events not forwarded, \
+         {} dead letters, {} e-mails not sent; notice log stored through cursor {}",
+        context.region_id,
+        held.active_signals,
+        held.inactive_signals,
+        held.outbox_events,
+        held.dead_letters,
+        held.emails_pending,
+        held.log_cursor
+    );
+    if dry_run {
+        println!(
+            "dry run: would forward the outbox, then hand {} signals to {successor} with their \
+             notices (unsent e-mails go with them) and delete them here; nothing changed",
+            held.active_signals + held.inactive_signals
+        );
+        if held.dead_letters > 0 {
+            println!("the dead letters must be resolved first (vix-node dead-letters)");
+        }
+        return Ok(());
+    }
+    let key = vix_node::handover_seal::HandoverPublicKey::parse(
+        successor_key.context("--successor-key is required")?,
+    )
+    .context("--successor-key")?;
+    let hub = node
+        .hub()
+        .context("the configuration has no [region.hub]: there is no hub to hand over through")?
+        .clone();
+    let handed = vix_node::decommission::run(Arc::clone(context), hub, successor, &key).await?;
+    let left = vix_node::decommission::holdings(&context.store).await?;
+    println!(
+        "forwarded {} events; handed {} signals to {successor} ({} handed over before); \
+         {} signals left here",
+        handed.forwarded,
+        handed.handed_over,
+        handed.ignored,
+        left.active_signals + left.inactive_signals
+    );
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // the command's answer, for the operator
+async fn dead_letters(
+    store: &RegionDatabase,
+    region_id: &vix_node::domain::RegionId,
+    adopter: Option<&vix_node::region::adoption::Adopter>,
+    action: DeadLetterAction,
+) -> anyhow::Result<()> {
     use vix_node::dead_letters::RetryOutcome;
     match action {
         DeadLetterAction::List { json } => {
@@ -343,7 +456,8 @@ async fn dead_letters(store: &RegionDatabase, action: DeadLetterAction) -> anyho
                 ids
             };
             let now = vix_node::domain::Clock::now(&SystemClock);
-            let outcomes = vix_node::dead_letters::retry(store, &ids, now).await?;
+            let outcomes =
+                vix_node::dead_letters::retry(store, &ids, region_id, adopter, now).await?;
             let mut failed = false;
             for (id, outcome) in outcomes {
                 match outcome {

@@ -170,6 +170,11 @@ impl RegionNode {
             daily_sweep: Default::default(),
             outages: Default::default(),
             unhealthy_after: std::time::Duration::from_millis(settings.unhealthy_after_ms),
+            adopter: settings
+                .adoption
+                .as_ref()
+                .map(region::adoption::Adopter::load)
+                .transpose()?,
         });
         let mailer = match &settings.smtp {
             None => {
@@ -190,6 +195,11 @@ impl RegionNode {
 
     pub fn context(&self) -> &Arc<RegionContext<RegionDatabase>> {
         &self.context
+    }
+
+    /// The channel to the hub, when one is configured.
+    pub fn hub(&self) -> Option<&Channel> {
+        self.hub.as_ref()
     }
 
     /// Serves Prometheus's `GET /metrics` on `listener` too while the node runs.

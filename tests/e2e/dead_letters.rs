@@ -88,9 +88,15 @@ async fn an_event_the_hub_refuses_waits_as_a_dead_letter_while_other_signals_flo
 
     // A retry puts it back ahead of its later event; the hub refuses it again.
     let now = north.clock.now();
-    let outcome = dead_letters::retry(&north.context.store, &[letter.id], now)
-        .await
-        .unwrap();
+    let outcome = dead_letters::retry(
+        &north.context.store,
+        &[letter.id],
+        &north.context.region_id,
+        None,
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, vec![(letter.id, RetryOutcome::Requeued)]);
     eventually("refused again after the retry", || async {
         let letters = dead_letters::list(&north.context.store).await.unwrap();
@@ -159,9 +165,15 @@ async fn an_unreadable_notice_log_entry_is_kept_aside_and_the_stream_goes_on() {
     })
     .await;
     // Read again with the same code it is still unreadable and stays.
-    let outcome = dead_letters::retry(&south.context.store, &[letters[0].id], south.clock.now())
-        .await
-        .unwrap();
+    let outcome = dead_letters::retry(
+        &south.context.store,
+        &[letters[0].id],
+        &south.context.region_id,
+        None,
+        south.clock.now(),
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(&outcome[0].1, RetryOutcome::StillUnreadable(why) if why.contains("email")),
         "{outcome:?}"

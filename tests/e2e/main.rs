@@ -5,6 +5,7 @@
 mod audit;
 mod coordination;
 mod dead_letters;
+mod decommission;
 mod examples;
 mod federation;
 mod health;

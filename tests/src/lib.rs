@@ -252,6 +252,7 @@ pub fn region_settings_in(
         metrics_listen: None,
         unhealthy_after_ms: 30_000,
         failpoint: None,
+        adoption: None,
     }
 }
 

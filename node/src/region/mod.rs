@@ -20,6 +20,7 @@ use crate::domain::{
 use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, SweepReport, Withdrawn};
 use crate::tls::{self, PeerIdentity};
 
+pub mod adoption;
 pub(crate) mod convert;
 mod error;
 pub mod forwarder;
@@ -65,6 +66,8 @@ pub struct RegionContext<S> {
     pub failpoint: Option<String>,
     /// The lifecycle, swept once a day before anything is served.
     pub daily_sweep: crate::sweeper::DailySweep,
+    /// Opens signals handed over by regions that left; `None` adopts nothing.
+    pub adopter: Option<adoption::Adopter>,
 }
 
 /// Counts a RegisterSignal call by its outcome.

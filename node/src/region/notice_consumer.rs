@@ -174,23 +174,44 @@ impl<S: SignalStore> NoticeConsumer<S> {
             let cursor = message.cursor;
             last_cursor = Some(cursor);
             let payload = message.encode_to_vec();
-            match entry_from_pb(message) {
-                Ok(entry) => entries.push(entry),
-                Err(malformed) => {
-                    // The good entries before it first, so the cursor only moves forward.
+            let kept_aside = match entry_from_pb(message) {
+                Ok(LogEntry::Adoption { cursor, adoption }) => {
+                    // The entries before it first, so the cursor only moves forward.
                     self.store_entries(std::mem::take(&mut entries)).await?;
-                    tracing::error!(cursor, reason = %malformed.errors, "unreadable notice-log entry kept as a dead letter");
-                    self.context
-                        .store
-                        .quarantine_hub_entry(
-                            cursor,
-                            payload,
-                            malformed.to_string(),
-                            self.context.clock.now(),
-                        )
-                        .await?;
-                    self.context.report_dead_letters().await;
+                    match super::adoption::open(
+                        self.context.adopter.as_ref(),
+                        &self.context.region_id,
+                        &adoption,
+                    ) {
+                        Ok(opened) => {
+                            let adopted = self
+                                .context
+                                .store
+                                .adopt(cursor, opened, self.context.clock.now())
+                                .await?;
+                            tracing::info!(cursor, adopted, from = %adoption.from_region_id, "handed-over signal adopted");
+                            self.context.notices_stored.send_modify(|n| *n += 1);
+                            None
+                        }
+                        Err(reason) => Some(reason),
+                    }
                 }
+                Ok(entry) => {
+                    entries.push(entry);
+                    None
+                }
+                Err(malformed) => {
+                    self.store_entries(std::mem::take(&mut entries)).await?;
+                    Some(malformed.to_string())
+                }
+            };
+            if let Some(reason) = kept_aside {
+                tracing::error!(cursor, %reason, "notice-log entry kept as a dead letter");
+                self.context
+                    .store
+                    .quarantine_hub_entry(cursor, payload, reason, self.context.clock.now())
+                    .await?;
+                self.context.report_dead_letters().await;
             }
         }
         self.store_entries(entries).await?;
@@ -310,19 +331,14 @@ pub fn entry_from_pb(message: pb::NoticeLogEntry) -> Result<LogEntry, Malformed>
                 .map(|change| LogEntry::Coordination { cursor, change })
                 .ok_or(Malformed { cursor, errors })
         }
-        // A signal handed over by a region that left. Checked, then kept as a dead letter with
-        // its sealed record: this node cannot adopt yet (issue 12, decommission), and a retry
-        // after the upgrade that can stores it (`vix-node dead-letters retry`).
-        Some(pb::notice_log_entry::Entry::Adoption(adoption)) => {
-            let errors = match adoption_from_pb(adoption) {
-                Ok(_) => ValidationErrors::single(
-                    "adoption",
-                    "this node cannot adopt handed-over signals yet; kept for a retry",
-                ),
-                Err(errors) => errors,
-            };
-            Err(Malformed { cursor, errors })
-        }
+        // A signal handed over by a region that left: opened by the consumer, which holds the
+        // key (see `store_run`).
+        Some(pb::notice_log_entry::Entry::Adoption(adoption)) => adoption_from_pb(adoption)
+            .map(|adoption| LogEntry::Adoption {
+                cursor,
+                adoption: Box::new(adoption),
+            })
+            .map_err(|errors| Malformed { cursor, errors }),
         Some(pb::notice_log_entry::Entry::Head(_)) => Err(Malformed {
             cursor,
             errors: ValidationErrors::single("entry", "a head in the middle of the log"),
@@ -591,15 +607,17 @@ mod tests {
     }
 
     #[test]
-    fn an_adoption_is_checked_and_kept_aside_until_the_node_can_adopt() {
-        // Well formed: kept (as a dead letter, by the caller) with the reason.
-        let kept = entry_from_pb(adoption("jgz-north")).unwrap_err();
-        assert_eq!(kept.cursor, 9);
-        assert!(
-            kept.errors.to_string().contains("cannot adopt"),
-            "{}",
-            kept.errors
-        );
+    fn an_adoption_entry_is_checked_before_it_is_opened() {
+        let read = entry_from_pb(adoption("jgz-north")).unwrap();
+        let LogEntry::Adoption {
+            cursor,
+            adoption: read,
+        } = read
+        else {
+            panic!("{read:?}");
+        };
+        assert_eq!(cursor, 9);
+        assert_eq!(read.told_pairs.len(), 1);
         // Malformed: says what is wrong.
         let malformed = entry_from_pb(adoption("not an id")).unwrap_err();
         assert!(

@@ -28,6 +28,10 @@ pub mod hub_sqlite;
 pub mod outbox;
 pub mod postgres;
 pub(crate) mod region;
+pub use region::decommission::HandoverPage;
+pub use region::handover::{
+    Adoption, HandoverRecord, MatchCoordinationRecord, NoticeRecord, SignalRecord, ToldPairRecord,
+};
 pub mod region_database;
 pub mod region_postgres;
 mod row;
@@ -561,6 +565,31 @@ pub trait SignalStore: Send + Sync + 'static {
         entries: Vec<hub::LogEntry>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Vec<HubLogApplied>, StoreError>> + Send;
+
+    /// Up to `limit` signals after `after` as handover records, with the hub-log cursor they
+    /// were read at (a region leaving the federation).
+    fn handover_page(
+        &self,
+        after: Option<SignalId>,
+        limit: u32,
+    ) -> impl Future<Output = Result<HandoverPage, StoreError>> + Send;
+
+    /// Deletes this node's copy of signals the hub made `successor`'s.
+    fn handed_over(
+        &self,
+        signal_ids: Vec<SignalId>,
+        successor: RegionId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a signal handed over by a region that left, at `cursor` of the hub's log; false
+    /// if it was held already.
+    fn adopt(
+        &self,
+        cursor: u64,
+        adoption: Adoption,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// An e-mail job taken for sending, with the notice's recipient.

@@ -13,7 +13,7 @@ use super::audit::AuditVerifyError;
 use super::hub::tx::Party;
 use super::row::{Columns, parse_org, parse_subject};
 use crate::domain::audit::{AuditEntry, chain_hash, verify_chain};
-use crate::domain::matching::{MatchType, PlannedNotice, ToldPair};
+use crate::domain::matching::{MatchType, ToldPair};
 
 /// How a node uses its PostgreSQL database (`[hub.postgres]`, `[region.postgres]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,18 +207,18 @@ pub(super) async fn told_pairs(
 /// Remembers that the recipient's party was told about the counterpart's party.
 pub(super) async fn remember_told(
     conn: &mut PgConnection,
-    notice: &PlannedNotice,
+    pair: &ToldPair,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
              counterpart_organisation_id, counterpart_subject_key, match_type) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
-    .bind(notice.recipient_organisation_id.as_str())
-    .bind(notice.recipient_subject_key.to_stored())
-    .bind(notice.counterpart_organisation_id.as_str())
-    .bind(notice.counterpart_subject_key.to_stored())
-    .bind(notice.match_type.as_str())
+    .bind(pair.recipient_organisation_id.as_str())
+    .bind(pair.recipient_subject_key.to_stored())
+    .bind(pair.counterpart_organisation_id.as_str())
+    .bind(pair.counterpart_subject_key.to_stored())
+    .bind(pair.match_type.as_str())
     .execute(&mut *conn)
     .await?;
     Ok(())

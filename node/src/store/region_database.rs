@@ -296,6 +296,32 @@ impl SignalStore for RegionDatabase {
         on_backend!(self, store => store.store_hub_log(entries, now).await)
     }
 
+    async fn handover_page(
+        &self,
+        after: Option<SignalId>,
+        limit: u32,
+    ) -> Result<super::region::decommission::HandoverPage, StoreError> {
+        on_backend!(self, store => store.handover_page(after, limit).await)
+    }
+
+    async fn handed_over(
+        &self,
+        signal_ids: Vec<SignalId>,
+        successor: RegionId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, store => store.handed_over(signal_ids, successor, now).await)
+    }
+
+    async fn adopt(
+        &self,
+        cursor: u64,
+        adoption: super::region::handover::Adoption,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, store => store.adopt(cursor, adoption, now).await)
+    }
+
     async fn claim_emails(
         &self,
         now: Timestamp,

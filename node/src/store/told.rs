@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use super::StoreError;
 use super::row::{Columns, parse_org, parse_subject};
-use crate::domain::matching::{MatchType, PlannedNotice, ToldPair};
+use crate::domain::matching::{MatchType, ToldPair};
 use crate::domain::{OrganisationId, SubjectKey};
 
 /// The pairs already told in which the new signal's organisation and youth take part: that is
@@ -47,7 +47,7 @@ pub(super) fn load(
 }
 
 /// Remembers that the recipient's party was told about the counterpart's party.
-pub(super) fn remember(tx: &Connection, notice: &PlannedNotice) -> Result<(), StoreError> {
+pub(super) fn remember(tx: &Connection, pair: &ToldPair) -> Result<(), StoreError> {
     super::sql::prepare(
         tx,
         "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
@@ -55,11 +55,11 @@ pub(super) fn remember(tx: &Connection, notice: &PlannedNotice) -> Result<(), St
          VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     )?
     .execute(rusqlite::params![
-        notice.recipient_organisation_id.as_str(),
-        notice.recipient_subject_key.to_stored(),
-        notice.counterpart_organisation_id.as_str(),
-        notice.counterpart_subject_key.to_stored(),
-        notice.match_type.as_str(),
+        pair.recipient_organisation_id.as_str(),
+        pair.recipient_subject_key.to_stored(),
+        pair.counterpart_organisation_id.as_str(),
+        pair.counterpart_subject_key.to_stored(),
+        pair.match_type.as_str(),
     ])?;
     Ok(())
 }

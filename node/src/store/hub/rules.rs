@@ -537,7 +537,7 @@ async fn match_new_signal<T: HubTx>(
             found_at: now,
         })
         .await?;
-        tx.remember_told(notice).await?;
+        tx.remember_told(&notice.told_pair()).await?;
         tx.log(&recipient.region_id, EntryKind::Notice, &notice_id)
             .await?;
         written += 1;

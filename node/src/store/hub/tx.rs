@@ -188,7 +188,7 @@ pub(crate) trait HubTx {
     /// The pairs already told in which this party takes part, on either side.
     async fn told_pairs(&mut self, party: &Party) -> Result<HashSet<ToldPair>, StoreError>;
 
-    async fn remember_told(&mut self, notice: &PlannedNotice) -> Result<(), StoreError>;
+    async fn remember_told(&mut self, pair: &ToldPair) -> Result<(), StoreError>;
 
     /// Forgets every pair the party was in.
     async fn forget_told(&mut self, party: &Party) -> Result<(), StoreError>;

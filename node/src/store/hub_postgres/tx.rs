@@ -39,7 +39,7 @@ use super::super::row::{
 };
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
-use crate::domain::matching::{PartySignal, PlannedNotice, ToldPair};
+use crate::domain::matching::{PartySignal, ToldPair};
 use crate::domain::{RegionId, Revision, SignalId};
 
 /// The channel on which a commit that appended to a region's log wakes every instance's
@@ -580,8 +580,8 @@ impl HubTx for PgHubTx {
         crate::store::postgres::told_pairs(self.conn(), party).await
     }
 
-    async fn remember_told(&mut self, notice: &PlannedNotice) -> Result<(), StoreError> {
-        crate::store::postgres::remember_told(self.conn(), notice).await
+    async fn remember_told(&mut self, pair: &ToldPair) -> Result<(), StoreError> {
+        crate::store::postgres::remember_told(self.conn(), pair).await
     }
 
     async fn forget_told(&mut self, party: &Party) -> Result<(), StoreError> {

@@ -21,7 +21,7 @@ use super::super::sql::{OwnedRow, query};
 use super::super::{StoreError, told};
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
-use crate::domain::matching::{PartySignal, PlannedNotice, ToldPair};
+use crate::domain::matching::{PartySignal, ToldPair};
 use crate::domain::{FamilyKey, RegionId, Revision, SignalId};
 
 pub(super) struct SqliteHubTx<'c> {
@@ -249,8 +249,8 @@ impl HubTx for SqliteHubTx<'_> {
         told::load(self.conn, &party.organisation_id, &party.subject_key)
     }
 
-    async fn remember_told(&mut self, notice: &PlannedNotice) -> Result<(), StoreError> {
-        told::remember(self.conn, notice)
+    async fn remember_told(&mut self, pair: &ToldPair) -> Result<(), StoreError> {
+        told::remember(self.conn, pair)
     }
 
     async fn forget_told(&mut self, party: &Party) -> Result<(), StoreError> {

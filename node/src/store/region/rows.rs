@@ -5,6 +5,7 @@ use crate::domain::informing::{InformingRecord, SafetyReason};
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::{FamilyKey, RegionId, Revision};
 use crate::store::dead_letter::{DeadLetter, DeadLetterSource};
+use crate::store::region::handover::{MatchCoordinationRecord, NoticeRecord};
 use crate::store::row::{
     Columns, contact_from_row, parse_date, parse_instant, parse_org, parse_org_name,
     parse_signal_id, parse_state, parse_subject,
@@ -227,4 +228,37 @@ pub(in crate::store) fn log_position(row: &impl Columns) -> Result<LogPosition, 
         cursor: u64::try_from(row.int("cursor")?).map_err(|_| StoreError::Corrupt("hub_cursor"))?,
         epoch: row.opt_text("epoch")?,
     })
+}
+
+/// A `notices` row (with `email_pending`) as a handover record holds it.
+pub(in crate::store) fn notice_record(row: &impl Columns) -> Result<NoticeRecord, StoreError> {
+    Ok(NoticeRecord {
+        notice_id: row.text("notice_id")?,
+        source: row.text("source")?,
+        counterpart_signal_id: row.text("counterpart_signal_id")?,
+        counterpart_organisation_id: row.text("counterpart_organisation_id")?,
+        counterpart_region_id: row.text("counterpart_region_id")?,
+        counterpart_subject_key: row.opt_text("counterpart_subject_key")?,
+        counterpart_organisation_name: row.opt_text("counterpart_organisation_name")?,
+        counterpart_professional_id: row.opt_text("counterpart_professional_id")?,
+        counterpart_professional_name: row.opt_text("counterpart_professional_name")?,
+        counterpart_professional_email: row.opt_text("counterpart_professional_email")?,
+        counterpart_professional_phone: row.opt_text("counterpart_professional_phone")?,
+        counterpart_state: row.opt_text("counterpart_state")?,
+        match_type: row.text("match_type")?,
+        kind: row.text("kind")?,
+        found_at: row.int("found_at")?,
+        email_pending: row.flag("email_pending")?,
+    })
+}
+
+/// A `coordination` row as a handover record holds it.
+pub(in crate::store) fn match_coordination_record(
+    row: &impl Columns,
+) -> Result<MatchCoordinationRecord, StoreError> {
+    Ok(MatchCoordinationRecord::of(
+        parse_signal_id(&row.text("signal_low")?)?,
+        parse_signal_id(&row.text("signal_high")?)?,
+        &coordination_from_row(row)?,
+    ))
 }

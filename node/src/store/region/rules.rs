@@ -89,7 +89,7 @@ pub(crate) async fn register<T: RegionTx>(
         let notice_id = uuid::Uuid::new_v4().to_string();
         tx.insert_notice(&notice_id, notice, signal.registered_at)
             .await?;
-        tx.remember_told(notice).await?;
+        tx.remember_told(&notice.told_pair()).await?;
         tx.insert_email_job(&notice_id, signal.registered_at)
             .await?;
     }

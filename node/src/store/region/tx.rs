@@ -19,6 +19,7 @@ use crate::store::dead_letter::DeadLetter;
 use crate::store::hub::LoggedNotice;
 use crate::store::hub::tx::Party;
 use crate::store::outbox::OutboxEvent;
+use crate::store::region::handover::{MatchCoordinationRecord, NoticeRecord};
 use crate::store::{ClaimedEmail, StoreError, StoredSignal};
 
 /// The two sides of a stored notice, as coordination needs them.
@@ -79,7 +80,7 @@ pub(crate) trait RegionTx {
     /// The pairs already told in which this party takes part, on either side.
     async fn told_pairs(&mut self, party: &Party) -> Result<HashSet<ToldPair>, StoreError>;
 
-    async fn remember_told(&mut self, notice: &PlannedNotice) -> Result<(), StoreError>;
+    async fn remember_told(&mut self, pair: &ToldPair) -> Result<(), StoreError>;
 
     /// Forgets every pair the party was in.
     async fn forget_told(&mut self, party: &Party) -> Result<(), StoreError>;
@@ -272,4 +273,30 @@ pub(crate) trait RegionTx {
 
     /// Appends to the node's audit log, chained to the entry before.
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Up to `limit` signals after `after`, in the order of their ids.
+    async fn signals_after(
+        &mut self,
+        after: Option<SignalId>,
+        limit: u32,
+    ) -> Result<Vec<SignalId>, StoreError>;
+
+    /// The notices addressed to the signal, as a handover record holds them.
+    async fn notices_to(&mut self, signal_id: SignalId) -> Result<Vec<NoticeRecord>, StoreError>;
+
+    /// The coordination of the matches the signal is in.
+    async fn coordination_of(
+        &mut self,
+        signal_id: SignalId,
+    ) -> Result<Vec<MatchCoordinationRecord>, StoreError>;
+
+    /// Stores a handed-over notice (checked) addressed to `recipient`.
+    async fn insert_notice_record(
+        &mut self,
+        recipient: &StoredSignal,
+        notice: &NoticeRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The last cursor of the hub's log stored here.
+    async fn hub_cursor(&mut self) -> Result<u64, StoreError>;
 }

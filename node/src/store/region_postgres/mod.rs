@@ -5,6 +5,8 @@
 //! Writes take one lock for the node's database (see [`tx::PgRegionTx`]), so they run one at a
 //! time as on SQLite, whichever instance takes them; reads run side by side.
 
+use crate::store::region::decommission::{self, HandoverPage};
+use crate::store::region::handover::Adoption;
 use std::str::FromStr;
 
 use jiff::Timestamp;
@@ -129,7 +131,9 @@ impl PgRegionStore {
                     (SELECT COUNT(*) FROM signal_family_keys) AS signal_family_keys, \
                     (SELECT COUNT(*) FROM notices) AS notices, \
                     (SELECT COUNT(*) FROM email_jobs) AS email_jobs, \
-                    (SELECT COUNT(*) FROM outbox) AS outbox",
+                    (SELECT COUNT(*) FROM outbox) AS outbox, \
+                    (SELECT COUNT(*) FROM told_pairs) AS told_pairs, \
+                    (SELECT COUNT(*) FROM coordination) AS coordination",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -140,6 +144,8 @@ impl PgRegionStore {
             "notices",
             "email_jobs",
             "outbox",
+            "told_pairs",
+            "coordination",
         ] {
             counts.insert(table, row.try_get::<i64, _>(table)?);
         }
@@ -559,6 +565,39 @@ impl SignalStore for PgRegionStore {
         let applied = rules::store_hub_log(&mut tx, entries, now).await?;
         tx.commit().await?;
         Ok(applied)
+    }
+    async fn handover_page(
+        &self,
+        after: Option<SignalId>,
+        limit: u32,
+    ) -> Result<HandoverPage, StoreError> {
+        let mut tx = self.begin().await?;
+        let page = decommission::handover_page(&mut tx, after, limit).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    async fn handed_over(
+        &self,
+        signal_ids: Vec<SignalId>,
+        successor: RegionId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        decommission::handed_over(&mut tx, &signal_ids, &successor, now).await?;
+        tx.commit().await
+    }
+
+    async fn adopt(
+        &self,
+        cursor: u64,
+        adoption: Adoption,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let adopted = decommission::adopt(&mut tx, cursor, adoption, now).await?;
+        tx.commit().await?;
+        Ok(adopted)
     }
 }
 

@@ -29,9 +29,10 @@ use crate::store::hub::LoggedNotice;
 use crate::store::hub::rows::cursor_to_db;
 use crate::store::hub::tx::Party;
 use crate::store::outbox::{CoordinationRecord, OutboxEvent};
+use crate::store::region::handover::{MatchCoordinationRecord, NoticeRecord};
 use crate::store::region::rows::{
     InformingColumns, coordination_from_row, dead_letter_from_row, dead_letter_text,
-    parse_family_keys,
+    match_coordination_record, notice_record, parse_family_keys,
 };
 use crate::store::region::tx::{NoticeParties, RegionTx};
 use crate::store::row::{
@@ -218,8 +219,8 @@ impl RegionTx for PgRegionTx {
         crate::store::postgres::told_pairs(&mut self.tx, party).await
     }
 
-    async fn remember_told(&mut self, notice: &PlannedNotice) -> Result<(), StoreError> {
-        crate::store::postgres::remember_told(&mut self.tx, notice).await
+    async fn remember_told(&mut self, pair: &ToldPair) -> Result<(), StoreError> {
+        crate::store::postgres::remember_told(&mut self.tx, pair).await
     }
 
     async fn forget_told(&mut self, party: &Party) -> Result<(), StoreError> {
@@ -634,7 +635,7 @@ impl RegionTx for PgRegionTx {
             "UPDATE notices SET counterpart_signal_id = $1, counterpart_organisation_name = $2, \
                  counterpart_professional_id = $3, counterpart_professional_name = $4, \
                  counterpart_professional_email = $5, counterpart_professional_phone = $6, \
-                 counterpart_state = $7, \
+                 counterpart_state = $7, counterpart_region_id = $10, \
                  recipient_signal_id = COALESCE((SELECT s.signal_id FROM signals s \
                      WHERE s.signal_id = $8 \
                        AND s.organisation_id = notices.recipient_organisation_id), \
@@ -650,6 +651,7 @@ impl RegionTx for PgRegionTx {
         .bind(counterpart.state.as_str())
         .bind(notice.recipient_signal_id.to_string())
         .bind(&notice.notice_id)
+        .bind(counterpart.region_id.as_str())
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -921,5 +923,96 @@ impl RegionTx for PgRegionTx {
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.audit.push(entry.clone());
         Ok(())
+    }
+
+    async fn signals_after(
+        &mut self,
+        after: Option<SignalId>,
+        limit: u32,
+    ) -> Result<Vec<SignalId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT signal_id FROM signals WHERE signal_id > $1 ORDER BY signal_id LIMIT $2",
+        )
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        parse_signal_ids(ids)
+    }
+
+    async fn notices_to(&mut self, signal_id: SignalId) -> Result<Vec<NoticeRecord>, StoreError> {
+        sqlx::query(
+            "SELECT n.*, EXISTS (SELECT 1 FROM email_jobs j \
+                 WHERE j.notice_id = n.notice_id AND j.sent_at IS NULL) AS email_pending \
+             FROM notices n WHERE n.recipient_signal_id = $1 ORDER BY n.found_at, n.notice_id",
+        )
+        .bind(signal_id.to_string())
+        .fetch_all(&mut *self.tx)
+        .await?
+        .iter()
+        .map(notice_record)
+        .collect()
+    }
+
+    async fn coordination_of(
+        &mut self,
+        signal_id: SignalId,
+    ) -> Result<Vec<MatchCoordinationRecord>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM coordination WHERE signal_low = $1 \
+             UNION ALL SELECT * FROM coordination WHERE signal_high = $1",
+        )
+        .bind(signal_id.to_string())
+        .fetch_all(&mut *self.tx)
+        .await?
+        .iter()
+        .map(match_coordination_record)
+        .collect()
+    }
+
+    async fn insert_notice_record(
+        &mut self,
+        recipient: &StoredSignal,
+        notice: &NoticeRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO notices (notice_id, source, recipient_signal_id, \
+                 recipient_organisation_id, recipient_subject_key, counterpart_signal_id, \
+                 counterpart_organisation_id, counterpart_region_id, counterpart_subject_key, \
+                 counterpart_organisation_name, counterpart_professional_id, \
+                 counterpart_professional_name, counterpart_professional_email, \
+                 counterpart_professional_phone, counterpart_state, match_type, kind, found_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18)",
+        )
+        .bind(&notice.notice_id)
+        .bind(&notice.source)
+        .bind(recipient.signal_id.to_string())
+        .bind(recipient.organisation_id.as_str())
+        .bind(recipient.subject_key.to_stored())
+        .bind(&notice.counterpart_signal_id)
+        .bind(&notice.counterpart_organisation_id)
+        .bind(&notice.counterpart_region_id)
+        .bind(&notice.counterpart_subject_key)
+        .bind(&notice.counterpart_organisation_name)
+        .bind(&notice.counterpart_professional_id)
+        .bind(&notice.counterpart_professional_name)
+        .bind(&notice.counterpart_professional_email)
+        .bind(&notice.counterpart_professional_phone)
+        .bind(&notice.counterpart_state)
+        .bind(&notice.match_type)
+        .bind(&notice.kind)
+        .bind(notice.found_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn hub_cursor(&mut self) -> Result<u64, StoreError> {
+        let cursor: Option<i64> =
+            sqlx::query_scalar("SELECT cursor FROM hub_cursor WHERE singleton = 1")
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        crate::store::hub::rows::parse_cursor(cursor.unwrap_or_default())
     }
 }

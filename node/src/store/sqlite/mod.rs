@@ -9,6 +9,8 @@
 mod dead_letters;
 mod tx;
 
+use crate::store::region::decommission::{self, HandoverPage};
+use crate::store::region::handover::Adoption;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -636,6 +638,59 @@ impl SignalStore for SqliteStore {
             })
             .await
     }
+    async fn handover_page(
+        &self,
+        after: Option<SignalId>,
+        limit: u32,
+    ) -> Result<HandoverPage, StoreError> {
+        self.writer
+            .write(move |tx| {
+                run_ready(decommission::handover_page(
+                    &mut SqliteRegionTx::new(tx),
+                    after,
+                    limit,
+                ))
+            })
+            .await
+    }
+
+    async fn handed_over(
+        &self,
+        signal_ids: Vec<SignalId>,
+        successor: RegionId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write_purging(move |tx| {
+                run_ready(decommission::handed_over(
+                    &mut SqliteRegionTx::new(tx),
+                    &signal_ids,
+                    &successor,
+                    now,
+                ))?;
+                // Personal data deleted: the WAL goes too.
+                Ok(((), true))
+            })
+            .await
+    }
+
+    async fn adopt(
+        &self,
+        cursor: u64,
+        adoption: Adoption,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |tx| {
+                run_ready(decommission::adopt(
+                    &mut SqliteRegionTx::new(tx),
+                    cursor,
+                    adoption,
+                    now,
+                ))
+            })
+            .await
+    }
 }
 
 /// One signal with its family keys, read on a reader connection.
@@ -670,6 +725,8 @@ pub async fn row_counts(store: &SqliteStore) -> Result<HashMap<&'static str, i64
         "notices",
         "email_jobs",
         "outbox",
+        "told_pairs",
+        "coordination",
     ] {
         let count: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))

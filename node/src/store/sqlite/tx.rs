@@ -13,9 +13,10 @@ use super::super::hub::LoggedNotice;
 use super::super::hub::rows::cursor_to_db;
 use super::super::hub::tx::Party;
 use super::super::outbox::{CoordinationRecord, OutboxEvent};
+use super::super::region::handover::{MatchCoordinationRecord, NoticeRecord};
 use super::super::region::rows::{
     InformingColumns, coordination_from_row, dead_letter_from_row, dead_letter_text,
-    parse_family_keys, signal_from_row,
+    match_coordination_record, notice_record, parse_family_keys, signal_from_row,
 };
 use super::super::region::tx::{NoticeParties, RegionTx};
 use super::super::row::{
@@ -164,8 +165,8 @@ impl RegionTx for SqliteRegionTx<'_> {
         told::load(self.conn, &party.organisation_id, &party.subject_key)
     }
 
-    async fn remember_told(&mut self, notice: &PlannedNotice) -> Result<(), StoreError> {
-        told::remember(self.conn, notice)
+    async fn remember_told(&mut self, pair: &ToldPair) -> Result<(), StoreError> {
+        told::remember(self.conn, pair)
     }
 
     async fn forget_told(&mut self, party: &Party) -> Result<(), StoreError> {
@@ -540,7 +541,7 @@ impl RegionTx for SqliteRegionTx<'_> {
             "UPDATE notices SET counterpart_signal_id = ?, counterpart_organisation_name = ?, \
                  counterpart_professional_id = ?, counterpart_professional_name = ?, \
                  counterpart_professional_email = ?, counterpart_professional_phone = ?, \
-                 counterpart_state = ?, \
+                 counterpart_state = ?, counterpart_region_id = ?, \
                  recipient_signal_id = COALESCE((SELECT s.signal_id FROM signals s \
                      WHERE s.signal_id = ? \
                        AND s.organisation_id = notices.recipient_organisation_id), \
@@ -554,6 +555,7 @@ impl RegionTx for SqliteRegionTx<'_> {
         .bind(counterpart.contact.email())
         .bind(counterpart.contact.phone())
         .bind(counterpart.state.as_str())
+        .bind(counterpart.region_id.as_str())
         .bind(notice.recipient_signal_id.to_string())
         .bind(&notice.notice_id)
         .execute(self.conn)?;
@@ -792,6 +794,89 @@ impl RegionTx for SqliteRegionTx<'_> {
 
     async fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
         audit::append(self.conn, entry)
+    }
+
+    async fn signals_after(
+        &mut self,
+        after: Option<SignalId>,
+        limit: u32,
+    ) -> Result<Vec<SignalId>, StoreError> {
+        parse_signal_ids(
+            query("SELECT signal_id FROM signals WHERE signal_id > ? ORDER BY signal_id LIMIT ?")
+                .bind(after.map(|id| id.to_string()).unwrap_or_default())
+                .bind(i64::from(limit))
+                .scalars(self.conn)?,
+        )
+    }
+
+    async fn notices_to(&mut self, signal_id: SignalId) -> Result<Vec<NoticeRecord>, StoreError> {
+        query(
+            "SELECT n.*, EXISTS (SELECT 1 FROM email_jobs j \
+                 WHERE j.notice_id = n.notice_id AND j.sent_at IS NULL) AS email_pending \
+             FROM notices n WHERE n.recipient_signal_id = ? ORDER BY n.found_at, n.notice_id",
+        )
+        .bind(signal_id.to_string())
+        .fetch_all(self.conn)?
+        .iter()
+        .map(notice_record)
+        .collect()
+    }
+
+    async fn coordination_of(
+        &mut self,
+        signal_id: SignalId,
+    ) -> Result<Vec<MatchCoordinationRecord>, StoreError> {
+        query(
+            "SELECT * FROM coordination WHERE signal_low = ?1 \
+             UNION ALL SELECT * FROM coordination WHERE signal_high = ?1",
+        )
+        .bind(signal_id.to_string())
+        .fetch_all(self.conn)?
+        .iter()
+        .map(match_coordination_record)
+        .collect()
+    }
+
+    async fn insert_notice_record(
+        &mut self,
+        recipient: &StoredSignal,
+        notice: &NoticeRecord,
+    ) -> Result<(), StoreError> {
+        query(
+            "INSERT INTO notices (notice_id, source, recipient_signal_id, \
+                 recipient_organisation_id, recipient_subject_key, counterpart_signal_id, \
+                 counterpart_organisation_id, counterpart_region_id, counterpart_subject_key, \
+                 counterpart_organisation_name, counterpart_professional_id, \
+                 counterpart_professional_name, counterpart_professional_email, \
+                 counterpart_professional_phone, counterpart_state, match_type, kind, found_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&notice.notice_id)
+        .bind(&notice.source)
+        .bind(recipient.signal_id.to_string())
+        .bind(recipient.organisation_id.as_str())
+        .bind(recipient.subject_key.to_stored())
+        .bind(&notice.counterpart_signal_id)
+        .bind(&notice.counterpart_organisation_id)
+        .bind(&notice.counterpart_region_id)
+        .bind(&notice.counterpart_subject_key)
+        .bind(&notice.counterpart_organisation_name)
+        .bind(&notice.counterpart_professional_id)
+        .bind(&notice.counterpart_professional_name)
+        .bind(&notice.counterpart_professional_email)
+        .bind(&notice.counterpart_professional_phone)
+        .bind(&notice.counterpart_state)
+        .bind(&notice.match_type)
+        .bind(&notice.kind)
+        .bind(notice.found_at)
+        .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn hub_cursor(&mut self) -> Result<u64, StoreError> {
+        let cursor: Option<i64> = query("SELECT cursor FROM hub_cursor WHERE singleton = 1")
+            .scalar_optional(self.conn)?;
+        super::super::hub::rows::parse_cursor(cursor.unwrap_or_default())
     }
 }
 
