@@ -22,7 +22,7 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::rand_core::{CryptoRng, RngCore};
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand_core::{OsRng, TryRngCore, UnwrapErr};
+use rand_core::{OsRng, TryRngCore};
 use zeroize::Zeroizing;
 
 type Kem = X25519HkdfSha256;
@@ -134,18 +134,8 @@ impl SealContext<'_> {
 }
 
 impl HandoverSecret {
-    /// A new secret from the operating system's random source.
-    ///
-    /// Panics if that source fails, which on a running system it does not; `write_new`, the
-    /// operator's path, reports such a failure as an error instead.
-    pub fn generate() -> Self {
-        let mut ikm = Zeroizing::new([0u8; KEY_LEN]);
-        UnwrapErr(OsRng).fill_bytes(&mut ikm[..]);
-        Self::derive(&ikm)
-    }
-
-    /// Like `generate`, but a failing random source is an error.
-    pub fn try_generate() -> Result<Self, SealError> {
+    /// A new secret from the operating system's random source; its failure is an error.
+    pub fn generate() -> Result<Self, SealError> {
         let ikm = os_ikm()?;
         Ok(Self::derive(&ikm))
     }
@@ -240,7 +230,7 @@ impl HandoverSecret {
     /// is never overwritten, as it may hold the secret that opens records already sealed.
     pub fn write_new(path: &Path) -> Result<Self, SealError> {
         let shown = || path.display().to_string();
-        let secret = Self::try_generate()?;
+        let secret = Self::generate()?;
         let text = Zeroizing::new(secret.to_file_text());
 
         let mut options = OpenOptions::new();
@@ -466,7 +456,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         let sealed = secret.public_key().seal(RECORD, &CONTEXT).unwrap();
         assert_eq!(sealed[0], SEAL_VERSION);
         assert_eq!(sealed.len(), SEALED_LEN_MIN + RECORD.len());
@@ -475,7 +465,7 @@ mod tests {
 
     #[test]
     fn empty_record_round_trip() {
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         let sealed = secret.public_key().seal(b"", &CONTEXT).unwrap();
         assert_eq!(sealed.len(), SEALED_LEN_MIN);
         assert_eq!(secret.open(&sealed, &CONTEXT).unwrap(), b"");
@@ -483,7 +473,7 @@ mod tests {
 
     #[test]
     fn each_seal_uses_a_fresh_ephemeral_key() {
-        let key = HandoverSecret::generate().public_key();
+        let key = HandoverSecret::generate().unwrap().public_key();
         let a = key.seal(RECORD, &CONTEXT).unwrap();
         let b = key.seal(RECORD, &CONTEXT).unwrap();
         assert_ne!(a[1..HEADER_LEN], b[1..HEADER_LEN]);
@@ -493,10 +483,11 @@ mod tests {
     #[test]
     fn another_secret_cannot_open() {
         let sealed = HandoverSecret::generate()
+            .unwrap()
             .public_key()
             .seal(RECORD, &CONTEXT)
             .unwrap();
-        let other = HandoverSecret::generate();
+        let other = HandoverSecret::generate().unwrap();
         assert!(matches!(
             other.open(&sealed, &CONTEXT),
             Err(SealError::Open)
@@ -505,7 +496,7 @@ mod tests {
 
     #[test]
     fn each_context_field_changed_fails_to_open() {
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         let sealed = secret.public_key().seal(RECORD, &CONTEXT).unwrap();
         let changed = [
             SealContext {
@@ -561,7 +552,7 @@ mod tests {
 
     #[test]
     fn any_flipped_byte_fails_to_open() {
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         let sealed = secret.public_key().seal(RECORD, &CONTEXT).unwrap();
         // Every byte after the version: the encapsulated key, the ciphertext and the tag.
         for i in 1..sealed.len() {
@@ -576,7 +567,7 @@ mod tests {
 
     #[test]
     fn truncated_record_fails_to_open() {
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         let sealed = secret.public_key().seal(RECORD, &CONTEXT).unwrap();
         assert!(matches!(
             secret.open(&sealed[..sealed.len() - 1], &CONTEXT),
@@ -586,7 +577,7 @@ mod tests {
 
     #[test]
     fn unknown_version_and_short_input_are_refused() {
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         let mut sealed = secret.public_key().seal(RECORD, &CONTEXT).unwrap();
         sealed[0] = 2;
         assert!(matches!(
@@ -606,7 +597,7 @@ mod tests {
 
     #[test]
     fn file_text_round_trip() {
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         let text = secret.to_file_text();
         assert_eq!(text.len(), KEY_HEX_LEN + 1);
         assert!(text.ends_with('\n'));
@@ -618,7 +609,7 @@ mod tests {
 
     #[test]
     fn bad_secret_text_is_refused_without_quoting_it() {
-        let text = HandoverSecret::generate().to_file_text();
+        let text = HandoverSecret::generate().unwrap().to_file_text();
         let body = text.trim();
         for bad in [
             String::new(),
@@ -634,7 +625,7 @@ mod tests {
 
     #[test]
     fn public_key_hex_round_trip() {
-        let key = HandoverSecret::generate().public_key();
+        let key = HandoverSecret::generate().unwrap().public_key();
         let hex = key.to_hex();
         assert_eq!(hex.len(), KEY_HEX_LEN);
         assert_eq!(HandoverPublicKey::parse(&hex).unwrap(), key);
@@ -646,7 +637,7 @@ mod tests {
 
     #[test]
     fn public_key_that_is_not_64_hex_characters_is_refused() {
-        let hex = HandoverSecret::generate().public_key().to_hex();
+        let hex = HandoverSecret::generate().unwrap().public_key().to_hex();
         for bad in [
             String::new(),
             hex[..62].to_owned(),
@@ -723,7 +714,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("handover.key");
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         std::fs::write(&path, secret.to_file_text()).unwrap();
         for mode in [0o644, 0o640, 0o604] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -758,7 +749,7 @@ mod tests {
 
     #[test]
     fn debug_shows_no_key_bytes() {
-        let secret = HandoverSecret::generate();
+        let secret = HandoverSecret::generate().unwrap();
         let shown = format!("{secret:?} {secret:#?}");
         assert_eq!(format!("{secret:?}"), "HandoverSecret(..)");
         let hex = secret.to_file_text();
