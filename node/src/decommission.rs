@@ -77,6 +77,15 @@ pub struct Handed {
     pub ignored: u32,
 }
 
+/// What a purge did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Signals deleted here, each with a deletion event for the hub.
+    pub deleted: u32,
+    /// Outbox events forwarded (the deletions among them).
+    pub forwarded: usize,
+}
+
 /// What the node holds and would hand over; changes nothing.
 pub async fn holdings<S: SignalStore>(store: &S) -> Result<Holdings, StoreError> {
     let gauges = store.gauges().await?;
@@ -122,6 +131,36 @@ pub async fn run<S: SignalStore>(
     let _ = stop.send(true);
     let _ = consumer.await;
     result.map(|()| handed)
+}
+
+/// Deletes every signal of the node, on the node and (forwarded) at the hub, which retracts
+/// the notices naming them in every region: a region that leaves without a successor. The
+/// audit log stays.
+pub async fn purge<S: SignalStore>(
+    context: Arc<RegionContext<S>>,
+    hub: Channel,
+) -> Result<Purged, DecommissionError> {
+    let mut purged = Purged::default();
+    loop {
+        let deleted = context.store.purge_page(PAGE, context.clock.now()).await?;
+        if deleted == 0 {
+            break;
+        }
+        purged.deleted += deleted;
+    }
+    let mut forwarder = Forwarder::new(Arc::clone(&context), hub);
+    loop {
+        match forwarder.drain_once().await? {
+            Drained::Sent(count) => purged.forwarded += count,
+            Drained::Quarantined(_) => {}
+            Drained::Empty => break,
+        }
+    }
+    let dead_letters = context.store.dead_letter_count().await?;
+    if dead_letters > 0 {
+        return Err(DecommissionError::DeadLetters(dead_letters));
+    }
+    Ok(purged)
 }
 
 async fn hand_over_all<S: SignalStore>(

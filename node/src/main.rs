@@ -76,20 +76,24 @@ enum Role {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Hand every signal of this region to a successor region through the hub, then delete this
-    /// node's copy: the region leaves the federation. Run with the node stopped, after the
-    /// organisation registry gives this region's organisations to the successor. A rerun goes
-    /// on where a stopped run ended.
+    /// The region leaves the federation: hand every signal to a successor region through the
+    /// hub, then delete this node's copy; or, with --purge, delete every signal on node and hub.
+    /// Run with the node stopped (for a handover: after the organisation registry gives this
+    /// region's organisations to the successor). A rerun goes on where a stopped run ended.
     Decommission {
         /// The leaving region node's TOML configuration.
         #[arg(long)]
         config: Option<PathBuf>,
         /// The region that takes the signals over.
-        #[arg(long)]
-        successor: String,
+        #[arg(long, required_unless_present = "purge", conflicts_with = "purge")]
+        successor: Option<String>,
         /// The successor's handover public key (64 hex characters, from its operator).
-        #[arg(long, required_unless_present = "dry_run")]
+        #[arg(long, required_unless_present_any = ["dry_run", "purge"], conflicts_with = "purge")]
         successor_key: Option<String>,
+        /// No successor: delete every signal here and at the hub (notices naming them are
+        /// retracted everywhere); the audit log stays.
+        #[arg(long)]
+        purge: bool,
         /// Say what would be handed over; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -180,6 +184,8 @@ async fn main() -> anyhow::Result<()> {
             config,
             successor,
             successor_key,
+            // clap requires --successor or --purge and allows only one: no successor is a purge.
+            purge: _,
             dry_run,
         } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
@@ -187,9 +193,12 @@ async fn main() -> anyhow::Result<()> {
             let region = settings
                 .region
                 .context("the configuration has no [region] section")?;
-            let successor = vix_node::domain::RegionId::parse(&successor).context("--successor")?;
+            let successor = successor
+                .map(|id| vix_node::domain::RegionId::parse(&id).context("--successor"))
+                .transpose()?;
             let node = RegionNode::build(&region, Arc::new(SystemClock)).await?;
-            let result = decommission(&node, &successor, successor_key.as_deref(), dry_run).await;
+            let result =
+                decommission(&node, successor.as_ref(), successor_key.as_deref(), dry_run).await;
             node.context().store.close().await;
             result
         }
@@ -356,12 +365,13 @@ fn handover_key(out: &std::path::Path) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout)] // the command's answer, for the operator
 async fn decommission(
     node: &RegionNode,
-    successor: &vix_node::domain::RegionId,
+    successor: Option<&vix_node::domain::RegionId>,
     successor_key: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let context = node.context();
     let held = vix_node::decommission::holdings(&context.store).await?;
+    let signals = held.active_signals + held.inactive_signals;
     println!(
         "region {} holds {} active and {} inactive signals; {} events not forwarded, \
          {} dead letters, {} e-mails not sent; notice log stored through cursor {}",
@@ -374,24 +384,38 @@ async fn decommission(
         held.log_cursor
     );
     if dry_run {
-        println!(
-            "dry run: would forward the outbox, then hand {} signals to {successor} with their \
-             notices (unsent e-mails go with them) and delete them here; nothing changed",
-            held.active_signals + held.inactive_signals
-        );
+        match successor {
+            Some(successor) => println!(
+                "dry run: would forward the outbox, then hand {signals} signals to {successor} \
+                 with their notices (unsent e-mails go with them) and delete them here; \
+                 nothing changed"
+            ),
+            None => println!(
+                "dry run: would delete {signals} signals here and at the hub, with every notice \
+                 naming them in every region; nothing changed"
+            ),
+        }
         if held.dead_letters > 0 {
             println!("the dead letters must be resolved first (vix-node dead-letters)");
         }
         return Ok(());
     }
+    let hub = node
+        .hub()
+        .context("the configuration has no [region.hub]: there is no hub to reach")?
+        .clone();
+    let Some(successor) = successor else {
+        let purged = vix_node::decommission::purge(Arc::clone(context), hub).await?;
+        println!(
+            "deleted {} signals here and forwarded {} events to the hub; the audit log stays",
+            purged.deleted, purged.forwarded
+        );
+        return Ok(());
+    };
     let key = vix_node::handover_seal::HandoverPublicKey::parse(
         successor_key.context("--successor-key is required")?,
     )
     .context("--successor-key")?;
-    let hub = node
-        .hub()
-        .context("the configuration has no [region.hub]: there is no hub to hand over through")?
-        .clone();
     let handed = vix_node::decommission::run(Arc::clone(context), hub, successor, &key).await?;
     let left = vix_node::decommission::holdings(&context.store).await?;
     println!(

@@ -356,3 +356,48 @@ async fn a_handover_from_a_region_not_named_as_predecessor_is_kept_aside() {
     );
     let _ = jgz;
 }
+
+#[tokio::test]
+async fn a_region_leaving_without_a_successor_deletes_its_signals_everywhere() {
+    let (child, sibling) = FIXTURE_FAMILIES[3];
+    let hub = spawn_hub().await;
+    let north = spawn_linked_region("north", &hub).await;
+    let south = spawn_linked_region("south", &hub).await;
+    north.register_bsn("jgz-north", child, "p-1").await;
+    north.register_bsn("school-north", sibling, "p-2").await;
+    south.register_bsn("vt-south", child, "p-3").await;
+    hub.quiet().await;
+    assert_eq!(
+        south.matches("vt-south").await.len(),
+        2,
+        "a youth and a family match"
+    );
+    let audited = north.audit_entries().await;
+
+    let north_dir = north.stop().await;
+    let leaving = RegionNode::build(
+        &region_settings("north", north_dir.path(), Some(hub.addr)),
+        Arc::new(ManualClock::at_noon(test_day())),
+    )
+    .await
+    .unwrap();
+    let purged = vix_node::decommission::purge(
+        Arc::clone(leaving.context()),
+        leaving.hub().unwrap().clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((purged.deleted, purged.forwarded), (2, 2));
+    let rows = leaving.context().store.row_counts().await.unwrap();
+    assert!(rows.values().all(|count| *count == 0), "{rows:?}");
+    // Each deletion audited; the chain holds.
+    assert_eq!(
+        leaving.context().store.verify_audit().await.unwrap(),
+        u64::try_from(audited).unwrap() + 2
+    );
+    leaving.context().store.close().await;
+
+    // The hub retracted south's notices naming them.
+    hub.quiet().await;
+    assert_eq!(south.matches("vt-south").await, []);
+}

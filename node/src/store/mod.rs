@@ -582,6 +582,14 @@ pub trait SignalStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Deletes up to `limit` signals for a region that leaves without a successor, each with a
+    /// deletion event for the hub; how many went.
+    fn purge_page(
+        &self,
+        limit: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
     /// Stores a signal handed over by a region that left, at `cursor` of the hub's log; false
     /// if it was held already.
     fn adopt(

@@ -313,6 +313,10 @@ impl SignalStore for RegionDatabase {
         on_backend!(self, store => store.handed_over(signal_ids, successor, now).await)
     }
 
+    async fn purge_page(&self, limit: u32, now: Timestamp) -> Result<u32, StoreError> {
+        on_backend!(self, store => store.purge_page(limit, now).await)
+    }
+
     async fn adopt(
         &self,
         cursor: u64,

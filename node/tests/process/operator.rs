@@ -317,3 +317,70 @@ async fn hub_status_shows_which_regions_the_hub_has_seen_and_their_backlog() {
     stop_gracefully(south).await;
     stop_gracefully(hub).await;
 }
+
+/// Runs `vix-node decommission` with `args` on `config`: (success, stdout, stderr).
+async fn decommission(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
+        .arg("decommission")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(START_TIME_MAX, output)
+        .await
+        .expect("decommission did not finish")
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn decommission_dry_runs_say_what_would_go_and_change_nothing() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), pki.path());
+    let (node, addr) = start_node(&config).await;
+    let mut jgz = client(addr, pki.path(), "jgz-north");
+    for n in 0..3 {
+        jgz.register_signal(request(&format!("d{n}"), &format!("D{n}"), 0))
+            .await
+            .unwrap();
+    }
+    stop_gracefully(node).await;
+
+    for args in [
+        &["--purge", "--dry-run"][..],
+        &["--successor", "south", "--dry-run"][..],
+    ] {
+        let (ok, stdout, stderr) = decommission(&config, args).await;
+        assert!(ok, "{args:?}: {stderr}");
+        assert!(
+            stdout.contains("holds 3 active and 0 inactive signals"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("nothing changed"), "{stdout}");
+    }
+    // Neither a successor nor --purge; or both: refused by the arguments.
+    for args in [&[][..], &["--purge", "--successor", "south"][..]] {
+        let (ok, _, stderr) = decommission(&config, args).await;
+        assert!(!ok, "{args:?} accepted");
+        assert!(
+            stderr.contains("--purge") || stderr.contains("--successor"),
+            "{stderr}"
+        );
+    }
+    // A purge needs the hub, to delete there too: without one it refuses and deletes nothing.
+    let (ok, _, stderr) = decommission(&config, &["--purge"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("no [region.hub]"), "{stderr}");
+    let (_, stdout, _) = decommission(&config, &["--purge", "--dry-run"]).await;
+    assert!(stdout.contains("holds 3 active"), "{stdout}");
+    let (intact, stdout, _) = verify_audit(&config, &[]).await;
+    assert!(intact);
+    assert!(stdout.contains("intact: 3 entries"), "{stdout}");
+}

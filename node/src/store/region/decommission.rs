@@ -1,6 +1,8 @@
 //! A region leaving the federation, written once over [`RegionTx`]: the leaving node reads its
 //! signals as handover records and, once the hub has made them the successor's, deletes its
 //! copy; the successor stores each adopted signal as it was, telling nobody (they were told).
+//! Without a successor, the leaving node deletes its signals as any deletion does: on node and
+//! hub, with every notice naming them.
 
 use jiff::Timestamp;
 
@@ -152,4 +154,32 @@ pub(crate) async fn adopt<T: RegionTx>(
     })
     .await?;
     Ok(true)
+}
+
+/// Deletes up to `limit` of the node's signals as the lifecycle deletes one (notices naming it
+/// retracted, a deletion event for the hub), each audited as a purge for the decommission.
+/// Returns how many went; 0 when none is left.
+pub(crate) async fn purge_page<T: RegionTx>(
+    tx: &mut T,
+    limit: u32,
+    now: Timestamp,
+) -> Result<u32, StoreError> {
+    tx.lock_writes().await?;
+    let mut purged = 0;
+    for signal_id in tx.signals_after(None, limit).await? {
+        let Some(signal) = tx.signal(signal_id).await? else {
+            continue;
+        };
+        super::rules::delete_signal(tx, &signal, now).await?;
+        tx.audit(&AuditEntry {
+            at: now,
+            action: AuditAction::Purge,
+            actor: Actor::System,
+            signal_ids: vec![signal_id],
+            detail: Some("decommission".to_owned()),
+        })
+        .await?;
+        purged += 1;
+    }
+    Ok(purged)
 }

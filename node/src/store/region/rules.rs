@@ -618,7 +618,7 @@ async fn merge_coordination<T: RegionTx>(
 
 /// Deletes a signal with everything that names it. Events still waiting for the hub carry its
 /// contact, so they go too; one delete event replaces them.
-async fn delete_signal<T: RegionTx>(
+pub(super) async fn delete_signal<T: RegionTx>(
     tx: &mut T,
     signal: &StoredSignal,
     now: Timestamp,

@@ -588,6 +588,13 @@ impl SignalStore for PgRegionStore {
         tx.commit().await
     }
 
+    async fn purge_page(&self, limit: u32, now: Timestamp) -> Result<u32, StoreError> {
+        let mut tx = self.begin().await?;
+        let purged = decommission::purge_page(&mut tx, limit, now).await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
     async fn adopt(
         &self,
         cursor: u64,

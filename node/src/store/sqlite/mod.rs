@@ -674,6 +674,19 @@ impl SignalStore for SqliteStore {
             .await
     }
 
+    async fn purge_page(&self, limit: u32, now: Timestamp) -> Result<u32, StoreError> {
+        self.writer
+            .write_purging(move |tx| {
+                let purged = run_ready(decommission::purge_page(
+                    &mut SqliteRegionTx::new(tx),
+                    limit,
+                    now,
+                ))?;
+                Ok((purged, purged > 0))
+            })
+            .await
+    }
+
     async fn adopt(
         &self,
         cursor: u64,
