@@ -18,6 +18,7 @@ mod hub;
 mod latency;
 mod load;
 mod nodes;
+mod pseudonyms;
 mod region;
 mod report;
 mod serve;
@@ -212,6 +213,9 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
     report.fsync_per_s = fsync_rate(dir, settings.fsync_window)?;
     println!("   {:.0} fsyncs/s", report.fsync_per_s);
 
+    step("pseudonyms: HMAC beside the oblivious PRF (RFC 9497)");
+    let pseudonyms = pseudonyms::compare(settings.smoke, &mut report)?;
+
     let mut per_size = Vec::new();
     for &size in &settings.sizes {
         let step_dir = dir.join(format!("size-{size}"));
@@ -256,6 +260,7 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
         "cross_region": cross,
         "hub_backends": backends,
         "region_backends": region_backends,
+        "pseudonyms": pseudonyms,
         "figures": report.figures,
         "size_ratios": report.size_ratios(),
     }))

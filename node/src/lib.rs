@@ -14,6 +14,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod mutations;
+pub mod oprf;
 pub mod person_registry;
 pub mod pseudonym;
 mod reflection;
