@@ -52,6 +52,17 @@ fn moved(
         .collect()
 }
 
+/// North's node built on its stopped database, as `vix-node decommission` builds it: with
+/// north's own configuration (its registry before the move), linked to the hub at `hub`.
+async fn leaving_north(dir: &tempfile::TempDir, hub: std::net::SocketAddr) -> RegionNode {
+    RegionNode::build(
+        &region_settings("north", dir.path(), Some(hub)),
+        Arc::new(ManualClock::at_noon(test_day())),
+    )
+    .await
+    .unwrap()
+}
+
 async fn get(region: &TestRegion, org: &str, signal_id: &str) -> pb::Signal {
     region
         .client(org)
@@ -157,12 +168,7 @@ async fn a_leaving_region_hands_its_signals_to_its_successor_and_nobody_is_told_
     hub.link(&mut east);
 
     // `vix-node decommission` on north's database, with north's own configuration.
-    let leaving = RegionNode::build(
-        &region_settings("north", north_dir.path(), Some(hub.addr)),
-        Arc::new(ManualClock::at_noon(test_day())),
-    )
-    .await
-    .unwrap();
+    let leaving = leaving_north(&north_dir, hub.addr).await;
     let held = vix_node::decommission::holdings(&leaving.context().store)
         .await
         .unwrap();
@@ -215,23 +221,20 @@ async fn a_leaving_region_hands_its_signals_to_its_successor_and_nobody_is_told_
     for (org, before) in &signals {
         assert_eq!(&get(&south, org, &before.signal_id).await, before);
     }
-    assert_eq!(
-        seen(&south.matches("jgz-north").await),
-        moved(&jgz_seen, "north", "south")
-    );
-    assert_eq!(
-        seen(&south.matches("school-north").await),
-        moved(&school_seen, "north", "south")
-    );
-    // Nobody was told anything new; the others' notices now show the signals in south.
-    assert_eq!(
-        seen(&south.matches("vt-south").await),
-        moved(&vt_seen, "north", "south")
-    );
-    assert_eq!(
-        seen(&east.matches("wijkteam-east").await),
-        moved(&wijk_seen, "north", "south")
-    );
+    // Their own notices as they were; nobody was told anything new; every notice showing one
+    // of north's signals now shows it in south.
+    for (region, org, before) in [
+        (&south, "jgz-north", &jgz_seen),
+        (&south, "school-north", &school_seen),
+        (&south, "vt-south", &vt_seen),
+        (&east, "wijkteam-east", &wijk_seen),
+    ] {
+        assert_eq!(
+            seen(&region.matches(org).await),
+            moved(before, "north", "south"),
+            "{org}"
+        );
+    }
     assert_eq!(
         east.context.store.emails_pending().await.unwrap(),
         east_mails
@@ -300,12 +303,7 @@ async fn a_handover_from_a_region_not_named_as_predecessor_is_kept_aside() {
     let jgz = north.register_bsn("jgz-north", child, "k-1").await;
     hub.quiet().await;
     let north_dir = north.stop().await;
-    let leaving = RegionNode::build(
-        &region_settings("north", north_dir.path(), Some(hub.addr)),
-        Arc::new(ManualClock::at_noon(test_day())),
-    )
-    .await
-    .unwrap();
+    let leaving = leaving_north(&north_dir, hub.addr).await;
     let handed = vix_node::decommission::run(
         Arc::clone(leaving.context()),
         leaving.hub().unwrap().clone(),
@@ -375,12 +373,7 @@ async fn a_region_leaving_without_a_successor_deletes_its_signals_everywhere() {
     let audited = north.audit_entries().await;
 
     let north_dir = north.stop().await;
-    let leaving = RegionNode::build(
-        &region_settings("north", north_dir.path(), Some(hub.addr)),
-        Arc::new(ManualClock::at_noon(test_day())),
-    )
-    .await
-    .unwrap();
+    let leaving = leaving_north(&north_dir, hub.addr).await;
     let purged = vix_node::decommission::purge(
         Arc::clone(leaving.context()),
         leaving.hub().unwrap().clone(),

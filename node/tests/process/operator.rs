@@ -12,24 +12,36 @@ use super::{
     START_TIME_MAX, client, request, start_node, start_role_with, stop_gracefully, write_config,
 };
 
-/// Runs `vix-node verify-audit` on `config` (with `env` overrides): (success, stdout, stderr).
-async fn verify_audit(config: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+/// Runs `vix-node <command> --config <config> <args>` (with `env` overrides): (success,
+/// stdout, stderr).
+async fn command(
+    command: &str,
+    config: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
-        .arg("verify-audit")
+        .arg(command)
         .arg("--config")
         .arg(config)
+        .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output();
     let output = tokio::time::timeout(START_TIME_MAX, output)
         .await
-        .expect("verify-audit did not finish")
+        .unwrap_or_else(|_| panic!("{command} did not finish"))
         .unwrap();
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs `vix-node verify-audit` on `config` (with `env` overrides): (success, stdout, stderr).
+async fn verify_audit(config: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
+    command("verify-audit", config, &[], env).await
 }
 
 /// Changes the database behind the node's back, as an attacker with file access could.
@@ -320,22 +332,7 @@ async fn hub_status_shows_which_regions_the_hub_has_seen_and_their_backlog() {
 
 /// Runs `vix-node decommission` with `args` on `config`: (success, stdout, stderr).
 async fn decommission(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
-        .arg("decommission")
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(START_TIME_MAX, output)
-        .await
-        .expect("decommission did not finish")
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    command("decommission", config, args, &[]).await
 }
 
 #[tokio::test]
