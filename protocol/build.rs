@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/vix/region/v1/region.proto",
         "proto/vix/federation/v1/federation.proto",
+        "proto/vix/pseudonym/v1/pseudonym.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use vix_node::domain::{Bsn, KeyVersion, Pseudonymiser};
+use vix_node::domain::{Bsn, KeyVersion};
 use vix_node::oprf::{Blinded, OprfKey};
 use vix_node::pseudonym::HmacPseudonymiser;
 

@@ -8,6 +8,9 @@
 //! | `ca.pem`, `ca.key` | the federation's development CA |
 //! | `crl.pem` | the CA's certificate revocation list, valid for [`CRL_VALIDITY_DAYS`]; it revokes `org-revoked.pem` |
 //! | `hub.pem`, `hub.key` | hub server certificate (`localhost`, `127.0.0.1`, `urn:vix:hub`) |
+//! | `pseudonymizer.pem`, `pseudonymizer.key` | pseudonym service server certificate (`localhost`, `127.0.0.1`, `urn:vix:pseudonymizer`) |
+//! | `pseudonymizer-v1.key` | the pseudonym service's development OPRF key, version 1 (64 hex characters) |
+//! | `request.key` | a development key for the regions' idempotency keys when they use the pseudonym service (64 hex characters) |
 //! | `region-<id>-server.pem`, `.key` | a region node's server certificate (`localhost`, `127.0.0.1`) |
 //! | `region-<id>-client.pem`, `.key` | a region node's client certificate for the hub (`urn:vix:region:<id>`) |
 //! | `org-<id>.pem`, `.key` | an organisation's client certificate (`urn:vix:org:<id>`, CN = its name) |
@@ -149,6 +152,10 @@ pub mod files {
     pub const CRL: &str = "crl.pem";
     pub const HUB_CERT: &str = "hub.pem";
     pub const HUB_KEY: &str = "hub.key";
+    pub const PSEUDONYMIZER_CERT: &str = "pseudonymizer.pem";
+    pub const PSEUDONYMIZER_KEY: &str = "pseudonymizer.key";
+    pub const OPRF_KEY: &str = "pseudonymizer-v1.key";
+    pub const REQUEST_KEY: &str = "request.key";
     pub const ROGUE_CA_CERT: &str = "rogue-ca.pem";
     pub const FEDERATION_KEY: &str = "federation.key";
     pub const ORGANISATION_REGISTRY: &str = "organisations.toml";
@@ -217,6 +224,18 @@ pub fn generate(dir: &Path, spec: &DevPkiSpec) -> Result<(), DevPkiError> {
         valid_until,
     )?;
 
+    let mut pseudonymizer_sans = server_sans();
+    pseudonymizer_sans.push(uri("urn:vix:pseudonymizer")?);
+    let pseudonymizer = Leaf::server("vix pseudonym service", pseudonymizer_sans);
+    writer.leaf(
+        files::PSEUDONYMIZER_CERT,
+        files::PSEUDONYMIZER_KEY,
+        &pseudonymizer,
+        &ca,
+        valid_from,
+        valid_until,
+    )?;
+
     for region in &spec.regions {
         let (cert, key) = files::region_server(region);
         let server = Leaf::server(&format!("vix region {region}"), server_sans());
@@ -274,15 +293,20 @@ pub fn generate(dir: &Path, spec: &DevPkiSpec) -> Result<(), DevPkiError> {
     let rogue_org = Leaf::client("Rogue Organisatie", uri("urn:vix:org:rogue")?);
     writer.leaf(&cert, &key, &rogue_org, &rogue, valid_from, valid_until)?;
 
-    let mut federation_key = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut federation_key)
-        .map_err(|_| DevPkiError::Random)?;
-    writer.secret(
-        files::FEDERATION_KEY,
-        format!("{}\n", hex::encode(federation_key)).as_bytes(),
-    )?;
+    for secret in [files::FEDERATION_KEY, files::OPRF_KEY, files::REQUEST_KEY] {
+        writer.secret(secret, &random_hex_key()?)?;
+    }
     write_organisation_registry(dir, spec)
+}
+
+/// 32 random bytes as a line of hexadecimal: the key files' format. (The pseudonym service
+/// derives its key from them, RFC 9497 DeriveKeyPair.)
+fn random_hex_key() -> Result<Vec<u8>, DevPkiError> {
+    let mut key = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| DevPkiError::Random)?;
+    Ok(format!("{}\n", hex::encode(key)).into_bytes())
 }
 
 /// Signs a CRL listing `revoked`, valid from an hour ago (clock skew) for `next_update` from

@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Parser;
 
 /// Writes a development PKI for vix: CA, CRL, hub, region and organisation certificates, a
-/// rogue CA, expired and revoked client certificates, and a dev federation key.
+/// rogue CA, expired and revoked client certificates, the pseudonym service's certificate, and
+/// dev keys (federation, pseudonym service, idempotency).
 ///
 /// Run again on a folder that already holds a PKI, it re-issues the CRL (the nodes refuse every
 /// client once a CRL is past its nextUpdate, and pick up the new one without a restart).

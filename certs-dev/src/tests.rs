@@ -20,7 +20,11 @@ fn writes_every_documented_file() {
         files::HUB_CERT.to_owned(),
         files::HUB_KEY.to_owned(),
         files::ROGUE_CA_CERT.to_owned(),
+        files::PSEUDONYMIZER_CERT.to_owned(),
+        files::PSEUDONYMIZER_KEY.to_owned(),
         files::FEDERATION_KEY.to_owned(),
+        files::OPRF_KEY.to_owned(),
+        files::REQUEST_KEY.to_owned(),
         files::ORGANISATION_REGISTRY.to_owned(),
     ];
     for region in &spec.regions {

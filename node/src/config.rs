@@ -20,6 +20,37 @@ pub struct Settings {
     pub region: Option<RegionSettings>,
     /// Present when this process may run as the hub.
     pub hub: Option<HubSettings>,
+    /// Present when this process may run as the pseudonym service.
+    pub pseudonymizer: Option<PseudonymizerSettings>,
+}
+
+/// The pseudonym service (`vix-node pseudonymizer`): one per federation, run by the national
+/// operator apart from the hub, so that neither holds both the pseudonyms and their key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PseudonymizerSettings {
+    /// Address of the evaluation API (mutual TLS; region certificates only).
+    pub listen: SocketAddr,
+    /// The federation's organisation registry: its regions are the ones served.
+    pub organisation_registry_file: PathBuf,
+    /// The service's certificate (`urn:vix:pseudonymizer`) and the federation CA.
+    pub tls: TlsFiles,
+    /// Every live key version with its seed file (`vix-node key-file` writes one). Two during a
+    /// rotation: elements are evaluated under each.
+    pub keys: Vec<KeyFileSetting>,
+    /// The version new pseudonyms are stored under.
+    pub current_key_version: u32,
+    /// The hash-chained audit of evaluation volume per region (created on first start).
+    pub audit_file: PathBuf,
+    /// Elements per region (`[pseudonymizer.rate_limit]`).
+    #[serde(default)]
+    pub rate_limit: crate::pseudonymizer::rate::RateLimit,
+    /// Where Prometheus scrapes `GET /metrics`; absent, no metrics are served.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Streams per connection and the request timeout (`[pseudonymizer.limits]`).
+    #[serde(default)]
+    pub limits: crate::limits::ServerLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,9 +231,22 @@ pub struct RegionSettings {
     /// The PostgreSQL connection pool (`[region.postgres]`); unused on SQLite.
     #[serde(default)]
     pub postgres: crate::store::postgres::PgSettings,
-    /// Hexadecimal federation key shared by the region nodes, never by the hub.
-    pub federation_key_file: PathBuf,
-    pub federation_key_version: u32,
+    /// Hexadecimal federation key shared by the region nodes, never by the hub: pseudonyms
+    /// made on the node, for one machine or a development federation. Give this or
+    /// `[region.pseudonym_service]`.
+    #[serde(default)]
+    pub federation_key_file: Option<PathBuf>,
+    /// The version of `federation_key_file`, written beside every pseudonym.
+    #[serde(default)]
+    pub federation_key_version: Option<u32>,
+    /// Federation keys being retired after a rotation (`[[region.previous_federation_keys]]`):
+    /// what was stored under them is still found.
+    #[serde(default)]
+    pub previous_federation_keys: Vec<KeyFileSetting>,
+    /// The pseudonym service (blind pseudonyms, RFC 9497): no key on the node can make a
+    /// pseudonym. For a federation in production.
+    #[serde(default)]
+    pub pseudonym_service: Option<PseudonymServiceLink>,
     /// The person registry (BRP stand-in): a JSON file in the format of the BRP test fixture.
     pub person_registry_file: PathBuf,
     /// The federation's organisation registry (TOML, see `domain::organisations`), the same
@@ -241,6 +285,35 @@ pub struct RegionSettings {
     /// absent, a handed-over signal is kept aside as a dead letter.
     #[serde(default)]
     pub adoption: Option<AdoptionSettings>,
+}
+
+/// One key version and the file that holds its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFileSetting {
+    pub version: u32,
+    pub file: PathBuf,
+}
+
+/// How a region node reaches the pseudonym service (`[region.pseudonym_service]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PseudonymServiceLink {
+    pub address: SocketAddr,
+    /// The name the service's certificate must carry (with `urn:vix:pseudonymizer`).
+    pub server_name: String,
+    /// This region's client certificate (`urn:vix:region:<id>`) and the federation CA.
+    pub tls: TlsFiles,
+    /// The node's own key for idempotency keys (64 hex characters, `vix-node key-file`): they
+    /// never leave the node and must survive rotations of the service's keys.
+    pub request_key_file: PathBuf,
+    /// A registration waits this long for the service, then answers UNAVAILABLE.
+    #[serde(default = "default_pseudonym_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_pseudonym_timeout_ms() -> u64 {
+    5_000
 }
 
 /// A successor region's side of a decommission (`vix-node handover-key` makes the key).

@@ -18,8 +18,8 @@ use vix_protocol::federation::v1 as fed;
 use vix_protocol::region::v1 as pb;
 
 use crate::domain::{
-    AltYouthId, Bsn, KeyVersion, MunicipalityCode, OrganisationId, OrganisationRegistry,
-    Pseudonymiser, RegionId, SignalId, ValidationErrors,
+    AltYouthId, Bsn, KeyVersion, MunicipalityCode, OrganisationId, OrganisationRegistry, RegionId,
+    SignalId, ValidationErrors,
 };
 use crate::hub::convert as hub_convert;
 use crate::pseudonym::HmacPseudonymiser;
@@ -275,7 +275,7 @@ fn subject_key(
             .map(|bsn| pseudonymiser.subject_key(&bsn)),
         Some(YouthInput::Alt(alt)) => errors
             .check("alt_youth_id", AltYouthId::parse(&alt.issuer, &alt.number))
-            .map(|id| pseudonymiser.alt_subject_key(&id)),
+            .map(|id| pseudonymiser.alt_subject_keys(&id).current()),
     }
 }
 

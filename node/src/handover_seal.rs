@@ -13,8 +13,6 @@
 //! Sealed format: `[1] || enc (32 bytes) || ciphertext (plaintext + 16-byte tag)`.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::Path;
 
 use hpke::aead::ChaCha20Poly1305;
@@ -44,9 +42,6 @@ const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + KEY_LEN;
 /// The smallest sealed record: version, encapsulated key and the tag of an empty plaintext.
 pub const SEALED_LEN_MIN: usize = HEADER_LEN + TAG_LEN;
-/// A key file is 65 bytes; anything much larger is not a key file, and a bound lets the text be
-/// read into one allocation that is zeroized afterwards (no copies left behind by regrowth).
-const KEY_FILE_LEN_MAX: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -58,25 +53,8 @@ pub enum SealError {
         "the handover public key is a low-order X25519 point, with which no secret can be agreed"
     )]
     WeakPublicKey,
-    #[error("cannot read the handover secret file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the handover secret file {path} is not a regular file")]
-    NotAFile { path: String },
-    #[error(
-        "the handover secret file {path} may be read by group or others (mode {mode:04o}); \
-         allow its owner only: chmod 600 {path}"
-    )]
-    Permissions { path: String, mode: u32 },
-    #[error("the handover secret file {path} already exists; refusing to overwrite it")]
-    Exists { path: String },
-    #[error("cannot write the handover secret file {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("handover secret: {0}")]
+    File(#[from] crate::secret_file::SecretFileError),
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
     #[error("sealing the handover record failed")]
@@ -192,35 +170,10 @@ impl HandoverSecret {
     /// opens every record handed to this region, so a loose mode is a mistake to fix, not to
     /// work around.
     pub fn load(path: &Path) -> Result<Self, SealError> {
-        let shown = || path.display().to_string();
-        let read_error = |source| SealError::Read {
-            path: shown(),
-            source,
-        };
-        let file = File::open(path).map_err(read_error)?;
-        // The checks use the opened file, so a file swapped in after them cannot slip past.
-        let metadata = file.metadata().map_err(read_error)?;
-        if !metadata.is_file() {
-            return Err(SealError::NotAFile { path: shown() });
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = metadata.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                return Err(SealError::Permissions {
-                    path: shown(),
-                    mode,
-                });
-            }
-        }
-        let mut text = Zeroizing::new(String::with_capacity(KEY_FILE_LEN_MAX + 1));
-        file.take(KEY_FILE_LEN_MAX as u64 + 1)
-            .read_to_string(&mut text)
-            .map_err(read_error)?;
-        if text.len() > KEY_FILE_LEN_MAX {
-            return Err(SealError::SecretFormat);
-        }
+        let text = crate::secret_file::read(path).map_err(|error| match error {
+            crate::secret_file::SecretFileError::TooLong { .. } => SealError::SecretFormat,
+            error => SealError::File(error),
+        })?;
         Self::from_file_text(&text)
     }
 
@@ -229,52 +182,9 @@ impl HandoverSecret {
     /// secret lost in a crash would leave records sealed to a key nobody holds. An existing file
     /// is never overwritten, as it may hold the secret that opens records already sealed.
     pub fn write_new(path: &Path) -> Result<Self, SealError> {
-        let shown = || path.display().to_string();
         let secret = Self::generate()?;
         let text = Zeroizing::new(secret.to_file_text());
-
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                SealError::Exists { path: shown() }
-            } else {
-                SealError::Write {
-                    path: shown(),
-                    source,
-                }
-            }
-        })?;
-        if let Err(source) = file
-            .write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-        {
-            drop(file);
-            // A partial file would make every later `write_new` refuse and every `load` fail;
-            // the secret in it was never handed out, so nothing is lost by removing it.
-            let _ = std::fs::remove_file(path);
-            return Err(SealError::Write {
-                path: shown(),
-                source,
-            });
-        }
-        drop(file);
-
-        #[cfg(unix)]
-        {
-            let dir = match path.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent,
-                _ => Path::new("."),
-            };
-            File::open(dir)
-                .and_then(|dir| dir.sync_all())
-                .map_err(|source| SealError::Write {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-        }
+        crate::secret_file::write_new(path, &text)?;
         Ok(secret)
     }
 
@@ -699,7 +609,9 @@ mod tests {
         let before = std::fs::read_to_string(&path).unwrap();
         assert!(matches!(
             HandoverSecret::write_new(&path),
-            Err(SealError::Exists { .. })
+            Err(SealError::File(
+                crate::secret_file::SecretFileError::Exists { .. }
+            ))
         ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
         assert_eq!(
@@ -720,7 +632,7 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             let error = HandoverSecret::load(&path).unwrap_err();
             assert!(
-                matches!(error, SealError::Permissions { mode: m, .. } if m == mode),
+                matches!(error, SealError::File(crate::secret_file::SecretFileError::Permissions { mode: m, .. }) if m == mode),
                 "{error}"
             );
             let message = error.to_string();
@@ -739,11 +651,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             HandoverSecret::load(&dir.path().join("absent.key")),
-            Err(SealError::Read { .. })
+            Err(SealError::File(
+                crate::secret_file::SecretFileError::Read { .. }
+            ))
         ));
         assert!(matches!(
             HandoverSecret::load(dir.path()),
-            Err(SealError::NotAFile { .. })
+            Err(SealError::File(
+                crate::secret_file::SecretFileError::NotAFile { .. }
+            ))
         ));
     }
 

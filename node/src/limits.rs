@@ -25,6 +25,10 @@ pub const RIGHTS_RESPONSE_MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const FEDERATION_REQUEST_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// The federation API's largest response: one notice-log entry, or a batch's counts.
 pub const FEDERATION_RESPONSE_MAX_BYTES: usize = 1024 * 1024;
+/// An evaluation call of the pseudonym service: its largest batch of elements, framed.
+pub const PSEUDONYM_REQUEST_MAX_BYTES: usize = 64 * 1024;
+/// Its answer: every element under every live key version.
+pub const PSEUDONYM_RESPONSE_MAX_BYTES: usize = 256 * 1024;
 
 /// Per-connection and per-call bounds of a server (`[region.limits]`, `[hub.limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

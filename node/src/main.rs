@@ -9,7 +9,7 @@ use anyhow::Context;
 mod client;
 use clap::{Parser, Subcommand};
 use vix_node::domain::SystemClock;
-use vix_node::startup::{HubNode, RegionNode};
+use vix_node::startup::{HubNode, PseudonymizerNode, RegionNode};
 use vix_node::store::database_location::DatabaseLocation;
 use vix_node::store::hub::HubStore;
 use vix_node::store::region_database::{RegionDatabase, verify_audit_at};
@@ -98,6 +98,31 @@ enum Role {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run the pseudonym service: evaluates the regions' blinded identifiers (RFC 9497), with a
+    /// rate limit and an audit of volume per region. Run by the national operator, apart from
+    /// the hub.
+    Pseudonymizer {
+        /// TOML configuration file; `VIX_` variables override it (`VIX_PSEUDONYMIZER__LISTEN`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check the hash chain of the pseudonym service's audit file and show each region's volume
+    /// (calls, elements evaluated, calls refused); exits non-zero if the chain is broken.
+    PseudonymizerAudit {
+        /// The pseudonym service's TOML configuration (its `audit_file` is checked).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes 32 random bytes as hexadecimal to a new FILE readable by its owner only: a key
+    /// version of the pseudonym service, or a region's request key. An existing file is never
+    /// overwritten. Nothing is printed.
+    KeyFile {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run the national hub: the federation API for the region nodes, on SQLite or PostgreSQL.
     Hub {
         /// TOML configuration file; `VIX_` variables override it (`VIX_HUB__LISTEN`).
@@ -156,12 +181,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let mutations = vix_node::mutations::parse(&text)
                 .with_context(|| format!("checking {}", file.display()))?;
-            let version = vix_node::domain::KeyVersion::new(region.federation_key_version)
-                .context("region.federation_key_version")?;
-            let pseudonymiser = vix_node::pseudonym::HmacPseudonymiser::from_file(
-                &region.federation_key_file,
-                version,
-            )?;
+            let pseudonymiser = vix_node::startup::pseudonymiser(&region)?;
             let region_id =
                 vix_node::domain::RegionId::parse(&region.region_id).context("region.region_id")?;
             let store = RegionDatabase::open(
@@ -174,9 +194,37 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("opening {}", region.database))?;
             let now = vix_node::domain::Clock::now(&SystemClock);
             let report =
-                vix_node::mutations::apply(&store, &pseudonymiser, &mutations, now).await?;
+                vix_node::mutations::apply(&store, pseudonymiser.as_ref(), &mutations, now).await?;
             store.close().await;
             report_import(&report);
+            Ok(())
+        }
+        Role::Pseudonymizer { config } => {
+            let settings = config::load(config.as_deref(), std::env::vars())?;
+            telemetry::init(&settings.log, std::env::var("RUST_LOG").ok());
+            let service = settings
+                .pseudonymizer
+                .context("the configuration has no [pseudonymizer] section")?;
+            let mut node = PseudonymizerNode::build(&service, Arc::new(SystemClock))?;
+            if let Some(address) = service.metrics_listen {
+                node = node.with_metrics(bind(address, "pseudonymizer.metrics_listen").await?);
+            }
+            let shutdown = shutdown_signal()?;
+            let listener = bind(service.listen, "pseudonymizer.listen").await?;
+            node.run(listener, shutdown).await
+        }
+        Role::PseudonymizerAudit { config, json } => {
+            let settings = config::load(config.as_deref(), std::env::vars())?;
+            let service = settings
+                .pseudonymizer
+                .context("the configuration has no [pseudonymizer] section")?;
+            let summary = vix_node::pseudonymizer::audit::verify(&service.audit_file)?;
+            print_audit_volume(&summary, json)?;
+            Ok(())
+        }
+        Role::KeyFile { out } => {
+            vix_node::secret_file::write_new_key32(&out)?;
+            eprintln!("wrote a new key to {}", out.display());
             Ok(())
         }
         Role::HandoverKey { out } => handover_key(&out),
@@ -300,6 +348,33 @@ async fn main() -> anyhow::Result<()> {
             node.run(listener, shutdown).await
         }
     }
+}
+
+#[allow(clippy::print_stdout)] // the command's answer, for the operator
+fn print_audit_volume(
+    summary: &vix_node::pseudonymizer::audit::Summary,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(summary)?);
+        return Ok(());
+    }
+    let span = match (summary.first, summary.last) {
+        (Some(first), Some(last)) => format!(", {first} to {last}"),
+        _ => String::new(),
+    };
+    println!("audit chain intact: {} entries{span}", summary.entries);
+    println!(
+        "{:<16}  {:>10}  {:>18}  {:>13}",
+        "region", "calls", "elements evaluated", "calls refused"
+    );
+    for (region, volume) in &summary.regions {
+        println!(
+            "{:<16}  {:>10}  {:>18}  {:>13}",
+            region, volume.calls, volume.elements_evaluated, volume.calls_refused
+        );
+    }
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)] // the command's answer, for the operator

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
 
-use crate::domain::{Bsn, Pseudonymiser};
+use crate::domain::{Bsn, Pseudonymiser, YouthRef};
 use crate::store::{SignalStore, StoreError};
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +36,9 @@ pub enum MutationError {
     Line { line: usize, reason: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Nothing of the death was applied; importing the file again applies it.
+    #[error(transparent)]
+    Pseudonyms(#[from] crate::domain::PseudonymError),
 }
 
 /// Parses and checks every line; blank lines are skipped.
@@ -84,8 +87,8 @@ pub async fn apply<S: SignalStore>(
     for mutation in mutations {
         match mutation {
             Mutation::Death { bsn, .. } => {
-                let subject_key = pseudonymiser.subject_key(bsn);
-                report.signals_deleted += store.record_death(&subject_key, now).await?;
+                let pseudonyms = pseudonymiser.pseudonymise(YouthRef::Bsn(bsn), &[]).await?;
+                report.signals_deleted += store.record_death(&pseudonyms.subject, now).await?;
                 report.deaths += 1;
             }
             Mutation::Move { .. } => report.moves += 1,

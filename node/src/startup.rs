@@ -12,12 +12,14 @@ use tonic::transport::Channel;
 use vix_protocol::federation::v1::federation_service_server::FederationService;
 
 use crate::config::{HubSettings, RegionSettings};
+use crate::domain::Pseudonymiser;
 use crate::domain::clock::Clock;
 use crate::domain::registry::PersonRegistry;
 use crate::domain::{KeyVersion, OrganisationRegistry, RegionId};
 use crate::hub::{self, HubApi, HubContext};
 use crate::person_registry::JsonPersonRegistry;
 use crate::pseudonym::HmacPseudonymiser;
+use crate::pseudonym::remote::RemotePseudonymiser;
 use crate::region::forwarder::Forwarder;
 use crate::region::mailer::Mailer;
 use crate::region::notice_consumer::NoticeConsumer;
@@ -44,6 +46,66 @@ fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
             .with_context(|| format!("creating {}", folder.display()))?;
     }
     Ok(())
+}
+
+/// The region's pseudonymiser as its settings choose: the pseudonym service, or federation keys
+/// on the node. Exactly one must be configured.
+pub fn pseudonymiser(settings: &RegionSettings) -> anyhow::Result<Arc<dyn Pseudonymiser>> {
+    match (&settings.pseudonym_service, &settings.federation_key_file) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "give either region.federation_key_file or [region.pseudonym_service], not both: \
+             a region's pseudonyms must all come from one place"
+        ),
+        (None, None) => anyhow::bail!(
+            "no pseudonyms: give [region.pseudonym_service] (production) or \
+             region.federation_key_file with region.federation_key_version (one machine)"
+        ),
+        (Some(link), None) => {
+            if settings.federation_key_version.is_some()
+                || !settings.previous_federation_keys.is_empty()
+            {
+                anyhow::bail!(
+                    "region.federation_key_version and region.previous_federation_keys belong to \
+                     region.federation_key_file; with [region.pseudonym_service] the service holds \
+                     the key versions"
+                );
+            }
+            let client = tls::pseudonymizer_client_config(&link.tls)
+                .context("region.pseudonym_service.tls")?;
+            let channel =
+                tls::channel(tls::Addresses::one(link.address), &link.server_name, client)
+                    .context("region.pseudonym_service.server_name")?;
+            let request_key = crate::secret_file::read_key32(&link.request_key_file)
+                .context("region.pseudonym_service.request_key_file")?;
+            Ok(Arc::new(RemotePseudonymiser::new(
+                channel,
+                &request_key,
+                std::time::Duration::from_millis(link.timeout_ms),
+            )))
+        }
+        (None, Some(file)) => {
+            let version = settings.federation_key_version.context(
+                "region.federation_key_version is required with region.federation_key_file",
+            )?;
+            let version = KeyVersion::new(version).context("region.federation_key_version")?;
+            let mut keys = HmacPseudonymiser::from_file(file, version)
+                .context("region.federation_key_file")?;
+            for previous in &settings.previous_federation_keys {
+                let version =
+                    KeyVersion::new(previous.version).context("region.previous_federation_keys")?;
+                keys = keys
+                    .with_previous_file(&previous.file, version)
+                    .context("region.previous_federation_keys")?;
+            }
+            if 1 + settings.previous_federation_keys.len() > crate::domain::LIVE_VERSIONS_MAX {
+                anyhow::bail!(
+                    "region.previous_federation_keys: at most {} key versions may be live at once",
+                    crate::domain::LIVE_VERSIONS_MAX
+                );
+            }
+            Ok(Arc::new(keys))
+        }
+    }
 }
 
 /// A region node that has opened its store and loaded its keys, ready to serve.
@@ -111,9 +173,7 @@ impl RegionNode {
                     .with_context(|| format!("region.municipalities: {code:?}"))
             })
             .collect::<anyhow::Result<HashSet<_>>>()?;
-        let version = KeyVersion::new(settings.federation_key_version)
-            .context("region.federation_key_version")?;
-        let pseudonymiser = HmacPseudonymiser::from_file(&settings.federation_key_file, version)?;
+        let pseudonymiser = pseudonymiser(settings)?;
         let registry: Arc<dyn PersonRegistry> = match persons {
             Some(persons) => persons,
             None => Arc::new(JsonPersonRegistry::from_file(
@@ -152,7 +212,7 @@ impl RegionNode {
             region_id,
             store,
             registry,
-            pseudonymiser: Arc::new(pseudonymiser),
+            pseudonymiser,
             clock,
             organisations,
             municipalities,
@@ -418,6 +478,97 @@ impl HubNode {
         self.context.store.close().await;
         served?;
         tracing::info!("hub stopped");
+        Ok(())
+    }
+}
+
+/// The pseudonym service, with its keys read and its audit file open, ready to serve.
+pub struct PseudonymizerNode {
+    context: Arc<crate::pseudonymizer::PseudonymizerContext>,
+    tls: tls::ServerTls,
+    limits: crate::limits::ServerLimits,
+    metrics: Option<TcpListener>,
+}
+
+impl PseudonymizerNode {
+    pub fn build(
+        settings: &crate::config::PseudonymizerSettings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        use crate::pseudonymizer::{PseudonymizerContext, audit::AuditLog, keys::KeyRing, rate};
+        crate::metrics::handle();
+        let organisations = load_organisation_registry(
+            &settings.organisation_registry_file,
+            "pseudonymizer.organisation_registry_file",
+        )?;
+        let regions: HashSet<RegionId> = organisations.regions().iter().cloned().collect();
+        let keys = KeyRing::load(&settings.keys, settings.current_key_version)?;
+        let buckets =
+            rate::Buckets::new(settings.rate_limit).context("pseudonymizer.rate_limit")?;
+        create_parent(&settings.audit_file)?;
+        let audit = AuditLog::open(&settings.audit_file).context("pseudonymizer.audit_file")?;
+        let tls = tls::server_config(&settings.tls).context("pseudonymizer.tls")?;
+        tracing::info!(
+            regions = regions.len(),
+            key_versions = ?keys.versions().collect::<Vec<_>>(),
+            "pseudonym service ready"
+        );
+        Ok(Self {
+            context: Arc::new(PseudonymizerContext::new(
+                keys, regions, clock, buckets, audit,
+            )),
+            tls,
+            limits: settings.limits,
+            metrics: None,
+        })
+    }
+
+    /// Serves Prometheus's `GET /metrics` on `listener` too while the service runs.
+    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
+    }
+
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        self.run_with(listener, |api| api, shutdown).await
+    }
+
+    /// Like [`Self::run`], with the API wrapped by `wrap` (tests record what it receives).
+    pub async fn run_with<
+        T: vix_protocol::pseudonym::v1::pseudonym_service_server::PseudonymService,
+    >(
+        self,
+        listener: TcpListener,
+        wrap: impl FnOnce(crate::pseudonymizer::PseudonymizerApi) -> T,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "pseudonym service listening");
+        let (stop, stopping) = watch::channel(false);
+        let metrics = self.metrics.map(|listener| {
+            let mut stopping = stopping.clone();
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                // Counters and histograms, recorded as calls happen.
+                Arc::new(|| Box::pin(async {})),
+                async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                },
+            ))
+        });
+        let api = wrap(crate::pseudonymizer::PseudonymizerApi::new(self.context));
+        let served =
+            crate::pseudonymizer::run(listener, self.tls, self.limits, api, shutdown).await;
+        let _ = stop.send(true);
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
+        served?;
+        tracing::info!("pseudonym service stopped");
         Ok(())
     }
 }

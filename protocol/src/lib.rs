@@ -18,5 +18,13 @@ pub mod federation {
     }
 }
 
+/// `vix.pseudonym.v1`: region nodes and the pseudonym service (blind pseudonymisation).
+pub mod pseudonym {
+    pub mod v1 {
+        #![allow(clippy::all, unreachable_pub, unused_qualifications, missing_docs)]
+        tonic::include_proto!("vix.pseudonym.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every vix service, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vix_descriptor");

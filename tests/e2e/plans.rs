@@ -214,10 +214,14 @@ async fn every_flow() -> Vec<(String, std::path::PathBuf, tempfile::TempDir)> {
         .await
         .unwrap();
     // A death reported by the BRP.
+    let youth = Bsn::parse(YOUTH).unwrap();
     let deceased = north
         .context
         .pseudonymiser
-        .subject_key(&Bsn::parse(YOUTH).unwrap());
+        .pseudonymise(vix_node::domain::YouthRef::Bsn(&youth), &[])
+        .await
+        .unwrap()
+        .subject;
     north
         .context
         .store

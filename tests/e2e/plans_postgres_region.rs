@@ -4,6 +4,7 @@
 use jiff::civil::date;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
+use vix_node::domain::LiveKeys;
 use vix_node::domain::audit::Actor;
 use vix_node::domain::contact::ContactInput;
 use vix_node::domain::coordination::{CoordinationAction, Party};
@@ -138,12 +139,19 @@ pub(crate) async fn every_flow(schema: &Schema) {
         .unwrap();
     let subject = SubjectKey::new(KeyVersion::new(1).unwrap(), [1; 32]);
     store
-        .correct(&subject, a, SignalUpdate::default(), &officer, "ref", now())
+        .correct(
+            &LiveKeys::one(subject),
+            a,
+            SignalUpdate::default(),
+            &officer,
+            "ref",
+            now(),
+        )
         .await
         .unwrap();
     store
         .signals_of_subject(
-            &subject,
+            &LiveKeys::one(subject),
             SignalPage {
                 after: None,
                 limit: 10,
@@ -253,12 +261,15 @@ pub(crate) async fn every_flow(schema: &Schema) {
     let d = created(&store, new_signal("jgz-north", 3, 8)).await;
     let youth_3 = SubjectKey::new(KeyVersion::new(1).unwrap(), [3; 32]);
     store
-        .erase(&youth_3, &[d], &officer, "ref", now())
+        .erase(&LiveKeys::one(youth_3), &[d], &officer, "ref", now())
         .await
         .unwrap();
     created(&store, new_signal("jgz-north", 4, 8)).await;
     let youth_4 = SubjectKey::new(KeyVersion::new(1).unwrap(), [4; 32]);
-    store.record_death(&youth_4, now()).await.unwrap();
+    store
+        .record_death(&LiveKeys::one(youth_4), now())
+        .await
+        .unwrap();
     store.sweep(date(2027, 12, 1), 100).await.unwrap();
     store.sweep(date(2033, 12, 1), 100).await.unwrap();
     store.verify_audit().await.unwrap();

@@ -217,8 +217,10 @@ pub fn region_settings_in(
         listen: "127.0.0.1:0".parse().expect("address"),
         database: dir.join(format!("region-{region}.sqlite")).into(),
         postgres: Default::default(),
-        federation_key_file: pki.join(vix_certs_dev::files::FEDERATION_KEY),
-        federation_key_version: 1,
+        federation_key_file: Some(pki.join(vix_certs_dev::files::FEDERATION_KEY)),
+        federation_key_version: Some(1),
+        previous_federation_keys: Vec::new(),
+        pseudonym_service: None,
         person_registry_file: persons.to_owned(),
         organisation_registry_file: pki.join(vix_certs_dev::files::ORGANISATION_REGISTRY),
         municipalities: spec

@@ -1,8 +1,14 @@
 //! Pseudonyms: the keyed hashes that stand for a youth (subject key) or a BRP parent (family
-//! key) everywhere outside the node's memory. The hashing itself sits behind [`Pseudonymiser`],
-//! so a blind pseudonymisation service (OPRF, RFC 9497) can replace the shared key later.
+//! key) everywhere outside the node's memory. Making them sits behind [`Pseudonymiser`]: a
+//! shared HMAC key on one machine, or the pseudonym service's oblivious PRF (RFC 9497), which no
+//! region can evaluate alone.
+//!
+//! Keys rotate: while more than one key version is live, every identifier has a key under each,
+//! and whoever looks a youth up looks under all of them ([`LiveKeys`]).
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
 use super::{AltYouthId, Bsn, OrganisationId, RequestId};
 
@@ -17,7 +23,17 @@ pub enum KeyError {
     Version,
     #[error("a key is 64 hexadecimal characters")]
     Digest,
+    #[error("an identifier needs a key under at least one version")]
+    NoKey,
+    #[error("key version {0} is given twice")]
+    TwiceVersion(u32),
+    #[error("at most {LIVE_VERSIONS_MAX} key versions may be live at once")]
+    TooMany,
 }
+
+/// Key versions live at once: the current one and those still being retired. Bounded so a
+/// lookup is one statement with a fixed number of keys.
+pub const LIVE_VERSIONS_MAX: usize = 3;
 
 impl KeyVersion {
     pub fn new(version: u32) -> Result<Self, KeyError> {
@@ -80,6 +96,12 @@ macro_rules! pseudonym {
             }
         }
 
+        impl Versioned for $name {
+            fn key_version(&self) -> KeyVersion {
+                self.version
+            }
+        }
+
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 // A prefix is enough to tell keys apart in a test failure.
@@ -87,6 +109,11 @@ macro_rules! pseudonym {
             }
         }
     };
+}
+
+/// A pseudonym that carries its key version.
+pub trait Versioned: Copy {
+    fn key_version(&self) -> KeyVersion;
 }
 
 pseudonym!(
@@ -98,15 +125,86 @@ pseudonym!(
     FamilyKey
 );
 
+/// One identifier's keys under every live key version, the current one first: new records are
+/// stored under [`LiveKeys::current`], and lookups try [`LiveKeys::all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveKeys<K> {
+    keys: Vec<K>,
+}
+
+impl<K: Versioned> LiveKeys<K> {
+    pub fn new(keys: Vec<K>) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::NoKey);
+        }
+        if keys.len() > LIVE_VERSIONS_MAX {
+            return Err(KeyError::TooMany);
+        }
+        for (index, key) in keys.iter().enumerate() {
+            if keys[..index]
+                .iter()
+                .any(|known| known.key_version() == key.key_version())
+            {
+                return Err(KeyError::TwiceVersion(key.key_version().get()));
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    pub fn current(&self) -> K {
+        self.keys[0]
+    }
+
+    pub fn all(&self) -> &[K] {
+        &self.keys
+    }
+
+    /// Exactly [`LIVE_VERSIONS_MAX`] keys, the current one repeated in the free places: for a
+    /// statement `IN (?, ?, ?)` that is the same text however many versions are live.
+    pub fn padded(&self) -> [K; LIVE_VERSIONS_MAX] {
+        std::array::from_fn(|index| *self.keys.get(index).unwrap_or(&self.keys[0]))
+    }
+
+    /// A youth's single key, when only one version is live (tests, tools).
+    pub fn one(key: K) -> Self {
+        Self { keys: vec![key] }
+    }
+}
+
+/// The youth a request names.
+#[derive(Debug, Clone, Copy)]
+pub enum YouthRef<'a> {
+    Bsn(&'a Bsn),
+    Alt(&'a AltYouthId),
+}
+
+/// A youth's keys and their parents' (in the order given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pseudonyms {
+    pub subject: LiveKeys<SubjectKey>,
+    pub families: Vec<LiveKeys<FamilyKey>>,
+}
+
+/// Why no pseudonym could be made. Nothing is stored without one: the caller retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PseudonymError {
+    #[error("the pseudonym service cannot be used now: {0}")]
+    Unavailable(String),
+    #[error("the pseudonym service's rate limit for this region is used up: {0}")]
+    RateLimited(String),
+}
+
+pub type PseudonymFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Pseudonyms, PseudonymError>> + Send + 'a>>;
+
 /// Turns identifiers into pseudonyms. Implementations must use distinct domain-separated labels
 /// for subjects, alternative subjects and parents, so a key of one kind never equals another.
 pub trait Pseudonymiser: Send + Sync + 'static {
-    fn key_version(&self) -> KeyVersion;
-    fn subject_key(&self, youth: &Bsn) -> SubjectKey;
-    fn alt_subject_key(&self, youth: &AltYouthId) -> SubjectKey;
-    fn family_key(&self, parent: &Bsn) -> FamilyKey;
-    /// A keyed hash of a caller's idempotency key. Callers choose request ids freely, and one
-    /// could hold a BSN; the node stores only this.
+    /// The keys of `youth` and of each of `parents` under every live version: one round trip
+    /// at most, however many identifiers.
+    fn pseudonymise<'a>(&'a self, youth: YouthRef<'a>, parents: &'a [Bsn]) -> PseudonymFuture<'a>;
+    /// A keyed hash of a caller's idempotency key, made on the node alone. Callers choose
+    /// request ids freely, and one could hold a BSN; the node stores only this.
     fn request_key(&self, organisation: &OrganisationId, request: &RequestId) -> [u8; 32];
 }
 
@@ -122,5 +220,25 @@ mod tests {
         assert_eq!(SubjectKey::parse_stored(&stored), Ok(key));
         assert!(SubjectKey::parse_stored("v0:ab").is_err());
         assert!(SubjectKey::parse_stored("abab").is_err());
+    }
+
+    #[test]
+    fn live_keys_have_one_current_and_distinct_versions() {
+        let v = |n| KeyVersion::new(n).unwrap();
+        let keys = LiveKeys::new(vec![
+            SubjectKey::new(v(2), [2; 32]),
+            SubjectKey::new(v(1), [1; 32]),
+        ])
+        .unwrap();
+        assert_eq!(keys.current().key_version(), v(2));
+        assert_eq!(keys.all().len(), 2);
+        assert_eq!(LiveKeys::<SubjectKey>::new(vec![]), Err(KeyError::NoKey));
+        assert_eq!(
+            LiveKeys::new(vec![
+                SubjectKey::new(v(1), [2; 32]),
+                SubjectKey::new(v(1), [1; 32]),
+            ]),
+            Err(KeyError::TwiceVersion(1))
+        );
     }
 }

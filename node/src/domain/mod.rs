@@ -28,7 +28,10 @@ pub use bsn::Bsn;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use contact::ProfessionalContact;
 pub use ids::{AltYouthId, MunicipalityCode, OrganisationId, RegionId, RequestId, SignalId};
-pub use keys::{FamilyKey, KeyVersion, Pseudonymiser, SubjectKey};
+pub use keys::{
+    FamilyKey, KeyVersion, LIVE_VERSIONS_MAX, LiveKeys, PseudonymError, PseudonymFuture,
+    Pseudonymiser, Pseudonyms, SubjectKey, Versioned, YouthRef,
+};
 pub use organisations::{Organisation, OrganisationName, OrganisationRegistry};
 pub use signal::{Revision, SignalState, WithdrawReason};
 pub use validation::{FieldViolation, ValidationErrors};

@@ -5,8 +5,8 @@ use tonic::Status;
 
 use crate::bad_request::invalid_argument;
 
-use crate::domain::ValidationErrors;
 use crate::domain::registry::RegistryError;
+use crate::domain::{PseudonymError, ValidationErrors};
 use crate::store::StoreError;
 
 /// The answer to a signal id the caller may not see, whether or not it exists.
@@ -27,6 +27,8 @@ pub enum RegionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Pseudonyms(#[from] PseudonymError),
 }
 
 impl From<ValidationErrors> for RegionError {
@@ -70,6 +72,19 @@ impl From<RegionError> for Status {
             RegionError::Registry(error) => {
                 log_cause(&error);
                 Status::unavailable("the person registry is unavailable; retry")
+            }
+            // Nothing was stored: the caller sends the same request again later.
+            RegionError::Pseudonyms(error @ PseudonymError::Unavailable(_)) => {
+                tracing::warn!(error = %error, "request refused: no pseudonyms");
+                Status::unavailable(
+                    "the pseudonym service is unavailable; nothing was stored; retry",
+                )
+            }
+            RegionError::Pseudonyms(error @ PseudonymError::RateLimited(_)) => {
+                tracing::warn!(error = %error, "request refused: no pseudonyms");
+                Status::resource_exhausted(
+                    "this region's pseudonym allowance is used up; nothing was stored; retry later",
+                )
             }
             RegionError::Store(error) => {
                 log_cause(&error);

@@ -15,7 +15,7 @@ use crate::domain::clock::Clock;
 use crate::domain::registry::PersonRegistry;
 use crate::domain::signal::check_youth;
 use crate::domain::{
-    OrganisationId, OrganisationName, Pseudonymiser, RegionId, SignalId, ValidationErrors,
+    OrganisationId, OrganisationName, Pseudonymiser, RegionId, SignalId, ValidationErrors, YouthRef,
 };
 use crate::store::{NewSignal, Registered, SignalStore, SignalUpdate, SweepReport, Withdrawn};
 use crate::tls::{self, PeerIdentity};
@@ -254,11 +254,12 @@ fn caller<S, T>(
                 "this organisation is not served by this region".into(),
             )),
         },
-        PeerIdentity::Region(_) | PeerIdentity::Hub | PeerIdentity::Municipality { .. } => {
-            Err(RegionError::PermissionDenied(
-                "only organisation certificates may use the region API".into(),
-            ))
-        }
+        PeerIdentity::Region(_)
+        | PeerIdentity::Hub
+        | PeerIdentity::Pseudonymizer
+        | PeerIdentity::Municipality { .. } => Err(RegionError::PermissionDenied(
+            "only organisation certificates may use the region API".into(),
+        )),
     }
 }
 
@@ -313,7 +314,7 @@ impl<S: SignalStore> RegionApi<S> {
         let input = convert::parse_register(request.get_ref(), today)?;
 
         let pseudonymiser = &context.pseudonymiser;
-        let (subject_key, family_keys, birth_date) = match &input.youth {
+        let (pseudonyms, birth_date) = match &input.youth {
             Youth::Bsn(bsn) => {
                 let person = context.registry.lookup(bsn)?.ok_or(RegionError::NotFound(
                     "no person with this BSN in the person registry",
@@ -333,19 +334,25 @@ impl<S: SignalStore> RegionApi<S> {
                 // Whom to inform follows the age, which only the registry knew.
                 crate::domain::informing::check(input.informing, birth_date, today, today)
                     .map_err(|error| ValidationErrors::single("informing", error.to_string()))?;
-                let mut family_keys: Vec<_> = person
-                    .parents
-                    .iter()
-                    .map(|parent| pseudonymiser.family_key(parent))
-                    .collect();
-                family_keys.sort_unstable();
-                family_keys.dedup();
-                (pseudonymiser.subject_key(bsn), family_keys, birth_date)
+                // The youth and every parent in one round trip to the pseudonym service.
+                let pseudonyms = pseudonymiser
+                    .pseudonymise(YouthRef::Bsn(bsn), &person.parents)
+                    .await?;
+                (pseudonyms, birth_date)
             }
-            Youth::Alt { id, birth_date } => {
-                (pseudonymiser.alt_subject_key(id), Vec::new(), *birth_date)
-            }
+            Youth::Alt { id, birth_date } => (
+                pseudonymiser.pseudonymise(YouthRef::Alt(id), &[]).await?,
+                *birth_date,
+            ),
         };
+        let subject_key = pseudonyms.subject.current();
+        let mut family_keys: Vec<_> = pseudonyms
+            .families
+            .iter()
+            .map(|keys| keys.current())
+            .collect();
+        family_keys.sort_unstable();
+        family_keys.dedup();
 
         let new = NewSignal {
             signal_id: SignalId::generate(),

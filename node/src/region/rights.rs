@@ -12,7 +12,9 @@ use super::{RegionContext, RegionError, convert};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::bounds;
 use crate::domain::scope::{self, Residence};
-use crate::domain::{AltYouthId, Bsn, MunicipalityCode, SignalId, SubjectKey, ValidationErrors};
+use crate::domain::{
+    AltYouthId, Bsn, LiveKeys, MunicipalityCode, SignalId, SubjectKey, ValidationErrors, YouthRef,
+};
 use crate::store::{SignalStore, SignalUpdate};
 use crate::tls::{self, PeerIdentity};
 
@@ -106,15 +108,15 @@ fn parse_youth(youth: Option<YouthInput<'_>>, errors: &mut ValidationErrors) -> 
 }
 
 impl<S: SignalStore> RightsApi<S> {
-    /// The youth's subject key, once `code` is shown to act for them (`domain::scope`): an
-    /// officer of another municipality is refused before anything of the youth is read.
-    fn youth_in_scope(
+    /// The youth's subject keys under every live version, once `code` is shown to act for
+    /// them (`domain::scope`): an officer of another municipality is refused before anything of
+    /// the youth is read or pseudonymised.
+    async fn youth_in_scope(
         &self,
         code: &MunicipalityCode,
         youth: &NamedYouth,
-    ) -> Result<SubjectKey, RegionError> {
-        let pseudonymiser = &self.context.pseudonymiser;
-        let (residence, subject_key) = match youth {
+    ) -> Result<LiveKeys<SubjectKey>, RegionError> {
+        let (residence, youth) = match youth {
             NamedYouth::Bsn(bsn) => (
                 Residence::Registered(
                     self.context
@@ -122,15 +124,16 @@ impl<S: SignalStore> RightsApi<S> {
                         .lookup(bsn)?
                         .and_then(|person| person.municipality),
                 ),
-                pseudonymiser.subject_key(bsn),
+                YouthRef::Bsn(bsn),
             ),
-            NamedYouth::Alt(id) => (Residence::Unregistered, pseudonymiser.alt_subject_key(id)),
+            NamedYouth::Alt(id) => (Residence::Unregistered, YouthRef::Alt(id)),
         };
         scope::check(code, &residence).map_err(|error| {
             tracing::info!(municipality = %code, "rights request for a youth of another municipality refused");
             RegionError::PermissionDenied(error.to_string())
         })?;
-        Ok(subject_key)
+        let pseudonyms = self.context.pseudonymiser.pseudonymise(youth, &[]).await?;
+        Ok(pseudonyms.subject)
     }
 
     async fn export(
@@ -152,12 +155,12 @@ impl<S: SignalStore> RightsApi<S> {
         let (Some(youth), Some(actor), Some(page)) = (youth, actor, page) else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
-        let subject_key = self.youth_in_scope(&code, &youth)?;
+        let subject_keys = self.youth_in_scope(&code, &youth).await?;
         let limit = page.limit;
         let signals = self
             .context
             .store
-            .signals_of_subject(&subject_key, page)
+            .signals_of_subject(&subject_keys, page)
             .await?;
         let mut exported = Vec::with_capacity(signals.len());
         for signal in &signals {
@@ -249,7 +252,7 @@ impl<S: SignalStore> RightsApi<S> {
         else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
-        let subject_key = self.youth_in_scope(&code, &youth)?;
+        let subject_keys = self.youth_in_scope(&code, &youth).await?;
         let correction = SignalUpdate {
             contact,
             planned_removal_date,
@@ -259,7 +262,7 @@ impl<S: SignalStore> RightsApi<S> {
             .context
             .store
             .correct(
-                &subject_key,
+                &subject_keys,
                 signal_id,
                 correction,
                 &actor,
@@ -308,12 +311,12 @@ impl<S: SignalStore> RightsApi<S> {
         else {
             return Err(ValidationErrors::single("request", "is incomplete").into());
         };
-        let subject_key = self.youth_in_scope(&code, &youth)?;
+        let subject_keys = self.youth_in_scope(&code, &youth).await?;
         let erased = self
             .context
             .store
             .erase(
-                &subject_key,
+                &subject_keys,
                 &only,
                 &actor,
                 &reference,

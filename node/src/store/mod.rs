@@ -13,8 +13,8 @@ use crate::domain::informing::InformingRecord;
 use crate::domain::matching::{MatchType, NoticeKind};
 use crate::domain::signal::LifecycleError;
 use crate::domain::{
-    FamilyKey, OrganisationId, OrganisationName, ProfessionalContact, RegionId, Revision, SignalId,
-    SignalState, SubjectKey, WithdrawReason,
+    FamilyKey, LiveKeys, OrganisationId, OrganisationName, ProfessionalContact, RegionId, Revision,
+    SignalId, SignalState, SubjectKey, WithdrawReason,
 };
 use hub::LoggedNotice;
 
@@ -357,7 +357,7 @@ pub trait SignalStore: Send + Sync + 'static {
     /// them, and refuses new ones from now on. Returns how many signals were deleted.
     fn record_death(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         now: Timestamp,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
@@ -389,7 +389,7 @@ pub trait SignalStore: Send + Sync + 'static {
     /// oldest registration first.
     fn signals_of_subject(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         page: SignalPage,
     ) -> impl Future<Output = Result<Vec<StoredSignal>, StoreError>> + Send;
 
@@ -398,7 +398,7 @@ pub trait SignalStore: Send + Sync + 'static {
     /// signal does not exist or is on another youth: the two are not told apart.
     fn correct(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         signal_id: SignalId,
         correction: SignalUpdate,
         actor: &crate::domain::audit::Actor,
@@ -411,7 +411,7 @@ pub trait SignalStore: Send + Sync + 'static {
     /// erased signal ids.
     fn erase(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         only: &[SignalId],
         actor: &crate::domain::audit::Actor,
         reference: &str,

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::domain::audit::{Actor, AuditEntry};
 use crate::domain::coordination::{CoordinationAction, CoordinationChange};
-use crate::domain::{OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
+use crate::domain::{LiveKeys, OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
 
 pub enum RegionDatabase {
     Sqlite(SqliteStore),
@@ -137,10 +137,10 @@ impl SignalStore for RegionDatabase {
 
     async fn record_death(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         now: Timestamp,
     ) -> Result<u32, StoreError> {
-        on_backend!(self, store => store.record_death(subject_key, now).await)
+        on_backend!(self, store => store.record_death(subject_keys, now).await)
     }
 
     async fn coordinate(
@@ -166,33 +166,33 @@ impl SignalStore for RegionDatabase {
 
     async fn signals_of_subject(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         page: SignalPage,
     ) -> Result<Vec<StoredSignal>, StoreError> {
-        on_backend!(self, store => store.signals_of_subject(subject_key, page).await)
+        on_backend!(self, store => store.signals_of_subject(subject_keys, page).await)
     }
 
     async fn correct(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         signal_id: SignalId,
         correction: SignalUpdate,
         actor: &Actor,
         reference: &str,
         now: Timestamp,
     ) -> Result<StoredSignal, StoreError> {
-        on_backend!(self, store => store.correct(subject_key, signal_id, correction, actor, reference, now).await)
+        on_backend!(self, store => store.correct(subject_keys, signal_id, correction, actor, reference, now).await)
     }
 
     async fn erase(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         only: &[SignalId],
         actor: &Actor,
         reference: &str,
         now: Timestamp,
     ) -> Result<Vec<SignalId>, StoreError> {
-        on_backend!(self, store => store.erase(subject_key, only, actor, reference, now).await)
+        on_backend!(self, store => store.erase(subject_keys, only, actor, reference, now).await)
     }
 
     async fn record_audit(&self, entry: AuditEntry) -> Result<(), StoreError> {

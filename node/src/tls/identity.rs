@@ -15,6 +15,8 @@ pub enum PeerIdentity {
     Region(RegionId),
     /// The national hub: `urn:vix:hub`. Only ever a server.
     Hub,
+    /// The national pseudonym service: `urn:vix:pseudonymizer`. Only ever a server.
+    Pseudonymizer,
     /// A municipality acting on the rights of youths and parents: `urn:vix:municipality:<code>`.
     Municipality {
         code: MunicipalityCode,
@@ -43,6 +45,7 @@ const MUNICIPALITY_NAME_MAX_LEN: usize = 200;
 const VIX_URN: &str = "urn:vix:";
 const ORG_URN: &str = "urn:vix:org:";
 const HUB_URN: &str = "urn:vix:hub";
+const PSEUDONYMIZER_URN: &str = "urn:vix:pseudonymizer";
 const MUNICIPALITY_URN: &str = "urn:vix:municipality:";
 const REGION_URN: &str = "urn:vix:region:";
 
@@ -84,6 +87,9 @@ pub fn identify(cert: &CertificateDer<'_>) -> Result<PeerIdentity, IdentityError
     if uri == HUB_URN {
         return Ok(PeerIdentity::Hub);
     }
+    if uri == PSEUDONYMIZER_URN {
+        return Ok(PeerIdentity::Pseudonymizer);
+    }
     if let Some(id) = uri.strip_prefix(REGION_URN) {
         return RegionId::parse(id)
             .map(PeerIdentity::Region)
@@ -94,7 +100,8 @@ pub fn identify(cert: &CertificateDer<'_>) -> Result<PeerIdentity, IdentityError
     let known_kind = [MUNICIPALITY_URN, ORG_URN, REGION_URN]
         .iter()
         .any(|prefix| starts_with_ignoring_case(uri, prefix))
-        || uri.eq_ignore_ascii_case(HUB_URN);
+        || uri.eq_ignore_ascii_case(HUB_URN)
+        || uri.eq_ignore_ascii_case(PSEUDONYMIZER_URN);
     if known_kind || uri.to_ascii_lowercase() != uri {
         return Err(IdentityError::NotLowerCase);
     }

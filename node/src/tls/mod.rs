@@ -255,7 +255,7 @@ fn server_tls(
 /// A client that trusts only the federation CA (and its CRLs, if given), accepts only a server
 /// certificate for the server role, and presents its own certificate.
 pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
-    client_tls(files, false, files.crl_reload())
+    client_tls(files, None, files.crl_reload())
 }
 
 /// A region's client for the hub: like [`client_config`], and accepts only a server
@@ -263,16 +263,23 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
 /// the host name (a region's server certificate, say) cannot pose as the hub and receive the
 /// region's signals.
 pub fn hub_client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
-    client_tls(files, true, files.crl_reload())
+    client_tls(files, Some(PeerIdentity::Hub), files.crl_reload())
+}
+
+/// A region's client for the pseudonym service: like [`hub_client_config`], for a server
+/// certificate that names the service (`urn:vix:pseudonymizer`). A region must not blind its
+/// identifiers for anybody else, nor take anybody else's evaluations as pseudonyms.
+pub fn pseudonymizer_client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TlsError> {
+    client_tls(files, Some(PeerIdentity::Pseudonymizer), files.crl_reload())
 }
 
 fn client_tls(
     files: &TlsFiles,
-    require_hub: bool,
+    required: Option<PeerIdentity>,
     crl_reload: Duration,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     let verifier = Arc::new(
-        ServerVerifier::new(read_roots(&files.ca)?, files.crls.clone(), require_hub)
+        ServerVerifier::new(read_roots(&files.ca)?, files.crls.clone(), required)
             .map_err(TlsError::Verifier)?,
     );
     verifier.crls().spawn(crl_reload);

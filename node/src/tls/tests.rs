@@ -55,9 +55,29 @@ fn the_hub_certificate_names_the_hub() {
     );
 }
 
-/// Serves one TLS handshake on loopback with `cert`/`key` of the dev PKI and reports
-/// whether a region's hub client accepted it.
+#[test]
+fn the_pseudonymizer_certificate_names_the_pseudonym_service() {
+    let dir = pki();
+    assert_eq!(
+        identify(&first_cert(&dir.path().join("pseudonymizer.pem"))),
+        Ok(PeerIdentity::Pseudonymizer)
+    );
+}
+
+/// Which of a region's clients a handshake is made with.
+#[derive(Clone, Copy)]
+enum RegionClient {
+    Hub,
+    Pseudonymizer,
+}
+
 async fn hub_client_accepts(dir: &Path, cert: &str, key: &str) -> bool {
+    region_client_accepts(dir, RegionClient::Hub, cert, key).await
+}
+
+/// Serves one TLS handshake on loopback with `cert`/`key` of the dev PKI and reports
+/// whether the region's `client` accepted it.
+async fn region_client_accepts(dir: &Path, client: RegionClient, cert: &str, key: &str) -> bool {
     let server = server_config(&TlsFiles {
         ca: dir.join("ca.pem"),
         cert: dir.join(cert),
@@ -72,13 +92,17 @@ async fn hub_client_accepts(dir: &Path, cert: &str, key: &str) -> bool {
         let (tcp, _) = listener.accept().await.unwrap();
         let _ = tokio_rustls::TlsAcceptor::from(server).accept(tcp).await;
     });
-    let client = hub_client_config(&TlsFiles {
+    let files = TlsFiles {
         ca: dir.join("ca.pem"),
         cert: dir.join("region-north-client.pem"),
         key: dir.join("region-north-client.key"),
         crls: vec![dir.join("crl.pem")],
         ..Default::default()
-    })
+    };
+    let client = match client {
+        RegionClient::Hub => hub_client_config(&files),
+        RegionClient::Pseudonymizer => pseudonymizer_client_config(&files),
+    }
     .unwrap();
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
@@ -101,6 +125,19 @@ async fn a_region_trusts_only_the_hub_certificate_as_its_hub() {
         )
         .await
     );
+    // Nor may the pseudonym service pose as the hub, or the hub as the pseudonym service.
+    assert!(!hub_client_accepts(dir.path(), "pseudonymizer.pem", "pseudonymizer.key").await);
+    let service = RegionClient::Pseudonymizer;
+    assert!(
+        region_client_accepts(
+            dir.path(),
+            service,
+            "pseudonymizer.pem",
+            "pseudonymizer.key"
+        )
+        .await
+    );
+    assert!(!region_client_accepts(dir.path(), service, "hub.pem", "hub.key").await);
 }
 
 #[test]

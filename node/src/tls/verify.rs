@@ -34,8 +34,8 @@ pub enum RoleError {
     NoExtendedKeyUsage(&'static str),
     #[error("the certificate's extended key usage does not include {0}")]
     WrongUsage(&'static str),
-    #[error("the certificate does not name the hub (urn:vix:hub)")]
-    NotTheHub,
+    #[error("the certificate does not name the {0}")]
+    NotTheServer(&'static str),
 }
 
 fn refused(error: impl std::error::Error + Send + Sync + 'static) -> rustls::Error {
@@ -373,13 +373,15 @@ impl ClientCertVerifier for ClientVerifier {
 }
 
 /// A client's check of server certificates: the CA and its current CRLs, the host name, the
-/// serverAuth EKU and, for a region's link to the hub, `urn:vix:hub`.
+/// serverAuth EKU and, for a region's links to the hub and the pseudonym service, their
+/// identity (`urn:vix:hub`, `urn:vix:pseudonymizer`).
 #[derive(Debug)]
 pub(crate) struct ServerVerifier {
     crls: Arc<CrlWatch<WebPkiServerVerifier>>,
     /// Any other certificate of the CA valid for the host name (a region's server certificate,
-    /// say) must not pose as the hub and receive the region's signals.
-    require_hub: bool,
+    /// say) must not pose as the hub and receive the region's signals, nor as the pseudonym
+    /// service and answer its evaluations.
+    required: Option<PeerIdentity>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -387,7 +389,7 @@ impl ServerVerifier {
     pub(crate) fn new(
         roots: RootCertStore,
         crl_paths: Vec<PathBuf>,
-        require_hub: bool,
+        required: Option<PeerIdentity>,
     ) -> Result<Self, String> {
         let roots = Arc::new(roots);
         let build = move |crls: Vec<CertificateRevocationListDer<'static>>| {
@@ -400,7 +402,7 @@ impl ServerVerifier {
         let crls = CrlWatch::new(crl_paths, Box::new(build))?;
         Ok(Self {
             crls,
-            require_hub,
+            required,
             algorithms: ring().signature_verification_algorithms,
         })
     }
@@ -424,8 +426,13 @@ impl ServerCertVerifier for ServerVerifier {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .inspect_err(|error| self.crls.report(&loaded, error))?;
         check_usage(end_entity, Role::Server).map_err(refused)?;
-        if self.require_hub && identify(end_entity) != Ok(PeerIdentity::Hub) {
-            return Err(refused(RoleError::NotTheHub));
+        if let Some(required) = &self.required
+            && identify(end_entity).as_ref() != Ok(required)
+        {
+            return Err(refused(RoleError::NotTheServer(match required {
+                PeerIdentity::Pseudonymizer => "pseudonym service (urn:vix:pseudonymizer)",
+                _ => "hub (urn:vix:hub)",
+            })));
         }
         Ok(verified)
     }

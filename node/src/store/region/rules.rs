@@ -15,7 +15,9 @@ use crate::domain::coordination::{
 use crate::domain::lifecycle::{self, Due, LifecycleDates};
 use crate::domain::matching::{MatchScope, MatchSignal, plan_notices, standing_signal};
 use crate::domain::signal::{self, Withdrawal};
-use crate::domain::{RegionId, Revision, SignalId, SignalState, SubjectKey, WithdrawReason};
+use crate::domain::{
+    LiveKeys, RegionId, Revision, SignalId, SignalState, SubjectKey, WithdrawReason,
+};
 use crate::store::dead_letter::{DeadLetterSource, Retried};
 use crate::store::hub::tx::Party;
 use crate::store::hub::{LogEntry, LoggedNotice};
@@ -207,7 +209,7 @@ pub(crate) async fn update<T: RegionTx>(
 /// [`StoreError::NotFound`], as one that does not exist.
 pub(crate) async fn correct<T: RegionTx>(
     tx: &mut T,
-    subject_key: &SubjectKey,
+    subject_keys: &LiveKeys<SubjectKey>,
     signal_id: SignalId,
     correction: SignalUpdate,
     actor: &Actor,
@@ -218,7 +220,7 @@ pub(crate) async fn correct<T: RegionTx>(
     let current = tx
         .signal(signal_id)
         .await?
-        .filter(|signal| signal.subject_key == *subject_key)
+        .filter(|signal| subject_keys.all().contains(&signal.subject_key))
         .ok_or(StoreError::NotFound)?;
     let today = crate::domain::clock::local_date(now);
     let registered_on = crate::domain::clock::local_date(current.registered_at);
@@ -265,13 +267,16 @@ pub(crate) async fn correct<T: RegionTx>(
 /// refused from now on. Returns how many signals were deleted.
 pub(crate) async fn record_death<T: RegionTx>(
     tx: &mut T,
-    subject_key: &SubjectKey,
+    subject_keys: &LiveKeys<SubjectKey>,
     now: Timestamp,
 ) -> Result<u32, StoreError> {
     tx.lock_writes().await?;
-    tx.record_deceased(subject_key, now).await?;
+    // Under every live version: a registration under any of them is refused from now on.
+    for subject_key in subject_keys.all() {
+        tx.record_deceased(subject_key, now).await?;
+    }
     let mut deleted = 0;
-    for signal_id in tx.subject_signals(subject_key).await? {
+    for signal_id in subject_signals(tx, subject_keys).await? {
         let signal = stored(tx, signal_id).await?;
         delete_signal(tx, &signal, now).await?;
         tx.audit(&AuditEntry {
@@ -287,18 +292,31 @@ pub(crate) async fn record_death<T: RegionTx>(
     Ok(deleted)
 }
 
+/// The youth's signals under every live key version: some may be stored under a version being
+/// retired.
+async fn subject_signals<T: RegionTx>(
+    tx: &mut T,
+    subject_keys: &LiveKeys<SubjectKey>,
+) -> Result<Vec<SignalId>, StoreError> {
+    let mut signals = Vec::new();
+    for subject_key in subject_keys.all() {
+        signals.extend(tx.subject_signals(subject_key).await?);
+    }
+    Ok(signals)
+}
+
 /// A municipality's erasure order: the youth's signals, or only those named (each of which
 /// must be the youth's, or nothing is erased). Returns the erased signal ids.
 pub(crate) async fn erase<T: RegionTx>(
     tx: &mut T,
-    subject_key: &SubjectKey,
+    subject_keys: &LiveKeys<SubjectKey>,
     only: &[SignalId],
     actor: &Actor,
     reference: &str,
     now: Timestamp,
 ) -> Result<Vec<SignalId>, StoreError> {
     tx.lock_writes().await?;
-    let of_youth = tx.subject_signals(subject_key).await?;
+    let of_youth = subject_signals(tx, subject_keys).await?;
     if only.iter().any(|id| !of_youth.contains(id)) {
         return Err(StoreError::NotFound);
     }

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{CoordinationAction, CoordinationChange};
-use crate::domain::{OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
+use crate::domain::{LiveKeys, OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
 
 mod tx;
 
@@ -230,11 +230,11 @@ impl SignalStore for PgRegionStore {
 
     async fn record_death(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         now: Timestamp,
     ) -> Result<u32, StoreError> {
         let mut tx = self.begin().await?;
-        let deleted = rules::record_death(&mut tx, subject_key, now).await?;
+        let deleted = rules::record_death(&mut tx, subject_keys, now).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -280,7 +280,7 @@ impl SignalStore for PgRegionStore {
 
     async fn signals_of_subject(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         page: SignalPage,
     ) -> Result<Vec<StoredSignal>, StoreError> {
         let (registered_at, signal_id) = match &page.after {
@@ -290,13 +290,16 @@ impl SignalStore for PgRegionStore {
             ),
             None => (i64::MIN, String::new()),
         };
+        let padded = subject_keys.padded();
         let mut conn = self.pool.acquire().await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT signal_id FROM signals WHERE subject_key = $1 \
-             AND (registered_at, signal_id) > ($2, $3) \
-             ORDER BY registered_at, signal_id LIMIT $4",
+            "SELECT signal_id FROM signals WHERE subject_key IN ($1, $2, $3) \
+             AND (registered_at, signal_id) > ($4, $5) \
+             ORDER BY registered_at, signal_id LIMIT $6",
         )
-        .bind(subject_key.to_stored())
+        .bind(padded[0].to_stored())
+        .bind(padded[1].to_stored())
+        .bind(padded[2].to_stored())
         .bind(registered_at)
         .bind(signal_id)
         .bind(i64::from(page.limit))
@@ -313,7 +316,7 @@ impl SignalStore for PgRegionStore {
 
     async fn correct(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         signal_id: SignalId,
         correction: SignalUpdate,
         actor: &Actor,
@@ -323,7 +326,7 @@ impl SignalStore for PgRegionStore {
         let mut tx = self.begin().await?;
         let corrected = rules::correct(
             &mut tx,
-            subject_key,
+            subject_keys,
             signal_id,
             correction,
             actor,
@@ -337,14 +340,14 @@ impl SignalStore for PgRegionStore {
 
     async fn erase(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         only: &[SignalId],
         actor: &Actor,
         reference: &str,
         now: Timestamp,
     ) -> Result<Vec<SignalId>, StoreError> {
         let mut tx = self.begin().await?;
-        let erased = rules::erase(&mut tx, subject_key, only, actor, reference, now).await?;
+        let erased = rules::erase(&mut tx, subject_keys, only, actor, reference, now).await?;
         tx.commit().await?;
         Ok(erased)
     }

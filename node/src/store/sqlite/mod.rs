@@ -39,7 +39,7 @@ use super::{
 };
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::domain::coordination::{CoordinationAction, CoordinationChange};
-use crate::domain::{OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
+use crate::domain::{LiveKeys, OrganisationId, RegionId, SignalId, SubjectKey, WithdrawReason};
 
 /// How long a statement waits for a lock held by another process (`import-mutations`).
 const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
@@ -239,15 +239,15 @@ impl SignalStore for SqliteStore {
 
     async fn record_death(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         now: Timestamp,
     ) -> Result<u32, StoreError> {
-        let subject_key = *subject_key;
+        let subject_keys = subject_keys.clone();
         self.writer
             .write_purging(move |tx| {
                 let deleted = run_ready(rules::record_death(
                     &mut SqliteRegionTx::new(tx),
-                    &subject_key,
+                    &subject_keys,
                     now,
                 ))?;
                 Ok((deleted, deleted > 0))
@@ -304,7 +304,7 @@ impl SignalStore for SqliteStore {
 
     async fn signals_of_subject(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         page: SignalPage,
     ) -> Result<Vec<StoredSignal>, StoreError> {
         let (registered_at, signal_id) = match &page.after {
@@ -314,13 +314,16 @@ impl SignalStore for SqliteStore {
             ),
             None => (i64::MIN, String::new()),
         };
+        let padded = subject_keys.padded();
         let mut conn = self.reader.acquire().await?;
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT signal_id FROM signals WHERE subject_key = ?1 \
-             AND (registered_at, signal_id) > (?2, ?3) \
-             ORDER BY registered_at, signal_id LIMIT ?4",
+            "SELECT signal_id FROM signals WHERE subject_key IN (?1, ?2, ?3) \
+             AND (registered_at, signal_id) > (?4, ?5) \
+             ORDER BY registered_at, signal_id LIMIT ?6",
         )
-        .bind(subject_key.to_stored())
+        .bind(padded[0].to_stored())
+        .bind(padded[1].to_stored())
+        .bind(padded[2].to_stored())
         .bind(registered_at)
         .bind(signal_id)
         .bind(i64::from(page.limit))
@@ -337,21 +340,21 @@ impl SignalStore for SqliteStore {
 
     async fn correct(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         signal_id: SignalId,
         correction: SignalUpdate,
         actor: &Actor,
         reference: &str,
         now: Timestamp,
     ) -> Result<StoredSignal, StoreError> {
-        let subject_key = *subject_key;
+        let subject_keys = subject_keys.clone();
         let actor = actor.clone();
         let reference = reference.to_owned();
         self.writer
             .write(move |tx| {
                 run_ready(rules::correct(
                     &mut SqliteRegionTx::new(tx),
-                    &subject_key,
+                    &subject_keys,
                     signal_id,
                     correction,
                     &actor,
@@ -364,13 +367,13 @@ impl SignalStore for SqliteStore {
 
     async fn erase(
         &self,
-        subject_key: &SubjectKey,
+        subject_keys: &LiveKeys<SubjectKey>,
         only: &[SignalId],
         actor: &Actor,
         reference: &str,
         now: Timestamp,
     ) -> Result<Vec<SignalId>, StoreError> {
-        let subject_key = *subject_key;
+        let subject_keys = subject_keys.clone();
         let only = only.to_vec();
         let actor = actor.clone();
         let reference = reference.to_owned();
@@ -378,7 +381,7 @@ impl SignalStore for SqliteStore {
             .write_purging(move |tx| {
                 let erased = run_ready(rules::erase(
                     &mut SqliteRegionTx::new(tx),
-                    &subject_key,
+                    &subject_keys,
                     &only,
                     &actor,
                     &reference,

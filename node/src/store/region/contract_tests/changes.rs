@@ -1,6 +1,7 @@
 //! Withdrawal, deletion with the standing signal, updates and corrections.
 
 use super::*;
+use crate::domain::LiveKeys;
 
 pub(super) async fn an_unjustified_withdrawal_deletes_and_the_counterparts_notice_goes(
     store: &impl Subject,
@@ -399,7 +400,7 @@ pub(super) async fn correction_of_another_youths_signal_is_not_found(store: &imp
     for (subject, signal_id) in [(youth(2), s1.signal_id), (youth(1), SignalId::generate())] {
         let error = store
             .correct(
-                &subject,
+                &LiveKeys::one(subject),
                 signal_id,
                 correction(),
                 &officer(),
@@ -415,7 +416,7 @@ pub(super) async fn correction_of_another_youths_signal_is_not_found(store: &imp
     // A correction may move R later than the professional set it, but within the cap.
     let error = store
         .correct(
-            &youth(1),
+            &LiveKeys::one(youth(1)),
             s1.signal_id,
             SignalUpdate {
                 planned_removal_date: Some(date(2028, 11, 26)),
@@ -436,7 +437,7 @@ pub(super) async fn correction_of_another_youths_signal_is_not_found(store: &imp
     );
     let corrected = store
         .correct(
-            &youth(1),
+            &LiveKeys::one(youth(1)),
             s1.signal_id,
             correction(),
             &officer(),
@@ -478,7 +479,7 @@ pub(super) async fn correction_of_another_youths_signal_is_not_found(store: &imp
     };
     let recontacted = store
         .correct(
-            &youth(2),
+            &LiveKeys::one(youth(2)),
             s2.signal_id,
             SignalUpdate {
                 contact: Some(contact("school", "p4")),
@@ -500,7 +501,7 @@ pub(super) async fn correction_of_another_youths_signal_is_not_found(store: &imp
     );
     let error = store
         .correct(
-            &youth(2),
+            &LiveKeys::one(youth(2)),
             s2.signal_id,
             SignalUpdate {
                 planned_removal_date: Some(date(2028, 6, 1)),

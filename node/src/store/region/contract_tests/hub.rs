@@ -1,6 +1,7 @@
 //! The hub's notice log, coordination, dead letters and the audit chain.
 
 use super::*;
+use crate::domain::LiveKeys;
 
 pub(super) async fn hub_notices_are_stored_once_and_retracted(store: &impl Subject) {
     let (a, _) = created(store, new_signal("gp", 1, &[])).await;
@@ -573,11 +574,24 @@ pub(super) async fn every_write_is_audited_in_one_chain(store: &impl Subject) {
         .await
         .unwrap(); // 6
     store
-        .correct(&youth(1), a.signal_id, update(), &officer(), "ref-1", at(7))
+        .correct(
+            &LiveKeys::one(youth(1)),
+            a.signal_id,
+            update(),
+            &officer(),
+            "ref-1",
+            at(7),
+        )
         .await
         .unwrap(); // 7
     store
-        .erase(&youth(1), &[a.signal_id], &officer(), "order-1", at(8))
+        .erase(
+            &LiveKeys::one(youth(1)),
+            &[a.signal_id],
+            &officer(),
+            "order-1",
+            at(8),
+        )
         .await
         .unwrap(); // 8
     store
@@ -590,7 +604,13 @@ pub(super) async fn every_write_is_audited_in_one_chain(store: &impl Subject) {
         })
         .await
         .unwrap(); // 9
-    assert_eq!(store.record_death(&youth(1), at(10)).await.unwrap(), 1); // 10
+    assert_eq!(
+        store
+            .record_death(&LiveKeys::one(youth(1)), at(10))
+            .await
+            .unwrap(),
+        1
+    ); // 10
     assert_eq!(
         store.sweep(TODAY, 100).await.unwrap(),
         SweepReport::default()

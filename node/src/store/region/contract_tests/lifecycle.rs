@@ -1,6 +1,7 @@
 //! Erasure orders, deaths and the lifecycle sweep.
 
 use super::*;
+use crate::domain::LiveKeys;
 
 pub(super) async fn an_erasure_order_deletes_the_named_signals_or_none(store: &impl Subject) {
     let (s1, _) = created(store, new_signal("gp", 1, &[])).await;
@@ -12,7 +13,13 @@ pub(super) async fn an_erasure_order_deletes_the_named_signals_or_none(store: &i
     // Every named signal must be the youth's, or nothing is erased.
     for only in [vec![s3.signal_id], vec![s1.signal_id, s3.signal_id]] {
         let error = store
-            .erase(&youth(1), &only, &officer(), "order-1", at(3))
+            .erase(
+                &LiveKeys::one(youth(1)),
+                &only,
+                &officer(),
+                "order-1",
+                at(3),
+            )
             .await
             .unwrap_err();
         assert!(matches!(error, StoreError::NotFound), "{error:?}");
@@ -21,7 +28,13 @@ pub(super) async fn an_erasure_order_deletes_the_named_signals_or_none(store: &i
 
     assert_eq!(
         store
-            .erase(&youth(1), &[s1.signal_id], &officer(), "order-2", at(4))
+            .erase(
+                &LiveKeys::one(youth(1)),
+                &[s1.signal_id],
+                &officer(),
+                "order-2",
+                at(4)
+            )
             .await
             .unwrap(),
         [s1.signal_id]
@@ -37,7 +50,7 @@ pub(super) async fn an_erasure_order_deletes_the_named_signals_or_none(store: &i
     // No signal named: all of the youth's.
     assert_eq!(
         store
-            .erase(&youth(1), &[], &officer(), "order-3", at(5))
+            .erase(&LiveKeys::one(youth(1)), &[], &officer(), "order-3", at(5))
             .await
             .unwrap(),
         [s2.signal_id]
@@ -52,7 +65,7 @@ pub(super) async fn an_erasure_order_deletes_the_named_signals_or_none(store: &i
     };
     assert!(
         store
-            .signals_of_subject(&youth(1), page)
+            .signals_of_subject(&LiveKeys::one(youth(1)), page)
             .await
             .unwrap()
             .is_empty()
@@ -60,7 +73,7 @@ pub(super) async fn an_erasure_order_deletes_the_named_signals_or_none(store: &i
     assert_eq!(store.signal(s3.signal_id).await.unwrap(), Some(s3));
     assert_eq!(
         store
-            .erase(&youth(1), &[], &officer(), "order-4", at(6))
+            .erase(&LiveKeys::one(youth(1)), &[], &officer(), "order-4", at(6))
             .await
             .unwrap(),
         Vec::<SignalId>::new()
@@ -79,7 +92,13 @@ pub(super) async fn a_death_deletes_every_signal_and_refuses_new_ones(store: &im
     let (s3, notices) = created(store, registered_at(new_signal("care", 2, &[7]), 3)).await;
     assert_eq!(notices, 3);
 
-    assert_eq!(store.record_death(&youth(1), at(4)).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .record_death(&LiveKeys::one(youth(1)), at(4))
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(store.signal(s1.signal_id).await.unwrap(), None);
     assert_eq!(store.signal(s2.signal_id).await.unwrap(), None);
     assert!(matches_of(store, "care").await.is_empty());
@@ -100,7 +119,13 @@ pub(super) async fn a_death_deletes_every_signal_and_refuses_new_ones(store: &im
         assert!(matches!(error, StoreError::Deceased), "{error:?}");
     }
     assert_eq!(store.row_counts().await, before);
-    assert_eq!(store.record_death(&youth(1), at(6)).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .record_death(&LiveKeys::one(youth(1)), at(6))
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(store.signal(s3.signal_id).await.unwrap(), Some(s3));
 }
 
@@ -248,7 +273,7 @@ pub(super) async fn signals_on(store: &impl Subject, youths: &[u8]) -> usize {
             limit: 100,
         };
         count += store
-            .signals_of_subject(&youth(*n), page)
+            .signals_of_subject(&LiveKeys::one(youth(*n)), page)
             .await
             .unwrap()
             .len();

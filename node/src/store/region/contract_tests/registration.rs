@@ -1,6 +1,7 @@
 //! Registration: replays, matching and telling once, paging a youth's signals.
 
 use super::*;
+use crate::domain::LiveKeys;
 
 pub(super) async fn replay_returns_the_first_signal_and_a_changed_request_is_refused(
     store: &impl Subject,
@@ -247,7 +248,7 @@ pub(super) async fn signals_of_subject_pages_in_registration_order(store: &impl 
     let mut pages = Vec::new();
     loop {
         let page = store
-            .signals_of_subject(&youth(1), SignalPage { after, limit: 4 })
+            .signals_of_subject(&LiveKeys::one(youth(1)), SignalPage { after, limit: 4 })
             .await
             .unwrap();
         pages.push(page.len());
@@ -265,7 +266,7 @@ pub(super) async fn signals_of_subject_pages_in_registration_order(store: &impl 
     // Each signal as stored, archived one included.
     let all = store
         .signals_of_subject(
-            &youth(1),
+            &LiveKeys::one(youth(1)),
             SignalPage {
                 after: None,
                 limit: 10,
@@ -281,7 +282,7 @@ pub(super) async fn signals_of_subject_pages_in_registration_order(store: &impl 
     // A page starting after the tie's first signal holds its second.
     let page = store
         .signals_of_subject(
-            &youth(1),
+            &LiveKeys::one(youth(1)),
             SignalPage {
                 after: Some(SignalPosition {
                     registered_at: at(2),
