@@ -22,6 +22,7 @@ mod plans_postgres_region;
 mod ports;
 mod postgres_hubs;
 mod postgres_regions;
+mod pseudonyms;
 mod region_api;
 mod request_bounds;
 mod rights;

@@ -754,6 +754,7 @@ impl Drop for TestHub {
 }
 
 pub mod process;
+pub mod pseudonymizer;
 mod recording;
 pub use recording::Tamper;
 pub mod smtp;
