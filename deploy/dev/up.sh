@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Brings up the development federation on this machine: builds vix, writes the dev PKI into
-# var/dev/pki on first run, and starts the hub (127.0.0.1:50050) and the region nodes north
-# (127.0.0.1:50051) and south (127.0.0.1:50052) on SQLite under var/dev/, and an SMTP sink on
+# var/dev/pki on first run, and starts the pseudonym service (127.0.0.1:50054), the hub
+# (127.0.0.1:50050) and the region nodes north (127.0.0.1:50051) and south (127.0.0.1:50052)
+# on SQLite under var/dev/, and an SMTP sink on
 # 127.0.0.1:2525 that keeps every notice e-mail as a file in var/dev/mail/ (Python's aiosmtpd,
 # installed into var/dev/python on first run if Python lacks it). Metrics: GET /metrics on
-# 127.0.0.1:9150 (hub), :9151 (north), :9152 (south). Ctrl-C stops them.
+# 127.0.0.1:9150 (hub), :9151 (north), :9152 (south), :9154 (pseudonym service). Ctrl-C
+# stops them.
 #
 # VIX_DEV_HUB=postgres runs the hub as two instances (127.0.0.1:50050 and :50053) on one
 # PostgreSQL database instead (VIX_DEV_POSTGRES, by default the local server's database
@@ -19,6 +21,11 @@ fi
 
 cargo build --quiet --bin vix-node --bin vix-certs-dev
 mkdir -p var/dev
+if [ -f var/dev/pki/ca.pem ] && [ ! -f var/dev/pki/pseudonymizer.pem ]; then
+  echo "var/dev was made before the pseudonym service: its databases hold pseudonyms of the old" >&2
+  echo "federation key, which the service's cannot find. Remove var/dev and run again." >&2
+  exit 1
+fi
 ./target/debug/vix-certs-dev --out var/dev/pki
 
 pids=()
@@ -35,6 +42,10 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null && [ ! -d var/dev/python/aiosmtpd 
 fi
 PYTHONPATH=var/dev/python python3 tests/smtp/sink.py --out var/dev/mail --port 2525 \
   > >(sed -u "s/^/[smtp] /") 2>&1 &
+pids+=("$!")
+
+./target/debug/vix-node pseudonymizer --config deploy/dev/pseudonymizer.toml \
+  2> >(sed -u "s/^/[pseudonymizer] /" >&2) &
 pids+=("$!")
 
 case "${VIX_DEV_HUB:-sqlite}" in
@@ -71,8 +82,8 @@ done
 cat <<'TEXT'
 
 vix dev federation: hub on 127.0.0.1:50050, region north on 127.0.0.1:50051, region south on
-127.0.0.1:50052. A cross-region match by hand with vix-node client (grpcurl works too: the
-servers offer reflection; see README.md):
+127.0.0.1:50052, pseudonym service on 127.0.0.1:50054. A cross-region match by hand with
+vix-node client (grpcurl works too: the servers offer reflection; see README.md):
 
   P=var/dev/pki; V=./target/debug/vix-node
   # JGZ Noord (region north) registers youth 999991383 ...
@@ -89,6 +100,8 @@ servers offer reflection; see README.md):
 
 Both professionals get a notice e-mail: see var/dev/mail/*.eml. Metrics:
   curl -s 127.0.0.1:9151/metrics | grep ^vix_
+Each region's pseudonym volume, from the service's hash-chained audit:
+  $V pseudonymizer-audit --config deploy/dev/pseudonymizer.toml
 
 Ctrl-C stops the federation.
 TEXT

@@ -510,6 +510,14 @@ mod tests {
         assert!(error.contains("listen"), "{error}");
     }
 
+    #[test]
+    fn the_example_configs_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+        for name in ["hub.toml", "region.toml", "pseudonymizer.toml"] {
+            load(Some(&root.join(name)), []).unwrap_or_else(|error| panic!("{name}: {error}"));
+        }
+    }
+
     /// Found by the `config` fuzz target: figment 0.10's value parser cuts a quoted string at
     /// a character index taken as a byte index, so a multi-byte character before a backslash
     /// escape panicked (or silently dropped text).
@@ -635,7 +643,12 @@ mod tests {
     #[test]
     fn the_dev_configs_are_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev");
-        for name in ["hub.toml", "region-north.toml", "region-south.toml"] {
+        for name in [
+            "hub.toml",
+            "region-north.toml",
+            "region-south.toml",
+            "pseudonymizer.toml",
+        ] {
             load(Some(&root.join(name)), []).unwrap_or_else(|error| panic!("{name}: {error}"));
         }
     }
