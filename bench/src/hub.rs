@@ -90,6 +90,8 @@ impl EventMaker {
                 planned_removal_date: self.removal.clone(),
                 state: pb::SignalState::Active.into(),
                 inactive_since: String::new(),
+                previous_subject_keys: vec![],
+                previous_family_keys: vec![],
             })),
         }
     }

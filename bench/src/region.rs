@@ -222,6 +222,7 @@ pub(crate) async fn fill<S: SignalStore>(
                         youth: false,
                         informed_on: today,
                     },
+                    rekeys: Default::default(),
                 };
                 let registered = register_retrying(store.as_ref(), new).await?;
                 if let Registered::Created { signal, notices } = registered {

@@ -314,6 +314,8 @@ fn upsert(org: &str, digest: u8, state: fed::SignalState) -> fed::signal_event::
         } else {
             String::new()
         },
+        previous_subject_keys: vec![],
+        previous_family_keys: vec![],
     })
 }
 

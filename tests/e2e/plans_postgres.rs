@@ -87,6 +87,7 @@ fn event(id: SignalId, revision: u64, signal: Option<HubSignal>) -> SignalEvent 
         signal_id: id,
         revision: Revision::new(revision).unwrap(),
         upsert: signal,
+        previous_keys: Default::default(),
     }
 }
 

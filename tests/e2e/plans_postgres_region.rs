@@ -71,6 +71,7 @@ fn new_signal(org: &str, youth: u8, family: u8) -> NewSignal {
             youth: true,
             informed_on: date(2026, 11, 25),
         },
+        rekeys: Default::default(),
     }
 }
 

@@ -21,6 +21,8 @@ const YOUTH: &str = "999991383";
 const SIBLING: &str = "999992065";
 /// Another youth of Hellevoetsluis (0530), north's municipality.
 const OTHER: &str = "999995261";
+/// And a third.
+const THIRD: &str = "999995923";
 const PARENTS: [&str; 2] = ["999993562", "999990937"];
 const NORTH_MUNICIPALITY: &str = "0530";
 
@@ -191,6 +193,9 @@ async fn without_the_pseudonym_service_registration_is_unavailable_and_stores_no
     assert_eq!(north.row_counts().await, before);
 }
 
+/// After a rotation of the service's keys, signals stored under version 1 are still found by
+/// an export, an erasure order and a death purge; the youth's next registration moves its
+/// signals to version 2.
 #[tokio::test]
 async fn export_erasure_and_death_find_signals_under_both_key_versions() {
     let dir = new_dir("pseudonymizer");
@@ -200,6 +205,7 @@ async fn export_erasure_and_death_find_signals_under_both_key_versions() {
     let north = region_on("north", &service, None).await;
     let youth_v1 = north.register_bsn("jgz-north", YOUTH, "r1").await;
     let other_v1 = north.register_bsn("jgz-north", OTHER, "r2").await;
+    let third_v1 = north.register_bsn("jgz-north", THIRD, "r3").await;
 
     // Rotation: version 2 becomes current, version 1 stays live; same port, same audit.
     service.stop().await;
@@ -213,60 +219,12 @@ async fn export_erasure_and_death_find_signals_under_both_key_versions() {
     });
     v2_settings.current_key_version = 2;
     let _service = spawn_pseudonymizer(v2_settings).await;
-    let youth_v2 = north.register_bsn("school-north", YOUTH, "r3").await;
-    let other_v2 = north.register_bsn("school-north", OTHER, "r4").await;
 
-    let version_of = |signal: &pb::Signal| {
-        let id = vix_node::domain::SignalId::parse(&signal.signal_id).unwrap();
-        let store = &north.context.store;
-        async move {
-            let stored = store.signal(id).await.unwrap().unwrap();
-            vix_node::domain::Versioned::key_version(&stored.subject_key).get()
-        }
-    };
-    assert_eq!(version_of(&youth_v1).await, 1);
-    assert_eq!(version_of(&youth_v2).await, 2);
-    assert_ne!(
-        north
-            .context
-            .store
-            .signal(parse(&youth_v1))
-            .await
-            .unwrap()
-            .unwrap()
-            .subject_key,
-        north
-            .context
-            .store
-            .signal(parse(&youth_v2))
-            .await
-            .unwrap()
-            .unwrap()
-            .subject_key
-    );
+    // The export finds the youth's signal under version 1.
+    assert_eq!(version_of(&north, &youth_v1).await, 1);
+    assert_eq!(exported(&north).await, vec![youth_v1.signal_id.clone()]);
 
-    // The export shows both signals on the youth.
-    let export = north
-        .rights(NORTH_MUNICIPALITY)
-        .export_youth(pb::ExportYouthRequest {
-            youth: Some(pb::export_youth_request::Youth::Bsn(YOUTH.into())),
-            officer_id: "officer-1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut exported: Vec<_> = export
-        .signals
-        .iter()
-        .map(|s| s.signal.as_ref().unwrap().signal_id.clone())
-        .collect();
-    exported.sort();
-    let mut expected = vec![youth_v1.signal_id.clone(), youth_v2.signal_id.clone()];
-    expected.sort();
-    assert_eq!(exported, expected);
-
-    // An erasure order for the other youth erases both of theirs.
+    // An erasure order finds the other youth's signal under version 1.
     let erased = north
         .rights(NORTH_MUNICIPALITY)
         .order_erasure(pb::OrderErasureRequest {
@@ -278,39 +236,241 @@ async fn export_erasure_and_death_find_signals_under_both_key_versions() {
         .await
         .unwrap()
         .into_inner();
-    let mut erased = erased.erased_signal_ids;
-    erased.sort();
-    let mut expected = vec![other_v1.signal_id.clone(), other_v2.signal_id.clone()];
-    expected.sort();
-    assert_eq!(erased, expected);
+    assert_eq!(erased.erased_signal_ids, vec![other_v1.signal_id.clone()]);
 
-    // A death reported by the BRP purges the youth's signals under both versions.
-    let mutations = vix_node::mutations::parse(&format!(
-        "{{\"bsn\":\"{YOUTH}\",\"death_date\":\"2026-11-20\"}}\n"
-    ))
-    .unwrap();
-    let report = vix_node::mutations::apply(
-        &north.context.store,
-        north.context.pseudonymiser.as_ref(),
-        &mutations,
-        north.clock.now(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.signals_deleted, 2);
-    for signal in [&youth_v1, &youth_v2, &other_v1, &other_v2] {
-        assert!(
-            north
-                .context
-                .store
-                .signal(parse(signal))
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
+    // A death reported by the BRP purges the third youth's signal under version 1.
+    let death = |bsn: &str| {
+        vix_node::mutations::parse(&format!(
+            "{{\"bsn\":\"{bsn}\",\"death_date\":\"2026-11-20\"}}\n"
+        ))
+        .unwrap()
+    };
+    let purge = |bsn: &'static str| {
+        let mutations = death(bsn);
+        let north = &north;
+        async move {
+            vix_node::mutations::apply(
+                &north.context.store,
+                north.context.pseudonymiser.as_ref(),
+                &mutations,
+                north.clock.now(),
+            )
+            .await
+            .unwrap()
+            .signals_deleted
+        }
+    };
+    assert_eq!(purge(THIRD).await, 1);
+    assert!(
+        north
+            .context
+            .store
+            .signal(parse(&third_v1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The youth's next registration, under version 2, moves the first signal to version 2:
+    // both are the youth's, in the export and in the death purge.
+    let youth_v2 = north.register_bsn("school-north", YOUTH, "r4").await;
+    assert_eq!(version_of(&north, &youth_v1).await, 2);
+    assert_eq!(version_of(&north, &youth_v2).await, 2);
+    let mut expected = vec![youth_v1.signal_id.clone(), youth_v2.signal_id.clone()];
+    expected.sort();
+    assert_eq!(exported(&north).await, expected);
+    assert_eq!(purge(YOUTH).await, 2);
+}
+
+async fn version_of(region: &TestRegion, signal: &pb::Signal) -> u32 {
+    let stored = region
+        .context
+        .store
+        .signal(parse(signal))
+        .await
+        .unwrap()
+        .unwrap();
+    vix_node::domain::Versioned::key_version(&stored.subject_key).get()
+}
+
+/// The ids of the signals an export of YOUTH shows, sorted.
+async fn exported(region: &TestRegion) -> Vec<String> {
+    let export = region
+        .rights(NORTH_MUNICIPALITY)
+        .export_youth(pb::ExportYouthRequest {
+            youth: Some(pb::export_youth_request::Youth::Bsn(YOUTH.into())),
+            officer_id: "officer-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids: Vec<String> = export
+        .signals
+        .iter()
+        .map(|s| s.signal.as_ref().unwrap().signal_id.clone())
+        .collect();
+    ids.sort();
+    ids
 }
 
 fn parse(signal: &pb::Signal) -> vix_node::domain::SignalId {
     vix_node::domain::SignalId::parse(&signal.signal_id).unwrap()
+}
+
+/// Both regions' federation keys go from version 1 to 2 (version 1 stays live). A signal under
+/// version 2 matches signals under version 1 across regions and within one, a region re-keys
+/// what it holds of a youth when it next sees the youth, and nobody is told twice.
+#[tokio::test]
+async fn a_match_across_a_key_rotation_is_found_and_nobody_is_told_twice() {
+    let hub = spawn_hub().await;
+    let north = vix_tests::spawn_linked_region("north", &hub).await;
+    let south = vix_tests::spawn_linked_region("south", &hub).await;
+    let jgz = north.register_bsn("jgz-north", YOUTH, "r1").await;
+    south.register_bsn("vt-south", SIBLING, "r2").await;
+    hub.quiet().await;
+    assert_eq!(north.matches("jgz-north").await.len(), 1);
+
+    // The rotation: version 2 current, version 1 still live, on both regions.
+    let keys = new_dir("rotation");
+    let v2 = keys.path().join("federation-v2.key");
+    vix_node::secret_file::write_new_key32(&v2).unwrap();
+    let rotate = |settings: &mut vix_node::config::RegionSettings| {
+        let v1 = settings.federation_key_file.replace(v2.clone()).unwrap();
+        settings.federation_key_version = Some(2);
+        settings.previous_federation_keys = vec![KeyFileSetting {
+            version: 1,
+            file: v1,
+        }];
+    };
+    let mut north = spawn_region_with("north", north.stop().await, Some(hub.addr), rotate).await;
+    let mut south = spawn_region_with("south", south.stop().await, Some(hub.addr), rotate).await;
+    hub.link(&mut north);
+    hub.link(&mut south);
+
+    // gp-south, under version 2: the youth at jgz-north (version 1, through the hub) and the
+    // sibling at vt-south (version 1, re-keyed by south first).
+    let gp = south.register_bsn("gp-south", YOUTH, "r3").await;
+    hub.quiet().await;
+    let kinds = |matches: Vec<pb::Match>| {
+        let mut kinds: Vec<(String, i32)> = matches
+            .iter()
+            .map(|m| {
+                (
+                    m.counterpart.as_ref().unwrap().organisation_id.clone(),
+                    m.match_type,
+                )
+            })
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let youth = pb::MatchType::Youth as i32;
+    let family = pb::MatchType::Family as i32;
+    assert_eq!(
+        kinds(south.matches("gp-south").await),
+        [
+            ("jgz-north".to_owned(), youth),
+            ("vt-south".to_owned(), family)
+        ]
+    );
+    assert_eq!(
+        kinds(north.matches("jgz-north").await),
+        [
+            ("gp-south".to_owned(), youth),
+            ("vt-south".to_owned(), family)
+        ]
+    );
+    // vt-south's signal now carries its parents' keys under version 2.
+    let gp_id = parse(&gp);
+    let gp_stored = south.context.store.signal(gp_id).await.unwrap().unwrap();
+    assert_eq!(
+        vix_node::domain::Versioned::key_version(&gp_stored.subject_key).get(),
+        2
+    );
+
+    // school-north, under version 2: north re-keys jgz-north's signal to version 2 and sends
+    // it to the hub again. Everybody hears of school-north once, and of nobody twice.
+    north.register_bsn("school-north", YOUTH, "r4").await;
+    hub.quiet().await;
+    assert_eq!(
+        kinds(north.matches("school-north").await),
+        [
+            ("gp-south".to_owned(), youth),
+            ("jgz-north".to_owned(), youth),
+            ("vt-south".to_owned(), family)
+        ]
+    );
+    for (region, org) in [
+        (&north, "jgz-north"),
+        (&south, "gp-south"),
+        (&south, "vt-south"),
+    ] {
+        let matches = kinds(region.matches(org).await);
+        assert_eq!(matches.len(), 3, "{org}: {matches:?}");
+        let mut unique = matches.clone();
+        unique.dedup();
+        assert_eq!(unique, matches, "{org} was told twice");
+    }
+    // jgz-north withdraws and registers again: a new signal of a party told before, whose
+    // told pairs the hub moved to version 2 with its signal. Nobody hears of it again.
+    let told_before: Vec<_> = [(&south, "gp-south"), (&south, "vt-south")]
+        .into_iter()
+        .map(|(region, org)| (org, region))
+        .collect();
+    let mut before = Vec::new();
+    for (org, region) in &told_before {
+        before.push(kinds(region.matches(org).await));
+    }
+    north
+        .client("jgz-north")
+        .withdraw_signal(pb::WithdrawSignalRequest {
+            acting_professional_id: "p".into(),
+            signal_id: jgz.signal_id.clone(),
+            reason: pb::WithdrawReason::RiskGone as i32,
+        })
+        .await
+        .unwrap();
+    north.register_bsn("jgz-north", YOUTH, "r5").await;
+    hub.quiet().await;
+    for ((org, region), before) in told_before.iter().zip(before) {
+        assert_eq!(
+            kinds(region.matches(org).await),
+            before,
+            "{org} was told again"
+        );
+    }
+
+    // What north held of the youth is under version 2 now.
+    for signal in north
+        .context
+        .store
+        .signals_of_subject(
+            &vix_node::domain::LiveKeys::one(north_key(&north, YOUTH).await),
+            vix_node::store::SignalPage {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap()
+    {
+        assert_eq!(
+            vix_node::domain::Versioned::key_version(&signal.subject_key).get(),
+            2
+        );
+    }
+}
+
+/// The youth's current key at `region`.
+async fn north_key(region: &TestRegion, bsn: &str) -> vix_node::domain::SubjectKey {
+    let bsn = Bsn::parse(bsn).unwrap();
+    region
+        .context
+        .pseudonymiser
+        .pseudonymise(vix_node::domain::YouthRef::Bsn(&bsn), &[])
+        .await
+        .unwrap()
+        .subject
+        .current()
 }

@@ -138,6 +138,8 @@ async fn the_notice_stream_outlives_the_request_timeout() {
             planned_removal_date: "2028-11-25".into(),
             state: fed::SignalState::Active as i32,
             inactive_since: String::new(),
+            previous_subject_keys: vec![],
+            previous_family_keys: vec![],
         })),
     };
     let submit = |region: &str, org: &str| fed::SubmitSignalsRequest {

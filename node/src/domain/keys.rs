@@ -185,6 +185,44 @@ pub struct Pseudonyms {
     pub families: Vec<LiveKeys<FamilyKey>>,
 }
 
+impl Pseudonyms {
+    /// Each identifier's keys under the older live versions, paired with its current key.
+    pub fn rekeys(&self) -> Rekeys {
+        fn pairs<K: Versioned>(keys: &LiveKeys<K>) -> impl Iterator<Item = (K, K)> + '_ {
+            keys.all()[1..]
+                .iter()
+                .map(move |old| (*old, keys.current()))
+        }
+        Rekeys {
+            subject: pairs(&self.subject).collect(),
+            family: self.families.iter().flat_map(pairs).collect(),
+        }
+    }
+}
+
+/// While a key rotation is under way: identifiers' keys under older live versions, each with
+/// the current key that replaces it. A node re-keys what it stored under the old ones (it has
+/// the identifier now, which it never stores), and finds with them what others stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rekeys {
+    pub subject: Vec<(SubjectKey, SubjectKey)>,
+    pub family: Vec<(FamilyKey, FamilyKey)>,
+}
+
+impl Rekeys {
+    pub fn is_empty(&self) -> bool {
+        self.subject.is_empty() && self.family.is_empty()
+    }
+
+    /// The old keys alone: what a signal finds with besides its own keys.
+    pub fn previous_keys(&self) -> super::matching::PreviousKeys {
+        super::matching::PreviousKeys {
+            subject: self.subject.iter().map(|(old, _)| *old).collect(),
+            family: self.family.iter().map(|(old, _)| *old).collect(),
+        }
+    }
+}
+
 /// Why no pseudonym could be made. Nothing is stored without one: the caller retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PseudonymError {

@@ -71,6 +71,27 @@ pub struct MatchSignal {
     pub family_keys: Vec<FamilyKey>,
     pub state: SignalState,
     pub registered_at: Timestamp,
+    /// For a signal being registered while a key rotation is under way: its keys under the
+    /// older live versions. Signals stored under those are the same youth or family.
+    pub previous_keys: PreviousKeys,
+}
+
+/// A new signal's keys under key versions older than its own that are still live. They only
+/// find: nothing is stored under them, and a stored signal has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreviousKeys {
+    pub subject: Vec<SubjectKey>,
+    pub family: Vec<FamilyKey>,
+}
+
+impl MatchSignal {
+    fn is_youth(&self, subject_key: SubjectKey) -> bool {
+        subject_key == self.subject_key || self.previous_keys.subject.contains(&subject_key)
+    }
+
+    fn has_family_key(&self, key: &FamilyKey) -> bool {
+        self.family_keys.contains(key) || self.previous_keys.family.contains(key)
+    }
 }
 
 /// "Organisation `recipient` was told about organisation `counterpart` for this youth (pair) and
@@ -173,7 +194,7 @@ pub fn plan_notices(
 
     let mut notices = Vec::new();
     for ((organisation_id, subject_key), signals) in parties {
-        let match_type = if subject_key == new.subject_key {
+        let match_type = if new.is_youth(subject_key) {
             MatchType::Youth
         } else if signals.iter().any(|s| shares_family_key(s, new)) {
             MatchType::Family
@@ -231,8 +252,9 @@ pub fn plan_notices(
     notices
 }
 
-fn shares_family_key(a: &MatchSignal, b: &MatchSignal) -> bool {
-    a.family_keys.iter().any(|key| b.family_keys.contains(key))
+/// Whether stored signal `stored` shares a family key with `new`, under any live version.
+fn shares_family_key(stored: &MatchSignal, new: &MatchSignal) -> bool {
+    stored.family_keys.iter().any(|key| new.has_family_key(key))
 }
 
 #[cfg(test)]
@@ -288,6 +310,7 @@ mod tests {
                 state: SignalState::Active,
                 registered_at: start
                     + SignedDuration::from_mins(i64::try_from(self.signals.len()).unwrap()),
+                previous_keys: PreviousKeys::default(),
             }
         }
 
@@ -357,6 +380,45 @@ mod tests {
         assert!(world.register(a1, false).is_empty());
         assert!(world.register(a2, false).is_empty());
         assert!(world.register(a3, false).is_empty());
+    }
+
+    #[test]
+    fn during_a_rotation_the_new_version_finds_signals_stored_under_the_old() {
+        let v2 = KeyVersion::new(2).unwrap();
+        let mut world = World::new();
+        // Before the rotation: a on youth 1, c on its sibling (youth 3), both under version 1.
+        let a = world.signal("a", "north", youth(1), &[parent(9)]);
+        assert!(world.register(a, true).is_empty());
+        let c = world.signal("c", "north", youth(3), &[parent(9)]);
+        assert_eq!(world.register(c, false).len(), 2);
+        // After: b registers youth 1 under version 2, its version-1 keys given to find with.
+        let mut b = world.signal(
+            "b",
+            "south",
+            SubjectKey::new(v2, [1; 32]),
+            &[FamilyKey::new(v2, [9; 32])],
+        );
+        let without = plan_notices(
+            &b,
+            &world.signals,
+            &world.told,
+            MatchScope::AcrossRegions(&region("south")),
+        );
+        assert!(without.is_empty(), "versions never match by themselves");
+        b.previous_keys = PreviousKeys {
+            subject: vec![youth(1)],
+            family: vec![parent(9)],
+        };
+        let notices = world.register(b, true);
+        assert_eq!(
+            arrows(&notices),
+            [
+                arrow("a", "b", MatchType::Youth, NoticeKind::Match),
+                arrow("b", "a", MatchType::Youth, NoticeKind::Match),
+                arrow("b", "c", MatchType::Family, NoticeKind::Match),
+                arrow("c", "b", MatchType::Family, NoticeKind::Match),
+            ]
+        );
     }
 
     #[test]

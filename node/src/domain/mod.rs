@@ -30,7 +30,7 @@ pub use contact::ProfessionalContact;
 pub use ids::{AltYouthId, MunicipalityCode, OrganisationId, RegionId, RequestId, SignalId};
 pub use keys::{
     FamilyKey, KeyVersion, LIVE_VERSIONS_MAX, LiveKeys, PseudonymError, PseudonymFuture,
-    Pseudonymiser, Pseudonyms, SubjectKey, Versioned, YouthRef,
+    Pseudonymiser, Pseudonyms, Rekeys, SubjectKey, Versioned, YouthRef,
 };
 pub use organisations::{Organisation, OrganisationName, OrganisationRegistry};
 pub use signal::{Revision, SignalState, WithdrawReason};

@@ -8,7 +8,7 @@ use vix_protocol::federation::v1 as pb;
 
 use super::HubError;
 use crate::domain::contact::ContactInput;
-use crate::domain::matching::{MatchType, NoticeKind, ToldPair};
+use crate::domain::matching::{MatchType, NoticeKind, PreviousKeys, ToldPair};
 use crate::domain::{
     FamilyKey, KeyVersion, OrganisationId, OrganisationRegistry, ProfessionalContact, RegionId,
     Revision, SignalId, SignalState, SubjectKey, ValidationErrors,
@@ -93,23 +93,78 @@ fn parse_event(
     if revision.is_none() {
         errors.add(format!("{at}.revision"), "must be at least 1");
     }
-    let upsert = match &event.change {
+    let (upsert, previous_keys) = match &event.change {
         None => {
             errors.add(format!("{at}.change"), "upsert or deletion is required");
             return None;
         }
-        Some(pb::signal_event::Change::Deletion(_)) => None,
-        Some(pb::signal_event::Change::Upsert(upsert)) => Some(parse_upsert(
-            &format!("{at}.upsert"),
-            upsert,
-            registry,
-            errors,
-        )?),
+        Some(pb::signal_event::Change::Deletion(_)) => (None, PreviousKeys::default()),
+        Some(pb::signal_event::Change::Upsert(upsert)) => {
+            let at = format!("{at}.upsert");
+            let signal = parse_upsert(&at, upsert, registry, errors)?;
+            let previous = parse_previous_keys(&at, upsert, signal.subject_key, errors)?;
+            (Some(signal), previous)
+        }
     };
     Some(SignalEvent {
         signal_id: signal_id?,
         revision: revision?,
         upsert,
+        previous_keys,
+    })
+}
+
+/// The keys a new signal finds with under older versions: none under its own version, and no
+/// more than the live versions allow.
+fn parse_previous_keys(
+    at: &str,
+    upsert: &pb::SignalUpsert,
+    subject_key: SubjectKey,
+    errors: &mut ValidationErrors,
+) -> Option<PreviousKeys> {
+    let older = crate::domain::LIVE_VERSIONS_MAX - 1;
+    let mut complete = true;
+    let mut keys = |name: &str, list: &[pb::Pseudonym], max: usize| {
+        let field = format!("{at}.{name}");
+        if list.len() > max {
+            errors.add(&field, format!("at most {max}"));
+            complete = false;
+        }
+        let mut parsed = Vec::new();
+        for (i, key) in list.iter().enumerate().take(max) {
+            match pseudonym(Some(key), &format!("{field}[{i}]"), errors) {
+                Some((version, _)) if version == subject_key.version() => {
+                    errors.add(
+                        format!("{field}[{i}]"),
+                        "is under the signal's own key version",
+                    );
+                    complete = false;
+                }
+                Some(key) => parsed.push(key),
+                None => complete = false,
+            }
+        }
+        parsed
+    };
+    let subject = keys(
+        "previous_subject_keys",
+        &upsert.previous_subject_keys,
+        older,
+    );
+    let family = keys(
+        "previous_family_keys",
+        &upsert.previous_family_keys,
+        2 * older,
+    );
+    complete.then(|| PreviousKeys {
+        subject: subject
+            .into_iter()
+            .map(|(version, digest)| SubjectKey::new(version, digest))
+            .collect(),
+        family: family
+            .into_iter()
+            .map(|(version, digest)| FamilyKey::new(version, digest))
+            .collect(),
     })
 }
 
@@ -522,6 +577,8 @@ mod tests {
                 planned_removal_date: "2027-11-25".into(),
                 state: pb::SignalState::Active.into(),
                 inactive_since: String::new(),
+                previous_subject_keys: vec![],
+                previous_family_keys: vec![],
             })),
         }
     }

@@ -321,7 +321,32 @@ fn upsert_to_pb(snapshot: &SignalSnapshot) -> Result<pb::SignalUpsert, String> {
             .inactive_since
             .map(|date| date.to_string())
             .unwrap_or_default(),
+        previous_subject_keys: snapshot
+            .previous_subject_keys
+            .iter()
+            .map(|key| {
+                SubjectKey::parse_stored(key)
+                    .map(|key| pb_key(key.version(), key.digest()))
+                    .map_err(|_| unreadable())
+            })
+            .collect::<Result<_, _>>()?,
+        previous_family_keys: snapshot
+            .previous_family_keys
+            .iter()
+            .map(|key| {
+                FamilyKey::parse_stored(key)
+                    .map(|key| pb_key(key.version(), key.digest()))
+                    .map_err(|_| unreadable())
+            })
+            .collect::<Result<_, _>>()?,
     })
+}
+
+fn pb_key(version: crate::domain::KeyVersion, digest: [u8; 32]) -> pb::Pseudonym {
+    pb::Pseudonym {
+        key_version: version.get(),
+        digest: digest.to_vec(),
+    }
 }
 
 #[cfg(test)]

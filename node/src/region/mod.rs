@@ -369,6 +369,7 @@ impl<S: SignalStore> RegionApi<S> {
             registered_at: now,
             planned_removal_date: input.planned_removal_date,
             informing: input.informing,
+            rekeys: pseudonyms.rekeys(),
         };
         let (signal, replayed, already_registered) = match context.store.register(new).await? {
             Registered::Created { signal, notices } => {

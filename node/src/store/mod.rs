@@ -37,7 +37,7 @@ pub mod region_postgres;
 mod row;
 mod sql;
 pub mod sqlite;
-mod told;
+pub(crate) mod told;
 pub mod writer;
 
 pub use writer::GroupCommit;
@@ -60,6 +60,9 @@ pub struct NewSignal {
     pub registered_at: Timestamp,
     pub planned_removal_date: Date,
     pub informing: InformingRecord,
+    /// The youth's and the parents' keys under older live key versions, each with its current
+    /// key: what the node stored under them is re-keyed first, and the hub finds with them.
+    pub rekeys: crate::domain::Rekeys,
 }
 
 /// A signal as stored on the node.

@@ -36,6 +36,12 @@ pub struct SignalSnapshot {
     pub planned_removal_date: Date,
     pub state: String,
     pub inactive_since: Option<Date>,
+    /// A new signal's keys under older live key versions, for the hub to find with (a key
+    /// rotation under way); never stored there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_subject_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_family_keys: Vec<String>,
 }
 
 impl OutboxEvent {
@@ -58,7 +64,20 @@ impl OutboxEvent {
             }
             .to_owned(),
             inactive_since: signal.inactive_since,
+            previous_subject_keys: Vec::new(),
+            previous_family_keys: Vec::new(),
         }))
+    }
+
+    /// The upsert of a new signal, with the keys it finds with under older versions.
+    pub fn finding_with(mut self, previous: &crate::domain::matching::PreviousKeys) -> Self {
+        if let Self::Upsert(snapshot) = &mut self {
+            snapshot.previous_subject_keys =
+                previous.subject.iter().map(|key| key.to_stored()).collect();
+            snapshot.previous_family_keys =
+                previous.family.iter().map(|key| key.to_stored()).collect();
+        }
+        self
     }
 
     pub fn signal_id(&self) -> &str {

@@ -14,6 +14,7 @@ use super::hub::tx::Party;
 use super::row::{Columns, parse_org, parse_subject};
 use crate::domain::audit::{AuditEntry, chain_hash, verify_chain};
 use crate::domain::matching::{MatchType, ToldPair};
+use crate::domain::{OrganisationId, SubjectKey};
 
 /// How a node uses its PostgreSQL database (`[hub.postgres]`, `[region.postgres]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +236,29 @@ pub(super) async fn forget_told(conn: &mut PgConnection, party: &Party) -> Resul
     .bind(party.subject_key.to_stored())
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Moves `organisation`'s told pairs from key `old` to key `new`: the statements of
+/// `told::REKEY` (one text for both databases, in PostgreSQL's placeholders).
+pub(super) async fn rekey_told(
+    conn: &mut PgConnection,
+    organisation_id: &OrganisationId,
+    old: &SubjectKey,
+    new: &SubjectKey,
+) -> Result<(), StoreError> {
+    let (old, new) = (old.to_stored(), new.to_stored());
+    for statement in super::told::REKEY {
+        // Constant text with its placeholders renamed: nothing of a caller's goes into it.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.replace('?', "$")))
+            .bind(organisation_id.as_str())
+            .bind(&old);
+        // The deletions name the organisation and the old key only.
+        if statement.contains("?3") {
+            query = query.bind(&new);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

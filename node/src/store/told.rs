@@ -79,3 +79,41 @@ pub(super) fn forget(
     .execute([organisation_id, subject_key])?;
     Ok(())
 }
+
+/// The statements that move a party's pairs from `old` to `new`, its key under the current
+/// version (a rotation): copies, keeping a pair already there, then deletes the old ones. Both
+/// sides, the organisation first, so each is served by the table's indexes.
+pub(super) const REKEY: [&str; 4] = [
+    "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
+         counterpart_organisation_id, counterpart_subject_key, match_type) \
+     SELECT recipient_organisation_id, ?3, counterpart_organisation_id, counterpart_subject_key, \
+            match_type \
+     FROM told_pairs WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2 \
+     ON CONFLICT DO NOTHING",
+    "DELETE FROM told_pairs WHERE recipient_organisation_id = ?1 AND recipient_subject_key = ?2",
+    "INSERT INTO told_pairs (recipient_organisation_id, recipient_subject_key, \
+         counterpart_organisation_id, counterpart_subject_key, match_type) \
+     SELECT recipient_organisation_id, recipient_subject_key, counterpart_organisation_id, ?3, \
+            match_type \
+     FROM told_pairs WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2 \
+     ON CONFLICT DO NOTHING",
+    "DELETE FROM told_pairs \
+     WHERE counterpart_organisation_id = ?1 AND counterpart_subject_key = ?2",
+];
+
+/// Moves `organisation`'s pairs from key `old` to key `new` (see [`REKEY`]).
+pub(super) fn rekey(
+    tx: &Connection,
+    organisation_id: &OrganisationId,
+    old: &SubjectKey,
+    new: &SubjectKey,
+) -> Result<(), StoreError> {
+    let (old, new) = (old.to_stored(), new.to_stored());
+    let params = [organisation_id.as_str(), &old, &new];
+    for statement in REKEY {
+        // The deletions name the organisation and the old key only.
+        let used = if statement.contains("?3") { 3 } else { 2 };
+        super::sql::prepare(tx, statement)?.execute(rusqlite::params_from_iter(&params[..used]))?;
+    }
+    Ok(())
+}

@@ -38,6 +38,8 @@ pub struct SignalEvent {
     pub revision: Revision,
     /// `None`: the signal was deleted.
     pub upsert: Option<HubSignal>,
+    /// A new signal's keys under older live versions, to find with (never stored).
+    pub previous_keys: crate::domain::matching::PreviousKeys,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -34,10 +34,17 @@ pub(crate) async fn submit<T: HubTx>(
     let submitted: Vec<SignalId> = events.iter().map(|event| event.signal_id).collect();
     let keys: Vec<String> = events
         .iter()
-        .filter_map(|event| event.upsert.as_ref())
-        .flat_map(|signal| {
+        .filter_map(|event| {
+            event
+                .upsert
+                .as_ref()
+                .map(|signal| (signal, &event.previous_keys))
+        })
+        .flat_map(|(signal, previous)| {
             std::iter::once(signal.subject_key.to_stored())
                 .chain(signal.family_keys.iter().map(|key| key.to_stored()))
+                .chain(previous.subject.iter().map(|key| key.to_stored()))
+                .chain(previous.family.iter().map(|key| key.to_stored()))
         })
         .collect();
     tx.lock(&submitted, &keys).await?;
@@ -97,6 +104,7 @@ pub(crate) async fn submit<T: HubTx>(
             }
         }
         if current_revision.is_some() {
+            rekey(tx, event.signal_id, &signal).await?;
             tx.update_signal(event.signal_id, event.revision, &expired)
                 .await?;
             refresh_notices(tx, event.signal_id).await?;
@@ -114,12 +122,13 @@ pub(crate) async fn submit<T: HubTx>(
             // The signals it could match, read before it is stored, so that a signal alone
             // on its keys (most) finds nothing at all.
             let candidates = if new.signal.state == SignalState::Active {
-                tx.candidates(&new.signal).await?
+                tx.candidates(&new.signal, &event.previous_keys).await?
             } else {
                 Vec::new()
             };
             tx.insert_signal(&new, event.revision).await?;
-            outcome.notices += match_new_signal(tx, &new, candidates, now).await?;
+            outcome.notices +=
+                match_new_signal(tx, &new, &event.previous_keys, candidates, now).await?;
             if expired != new.signal {
                 tx.update_signal(event.signal_id, event.revision, &expired)
                     .await?;
@@ -487,9 +496,41 @@ async fn delete_signal<T: HubTx>(
 
 /// The match rule across regions for a newly registered signal, stored by now, against the
 /// `candidates` on its keys read before; returns the notices written.
+/// A revision whose keys differ from the stored ones: its region re-keyed it during a key
+/// rotation (a signal's youth and parents never change). The hub's copy and its party's told
+/// pairs move to the new keys, so the pairs keep naming what is stored.
+async fn rekey<T: HubTx>(
+    tx: &mut T,
+    signal_id: SignalId,
+    incoming: &super::HubSignal,
+) -> Result<(), StoreError> {
+    let Some((stored, _)) = tx.hub_signal(signal_id).await? else {
+        return Err(StoreError::Corrupt("signals"));
+    };
+    let mut stored_family = stored.signal.family_keys.clone();
+    let mut incoming_family = incoming.family_keys.clone();
+    stored_family.sort_unstable();
+    incoming_family.sort_unstable();
+    if stored.signal.subject_key == incoming.subject_key && stored_family == incoming_family {
+        return Ok(());
+    }
+    tx.rekey_signal(signal_id, &incoming.subject_key, &incoming.family_keys)
+        .await?;
+    if stored.signal.subject_key != incoming.subject_key {
+        tx.rekey_told(
+            &stored.signal.organisation_id,
+            &stored.signal.subject_key,
+            &incoming.subject_key,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn match_new_signal<T: HubTx>(
     tx: &mut T,
     new: &StoredHubSignal,
+    previous: &crate::domain::matching::PreviousKeys,
     candidates: Vec<StoredHubSignal>,
     now: Timestamp,
 ) -> Result<u32, StoreError> {
@@ -508,7 +549,10 @@ async fn match_new_signal<T: HubTx>(
         .map(StoredHubSignal::match_signal)
         .collect();
     let plan = plan_notices(
-        &new.match_signal(),
+        &MatchSignal {
+            previous_keys: previous.clone(),
+            ..new.match_signal()
+        },
         &others,
         &told,
         MatchScope::AcrossRegions(&new.region_id),

@@ -14,9 +14,16 @@ use jiff::civil::Date;
 use super::HubSignal;
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::CoordinationChange;
-use crate::domain::matching::{MatchSignal, PartySignal, PlannedNotice, ToldPair};
-use crate::domain::{OrganisationId, RegionId, Revision, SignalId, SignalState, SubjectKey};
+use crate::domain::matching::{MatchSignal, PartySignal, PlannedNotice, PreviousKeys, ToldPair};
+use crate::domain::{
+    FamilyKey, OrganisationId, RegionId, Revision, SignalId, SignalState, SubjectKey,
+};
 use crate::store::StoreError;
+
+/// A new signal's subject keys to find with: its own and one per older live version.
+pub(crate) const SUBJECT_KEYS_MAX: usize = crate::domain::LIVE_VERSIONS_MAX;
+/// Its family keys to find with: two parents under each live version.
+pub(crate) const FAMILY_KEYS_MAX: usize = 2 * crate::domain::LIVE_VERSIONS_MAX;
 
 /// A signal row with the region that owns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +43,7 @@ impl StoredHubSignal {
             family_keys: self.signal.family_keys.clone(),
             state: self.signal.state,
             registered_at: self.signal.registered_at,
+            previous_keys: Default::default(),
         }
     }
 }
@@ -182,8 +190,29 @@ pub(crate) trait HubTx {
 
     async fn party_exists(&mut self, party: &Party) -> Result<bool, StoreError>;
 
-    /// The signals on `subject_key` or on one of `family_keys`, with their family keys.
-    async fn candidates(&mut self, signal: &HubSignal) -> Result<Vec<StoredHubSignal>, StoreError>;
+    /// The signals on `signal`'s subject key or on one of its family keys, or on one of the
+    /// `previous` keys it finds with under older versions, with their family keys.
+    async fn candidates(
+        &mut self,
+        signal: &HubSignal,
+        previous: &PreviousKeys,
+    ) -> Result<Vec<StoredHubSignal>, StoreError>;
+
+    /// A rotation: the signal's keys are now `subject_key` and `family_keys`.
+    async fn rekey_signal(
+        &mut self,
+        signal_id: SignalId,
+        subject_key: &SubjectKey,
+        family_keys: &[FamilyKey],
+    ) -> Result<(), StoreError>;
+
+    /// A rotation: `organisation`'s told pairs on the youth `old` now name `new`.
+    async fn rekey_told(
+        &mut self,
+        organisation: &OrganisationId,
+        old: &SubjectKey,
+        new: &SubjectKey,
+    ) -> Result<(), StoreError>;
 
     /// The pairs already told in which this party takes part, on either side.
     async fn told_pairs(&mut self, party: &Party) -> Result<HashSet<ToldPair>, StoreError>;

@@ -39,8 +39,8 @@ use super::super::row::{
 };
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
-use crate::domain::matching::{PartySignal, ToldPair};
-use crate::domain::{RegionId, Revision, SignalId};
+use crate::domain::matching::{PartySignal, PreviousKeys, ToldPair};
+use crate::domain::{FamilyKey, OrganisationId, RegionId, Revision, SignalId, SubjectKey};
 
 /// The channel on which a commit that appended to a region's log wakes every instance's
 /// notice streams.
@@ -112,9 +112,15 @@ impl OnKeys {
         }
     }
 
-    /// The signals on `signal`'s keys, if every one of them was read.
-    fn candidates(&self, signal: &HubSignal) -> Option<Vec<StoredHubSignal>> {
-        let keys: Vec<String> = Self::keys_of(signal).collect();
+    /// The signals on `signal`'s keys and `previous`, if every one of them was read.
+    fn candidates(
+        &self,
+        signal: &HubSignal,
+        previous: &PreviousKeys,
+    ) -> Option<Vec<StoredHubSignal>> {
+        let keys: Vec<String> = Self::keys_of(signal)
+            .chain(previous_keys(previous))
+            .collect();
         if !keys.iter().all(|key| self.keys.contains(key)) {
             return None;
         }
@@ -131,6 +137,14 @@ impl OnKeys {
                 .collect(),
         )
     }
+}
+
+fn previous_keys(previous: &PreviousKeys) -> impl Iterator<Item = String> + '_ {
+    previous
+        .subject
+        .iter()
+        .map(SubjectKey::to_stored)
+        .chain(previous.family.iter().map(FamilyKey::to_stored))
 }
 
 pub(super) struct PgHubTx {
@@ -222,12 +236,13 @@ fn log_targets(rows: &[PgRow]) -> Result<Vec<LogTarget>, StoreError> {
         .collect()
 }
 
-/// The ids of the signals on a youth ($1) or on one of its family keys ($2): two index lookups.
+/// The ids of the signals on a youth's keys ($1) or on one of its family keys ($2): two index
+/// lookups.
 /// PostgreSQL plans `subject_key = $1 OR signal_id IN (…)` as a scan of every signal, and a
 /// join of these ids to the signals as a hash join over all of them while the table's
 /// statistics are older than its growth (seen: 8 ms an event at 60,000 signals); the rows are
 /// read by id in a second statement, only when there are any.
-const CANDIDATE_IDS: &str = "SELECT signal_id FROM signals WHERE subject_key = $1 \
+const CANDIDATE_IDS: &str = "SELECT signal_id FROM signals WHERE subject_key = ANY($1) \
      UNION \
      SELECT signal_id FROM signal_family_keys WHERE family_key = ANY($2)";
 
@@ -554,13 +569,26 @@ impl HubTx for PgHubTx {
         .is_some())
     }
 
-    async fn candidates(&mut self, signal: &HubSignal) -> Result<Vec<StoredHubSignal>, StoreError> {
-        if let Some(candidates) = self.on_keys.candidates(signal) {
+    async fn candidates(
+        &mut self,
+        signal: &HubSignal,
+        previous: &PreviousKeys,
+    ) -> Result<Vec<StoredHubSignal>, StoreError> {
+        if let Some(candidates) = self.on_keys.candidates(signal, previous) {
             return Ok(candidates);
         }
-        let family_keys: Vec<String> = signal.family_keys.iter().map(|k| k.to_stored()).collect();
+        let subject_keys: Vec<String> = std::iter::once(&signal.subject_key)
+            .chain(&previous.subject)
+            .map(SubjectKey::to_stored)
+            .collect();
+        let family_keys: Vec<String> = signal
+            .family_keys
+            .iter()
+            .chain(&previous.family)
+            .map(FamilyKey::to_stored)
+            .collect();
         let ids: Vec<String> = sqlx::query_scalar(CANDIDATE_IDS)
-            .bind(signal.subject_key.to_stored())
+            .bind(&subject_keys)
             .bind(&family_keys)
             .fetch_all(self.conn())
             .await?;
@@ -574,6 +602,52 @@ impl HubTx for PgHubTx {
             .iter()
             .map(stored_signal)
             .collect()
+    }
+
+    async fn rekey_signal(
+        &mut self,
+        signal_id: SignalId,
+        subject_key: &SubjectKey,
+        family_keys: &[FamilyKey],
+    ) -> Result<(), StoreError> {
+        let stored_keys: Vec<String> = family_keys.iter().map(FamilyKey::to_stored).collect();
+        sqlx::query("UPDATE signals SET subject_key = $1 WHERE signal_id = $2")
+            .bind(subject_key.to_stored())
+            .bind(signal_id.to_string())
+            .execute(self.conn())
+            .await?;
+        sqlx::query("DELETE FROM signal_family_keys WHERE signal_id = $1")
+            .bind(signal_id.to_string())
+            .execute(self.conn())
+            .await?;
+        sqlx::query(
+            "INSERT INTO signal_family_keys (signal_id, family_key) \
+             SELECT $1, k FROM unnest($2::text[]) AS k",
+        )
+        .bind(signal_id.to_string())
+        .bind(&stored_keys)
+        .execute(self.conn())
+        .await?;
+        // The read-ahead of signals by key no longer knows every signal on the new keys.
+        for key in std::iter::once(subject_key.to_stored()).chain(stored_keys) {
+            self.on_keys.keys.remove(&key);
+        }
+        if let Some(mut stored) = self.on_keys.signals.get(&signal_id).cloned() {
+            self.on_keys.remove(signal_id);
+            stored.signal.subject_key = *subject_key;
+            stored.signal.family_keys = family_keys.to_vec();
+            self.on_keys.add(stored);
+        }
+        Ok(())
+    }
+
+    async fn rekey_told(
+        &mut self,
+        organisation: &OrganisationId,
+        old: &SubjectKey,
+        new: &SubjectKey,
+    ) -> Result<(), StoreError> {
+        crate::store::postgres::rekey_told(self.conn(), organisation, old, new).await
     }
 
     async fn told_pairs(&mut self, party: &Party) -> Result<HashSet<ToldPair>, StoreError> {

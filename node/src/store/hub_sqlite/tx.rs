@@ -13,7 +13,8 @@ use super::super::hub::rows::{
     stored_signal, told_pairs_to_text,
 };
 use super::super::hub::tx::{
-    DueSignal, EntryKind, HubTx, Known, LogTarget, NewNotice, NotedAck, Party, StoredHubSignal,
+    DueSignal, EntryKind, FAMILY_KEYS_MAX, HubTx, Known, LogTarget, NewNotice, NotedAck, Party,
+    SUBJECT_KEYS_MAX, StoredHubSignal,
 };
 use super::super::hub::{HubSignal, LoggedAdoption};
 use super::super::row::{Columns, parse_instant, parse_signal_id, parse_state};
@@ -21,8 +22,8 @@ use super::super::sql::{OwnedRow, query};
 use super::super::{StoreError, told};
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{ChangeKind, CoordinationChange};
-use crate::domain::matching::{PartySignal, ToldPair};
-use crate::domain::{FamilyKey, RegionId, Revision, SignalId};
+use crate::domain::matching::{PartySignal, PreviousKeys, ToldPair};
+use crate::domain::{FamilyKey, OrganisationId, RegionId, Revision, SignalId, SubjectKey};
 
 pub(super) struct SqliteHubTx<'c> {
     conn: &'c Connection,
@@ -222,27 +223,77 @@ impl HubTx for SqliteHubTx<'_> {
         )
     }
 
-    async fn candidates(&mut self, signal: &HubSignal) -> Result<Vec<StoredHubSignal>, StoreError> {
-        if signal.family_keys.len() > 2 {
-            return Err(StoreError::Corrupt("more than two family keys"));
+    async fn candidates(
+        &mut self,
+        signal: &HubSignal,
+        previous: &PreviousKeys,
+    ) -> Result<Vec<StoredHubSignal>, StoreError> {
+        // One statement text for every signal: the subject keys padded with the current one,
+        // the family keys with NULL, which matches nothing.
+        let subject: Vec<String> = std::iter::once(&signal.subject_key)
+            .chain(&previous.subject)
+            .map(SubjectKey::to_stored)
+            .collect();
+        let family: Vec<String> = signal
+            .family_keys
+            .iter()
+            .chain(&previous.family)
+            .map(FamilyKey::to_stored)
+            .collect();
+        if subject.len() > SUBJECT_KEYS_MAX || family.len() > FAMILY_KEYS_MAX {
+            return Err(StoreError::Corrupt("more keys than live versions allow"));
         }
-        let family_key = |index: usize| signal.family_keys.get(index).map(FamilyKey::to_stored);
-        query(
+        let mut statement = query(
             "SELECT s.*, \
                     (SELECT group_concat(f.family_key, ' ') FROM signal_family_keys f \
                      WHERE f.signal_id = s.signal_id) AS family_keys \
              FROM signals s \
-             WHERE s.subject_key = ?1 \
+             WHERE s.subject_key IN (?1, ?2, ?3) \
                 OR s.signal_id IN (SELECT signal_id FROM signal_family_keys \
-                                   WHERE family_key IN (?2, ?3))",
-        )
-        .bind(signal.subject_key.to_stored())
-        .bind(family_key(0))
-        .bind(family_key(1))
-        .fetch_all(self.conn)?
-        .iter()
-        .map(stored_signal)
-        .collect()
+                                   WHERE family_key IN (?4, ?5, ?6, ?7, ?8, ?9))",
+        );
+        for index in 0..SUBJECT_KEYS_MAX {
+            statement = statement.bind(subject.get(index).unwrap_or(&subject[0]).clone());
+        }
+        for index in 0..FAMILY_KEYS_MAX {
+            statement = statement.bind(family.get(index).cloned());
+        }
+        statement
+            .fetch_all(self.conn)?
+            .iter()
+            .map(stored_signal)
+            .collect()
+    }
+
+    async fn rekey_signal(
+        &mut self,
+        signal_id: SignalId,
+        subject_key: &SubjectKey,
+        family_keys: &[FamilyKey],
+    ) -> Result<(), StoreError> {
+        query("UPDATE signals SET subject_key = ? WHERE signal_id = ?")
+            .bind(subject_key.to_stored())
+            .bind(signal_id.to_string())
+            .execute(self.conn)?;
+        query("DELETE FROM signal_family_keys WHERE signal_id = ?")
+            .bind(signal_id.to_string())
+            .execute(self.conn)?;
+        for key in family_keys {
+            query("INSERT INTO signal_family_keys (signal_id, family_key) VALUES (?, ?)")
+                .bind(signal_id.to_string())
+                .bind(key.to_stored())
+                .execute(self.conn)?;
+        }
+        Ok(())
+    }
+
+    async fn rekey_told(
+        &mut self,
+        organisation: &OrganisationId,
+        old: &SubjectKey,
+        new: &SubjectKey,
+    ) -> Result<(), StoreError> {
+        told::rekey(self.conn, organisation, old, new)
     }
 
     async fn told_pairs(&mut self, party: &Party) -> Result<HashSet<ToldPair>, StoreError> {

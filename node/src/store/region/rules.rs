@@ -4,6 +4,8 @@
 //! notice log and the dead letters. Each function is one transaction's work; the backend opens
 //! and commits it. The domain's rules decide; these functions load, ask and store.
 
+use std::collections::HashSet;
+
 use jiff::Timestamp;
 use jiff::civil::Date;
 
@@ -33,6 +35,8 @@ pub(crate) async fn register<T: RegionTx>(
     region_id: &RegionId,
 ) -> Result<Registered, StoreError> {
     tx.lock_writes().await?;
+    // First, so every check below sees this youth and these parents under one key version.
+    rekey(tx, &new.rekeys, new.registered_at).await?;
     if let Some((signal_id, fingerprint)) = tx
         .earlier_request(&new.organisation_id, &new.request_key)
         .await?
@@ -95,8 +99,8 @@ pub(crate) async fn register<T: RegionTx>(
         tx.insert_email_job(&notice_id, signal.registered_at)
             .await?;
     }
-    tx.append_outbox(&OutboxEvent::upsert(&signal), signal.registered_at)
-        .await?;
+    let event = OutboxEvent::upsert(&signal).finding_with(&new.rekeys.previous_keys());
+    tx.append_outbox(&event, signal.registered_at).await?;
     tx.audit(&AuditEntry {
         at: signal.registered_at,
         action: AuditAction::Register,
@@ -687,6 +691,50 @@ async fn save_revision<T: RegionTx>(
     tx.append_outbox(&OutboxEvent::upsert(signal), now).await
 }
 
+/// A key rotation under way: what this node stored under an identifier's older keys now
+/// carries its current key (the registration has the identifier, which the node never
+/// stores). Signals, deaths, family keys and told pairs move together, so the node's rules see
+/// one version; each signal that changed goes to the hub at a new revision, before the new
+/// signal, so the hub's copy and its told pairs follow.
+async fn rekey<T: RegionTx>(
+    tx: &mut T,
+    rekeys: &crate::domain::Rekeys,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if rekeys.is_empty() {
+        return Ok(());
+    }
+    let mut changed = Vec::new();
+    for (old, new) in &rekeys.subject {
+        let signals = tx.subject_signals(old).await?;
+        let mut organisations = HashSet::new();
+        for signal_id in &signals {
+            organisations.insert(stored(tx, *signal_id).await?.organisation_id);
+        }
+        tx.rekey_subject(old, new).await?;
+        for organisation in &organisations {
+            tx.rekey_told(organisation, old, new).await?;
+        }
+        changed.extend(signals);
+    }
+    for (old, new) in &rekeys.family {
+        changed.extend(tx.family_signals(old).await?);
+        tx.rekey_family(old, new).await?;
+    }
+    changed.sort_unstable();
+    changed.dedup();
+    for signal_id in changed {
+        let current = stored(tx, signal_id).await?;
+        let previous = current.revision;
+        let rekeyed = StoredSignal {
+            revision: previous.next(),
+            ..current
+        };
+        save_revision(tx, previous, &rekeyed, now).await?;
+    }
+    Ok(())
+}
+
 async fn stored<T: RegionTx>(tx: &mut T, signal_id: SignalId) -> Result<StoredSignal, StoreError> {
     tx.signal(signal_id)
         .await?
@@ -714,5 +762,6 @@ fn match_signal(signal: &StoredSignal, region_id: &RegionId) -> MatchSignal {
         family_keys: signal.family_keys.clone(),
         state: signal.state,
         registered_at: signal.registered_at,
+        previous_keys: Default::default(),
     }
 }

@@ -14,7 +14,7 @@ use jiff::civil::Date;
 use crate::domain::audit::AuditEntry;
 use crate::domain::coordination::{CoordinationChange, CoordinationState};
 use crate::domain::matching::{MatchSignal, PartySignal, PlannedNotice, ToldPair};
-use crate::domain::{OrganisationId, RegionId, Revision, SignalId, SubjectKey};
+use crate::domain::{FamilyKey, OrganisationId, RegionId, Revision, SignalId, SubjectKey};
 use crate::store::dead_letter::DeadLetter;
 use crate::store::hub::LoggedNotice;
 use crate::store::hub::tx::Party;
@@ -71,6 +71,25 @@ pub(crate) trait RegionTx {
 
     /// The signals on `signal`'s subject key or one of its family keys, as the match rule sees
     /// them (all of `region_id`).
+    /// The signals with `family_key` among their family keys.
+    async fn family_signals(&mut self, family_key: &FamilyKey)
+    -> Result<Vec<SignalId>, StoreError>;
+
+    /// A rotation: the youth's signals and death record stored under `old` now carry `new`.
+    async fn rekey_subject(&mut self, old: &SubjectKey, new: &SubjectKey)
+    -> Result<(), StoreError>;
+
+    /// A rotation: the signals with family key `old` now carry `new` instead.
+    async fn rekey_family(&mut self, old: &FamilyKey, new: &FamilyKey) -> Result<(), StoreError>;
+
+    /// A rotation: `organisation`'s told pairs on the youth `old` now name `new`.
+    async fn rekey_told(
+        &mut self,
+        organisation: &OrganisationId,
+        old: &SubjectKey,
+        new: &SubjectKey,
+    ) -> Result<(), StoreError>;
+
     async fn candidates(
         &mut self,
         signal: &StoredSignal,

@@ -169,6 +169,67 @@ impl RegionTx for PgRegionTx {
         )
     }
 
+    async fn family_signals(
+        &mut self,
+        family_key: &FamilyKey,
+    ) -> Result<Vec<SignalId>, StoreError> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT signal_id FROM signal_family_keys WHERE family_key = $1",
+        )
+        .bind(family_key.to_stored())
+        .fetch_all(&mut *self.tx)
+        .await?
+        .iter()
+        .map(|id| parse_signal_id(id))
+        .collect()
+    }
+
+    async fn rekey_subject(
+        &mut self,
+        old: &SubjectKey,
+        new: &SubjectKey,
+    ) -> Result<(), StoreError> {
+        let (old, new) = (old.to_stored(), new.to_stored());
+        sqlx::query("UPDATE signals SET subject_key = $2 WHERE subject_key = $1")
+            .bind(&old)
+            .bind(&new)
+            .execute(&mut *self.tx)
+            .await?;
+        // A death may be recorded under both versions already.
+        sqlx::query(
+            "INSERT INTO deceased (subject_key, recorded_at) \
+             SELECT $2, recorded_at FROM deceased WHERE subject_key = $1 \
+             ON CONFLICT (subject_key) DO NOTHING",
+        )
+        .bind(&old)
+        .bind(&new)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM deceased WHERE subject_key = $1")
+            .bind(&old)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn rekey_family(&mut self, old: &FamilyKey, new: &FamilyKey) -> Result<(), StoreError> {
+        sqlx::query("UPDATE signal_family_keys SET family_key = $2 WHERE family_key = $1")
+            .bind(old.to_stored())
+            .bind(new.to_stored())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn rekey_told(
+        &mut self,
+        organisation: &OrganisationId,
+        old: &SubjectKey,
+        new: &SubjectKey,
+    ) -> Result<(), StoreError> {
+        crate::store::postgres::rekey_told(&mut self.tx, organisation, old, new).await
+    }
+
     async fn candidates(
         &mut self,
         signal: &StoredSignal,
@@ -210,6 +271,7 @@ impl RegionTx for PgRegionTx {
                     family_keys: parse_family_keys(&family_keys)?,
                     state: parse_state(&row.text("state")?)?,
                     registered_at: parse_instant(row.int("registered_at")?)?,
+                    previous_keys: Default::default(),
                 })
             })
             .collect()

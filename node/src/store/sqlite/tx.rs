@@ -117,6 +117,59 @@ impl RegionTx for SqliteRegionTx<'_> {
         )
     }
 
+    async fn family_signals(
+        &mut self,
+        family_key: &FamilyKey,
+    ) -> Result<Vec<SignalId>, StoreError> {
+        parse_signal_ids(
+            query("SELECT signal_id FROM signal_family_keys WHERE family_key = ?")
+                .bind(family_key.to_stored())
+                .scalars(self.conn)?,
+        )
+    }
+
+    async fn rekey_subject(
+        &mut self,
+        old: &SubjectKey,
+        new: &SubjectKey,
+    ) -> Result<(), StoreError> {
+        let (old, new) = (old.to_stored(), new.to_stored());
+        query("UPDATE signals SET subject_key = ?2 WHERE subject_key = ?1")
+            .bind(&old)
+            .bind(&new)
+            .execute(self.conn)?;
+        // A death may be recorded under both versions already.
+        query(
+            "INSERT INTO deceased (subject_key, recorded_at) \
+             SELECT ?2, recorded_at FROM deceased WHERE subject_key = ?1 \
+             ON CONFLICT (subject_key) DO NOTHING",
+        )
+        .bind(&old)
+        .bind(&new)
+        .execute(self.conn)?;
+        query("DELETE FROM deceased WHERE subject_key = ?1")
+            .bind(&old)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn rekey_family(&mut self, old: &FamilyKey, new: &FamilyKey) -> Result<(), StoreError> {
+        query("UPDATE signal_family_keys SET family_key = ?2 WHERE family_key = ?1")
+            .bind(old.to_stored())
+            .bind(new.to_stored())
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    async fn rekey_told(
+        &mut self,
+        organisation: &OrganisationId,
+        old: &SubjectKey,
+        new: &SubjectKey,
+    ) -> Result<(), StoreError> {
+        told::rekey(self.conn, organisation, old, new)
+    }
+
     async fn candidates(
         &mut self,
         signal: &StoredSignal,
@@ -156,6 +209,7 @@ impl RegionTx for SqliteRegionTx<'_> {
                     family_keys: parse_family_keys(&family_keys)?,
                     state: parse_state(&row.text("state")?)?,
                     registered_at: parse_instant(row.int("registered_at")?)?,
+                    previous_keys: Default::default(),
                 })
             })
             .collect()

@@ -222,6 +222,7 @@ fn new_signal(org: &str, youth_n: u8, parents: &[u8]) -> NewSignal {
         registered_at: now(),
         planned_removal_date: R_MAX,
         informing: informed(BORN),
+        rekeys: Default::default(),
     }
 }
 
@@ -381,6 +382,7 @@ contract!(
     dead_letters_hold_back_a_signals_later_events_until_retried,
     every_write_is_audited_in_one_chain,
     signals_of_subject_pages_in_registration_order,
+    a_registration_under_a_new_version_rekeys_what_the_node_holds,
     notice_emails_are_claimed_once_sent_once_and_audited,
     signals_handed_over_and_adopted_are_as_they_were,
 );

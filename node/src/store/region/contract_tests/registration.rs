@@ -298,3 +298,107 @@ pub(super) async fn signals_of_subject_pages_in_registration_order(store: &impl 
         [tied_high]
     );
 }
+
+/// A key rotation: a registration under version 2, with the youth's and the parent's version-1
+/// keys, first moves what the node holds under those to version 2 (the youth's signal, the
+/// sibling's family key, the told pairs), queues those signals for the hub at a new revision,
+/// and then matches as if every signal had always been under version 2.
+pub(super) async fn a_registration_under_a_new_version_rekeys_what_the_node_holds(
+    store: &impl Subject,
+) {
+    let v2 = KeyVersion::new(2).unwrap();
+    let (a, _) = created(store, new_signal("a", 1, &[9])).await;
+    let (b, notices) = created(store, registered_at(new_signal("b", 2, &[9]), 1)).await;
+    assert_eq!(notices, 2, "a and b: one family, told both ways");
+    assert_eq!(
+        store
+            .record_death(&LiveKeys::one(youth(3)), at(2))
+            .await
+            .unwrap(),
+        0
+    );
+    let before = store.outbox_batch(100).await.unwrap().len();
+
+    let mut c = registered_at(new_signal("c", 1, &[]), 3);
+    c.subject_key = SubjectKey::new(v2, [1; 32]);
+    c.family_keys = vec![FamilyKey::new(v2, [9; 32])];
+    c.rekeys = crate::domain::Rekeys {
+        subject: vec![(youth(1), c.subject_key)],
+        family: vec![(parent(9), FamilyKey::new(v2, [9; 32]))],
+    };
+    let (c, notices) = created(store, c).await;
+    assert_eq!(
+        notices, 4,
+        "c and a (youth), c and b (family), each both ways"
+    );
+
+    let a = store.signal(a.signal_id).await.unwrap().unwrap();
+    assert_eq!((a.subject_key, a.revision.get()), (c.subject_key, 2));
+    assert_eq!(a.family_keys, vec![FamilyKey::new(v2, [9; 32])]);
+    let b = store.signal(b.signal_id).await.unwrap().unwrap();
+    assert_eq!((b.subject_key, b.revision.get()), (youth(2), 2));
+    assert_eq!(b.family_keys, vec![FamilyKey::new(v2, [9; 32])]);
+    // For the hub: a and b at revision 2 with their new keys, then c with its old keys.
+    let outbox: Vec<OutboxEvent> = store
+        .outbox_batch(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .skip(before)
+        .map(|entry| entry.event.unwrap())
+        .collect();
+    let upserts: Vec<_> = outbox
+        .iter()
+        .map(|event| match event {
+            OutboxEvent::Upsert(snapshot) => (
+                snapshot.signal_id.clone(),
+                snapshot.revision,
+                snapshot.subject_key.clone(),
+                snapshot.previous_subject_keys.clone(),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let mut rekeyed = upserts[..2].to_vec();
+    rekeyed.sort();
+    let mut expected = vec![
+        (
+            a.signal_id.to_string(),
+            2,
+            a.subject_key.to_stored(),
+            vec![],
+        ),
+        (b.signal_id.to_string(), 2, youth(2).to_stored(), vec![]),
+    ];
+    expected.sort();
+    assert_eq!(rekeyed, expected);
+    assert_eq!(
+        upserts[2],
+        (
+            c.signal_id.to_string(),
+            1,
+            c.subject_key.to_stored(),
+            vec![youth(1).to_stored()]
+        )
+    );
+
+    // a's told pairs moved with it: a registering again finds its active signal, and a new
+    // party on the youth is told about a once.
+    let again = NewSignal {
+        subject_key: c.subject_key,
+        family_keys: c.family_keys.clone(),
+        ..registered_at(new_signal("a", 1, &[]), 4)
+    };
+    assert!(matches!(
+        store.register(again).await.unwrap(),
+        Registered::AlreadyActive(signal) if signal.signal_id == a.signal_id
+    ));
+    // The death recorded under version 1 refuses a registration under version 2.
+    let mut dead = registered_at(new_signal("d", 3, &[]), 5);
+    dead.subject_key = SubjectKey::new(v2, [3; 32]);
+    dead.rekeys.subject = vec![(youth(3), dead.subject_key)];
+    assert!(matches!(
+        store.register(dead).await,
+        Err(StoreError::Deceased)
+    ));
+}
