@@ -215,6 +215,8 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
 
     step("pseudonyms: HMAC beside the oblivious PRF (RFC 9497)");
     let pseudonyms = pseudonyms::compare(settings.smoke, &mut report)?;
+    step("pseudonyms: the pseudonym service over mutual TLS");
+    let wire = pseudonyms::over_the_wire(settings.smoke, &federation.pki, dir, &mut report).await?;
 
     let mut per_size = Vec::new();
     for &size in &settings.sizes {
@@ -261,6 +263,7 @@ async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<serde_json::Valu
         "hub_backends": backends,
         "region_backends": region_backends,
         "pseudonyms": pseudonyms,
+        "pseudonyms_over_the_wire": wire,
         "figures": report.figures,
         "size_ratios": report.size_ratios(),
     }))
