@@ -68,6 +68,11 @@ enum Role {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Instead: how many pseudonyms (subject and family keys) the hub holds under each key
+        /// version, the federation's as the regions sent them. A key rotation's progress: an
+        /// old version may be retired once it has none.
+        #[arg(long)]
+        key_versions: bool,
     },
     /// For a region that takes over the signals of a region leaving the federation: writes a
     /// new handover secret to FILE (readable by its owner only) and prints its public key, for
@@ -311,7 +316,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Role::Client(client) => client.run().await,
-        Role::HubStatus { config, json } => {
+        Role::HubStatus {
+            config,
+            json,
+            key_versions,
+        } => {
             let settings = config::load(config.as_deref(), std::env::vars())?;
             let hub = settings
                 .hub
@@ -327,7 +336,11 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
             .with_context(|| format!("opening {}", hub.database))?;
-            let status = hub_status(&store, registry.regions(), json).await;
+            let status = if key_versions {
+                print_key_versions(&store, json).await
+            } else {
+                hub_status(&store, registry.regions(), json).await
+            };
             store.close().await;
             status
         }
@@ -373,6 +386,28 @@ fn print_audit_volume(
             "{:<16}  {:>10}  {:>18}  {:>13}",
             region, volume.calls, volume.elements_evaluated, volume.calls_refused
         );
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // the command's answer, for the operator
+async fn print_key_versions(
+    store: &vix_node::store::hub_database::HubDatabase,
+    json: bool,
+) -> anyhow::Result<()> {
+    let versions = store.key_versions().await?;
+    if !json {
+        println!("{:>11}  {:>12}", "key version", "pseudonyms");
+    }
+    for (version, count) in versions {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "key_version": version, "pseudonyms": count })
+            );
+        } else {
+            println!("{version:>11}  {count:>12}");
+        }
     }
     Ok(())
 }

@@ -38,6 +38,21 @@ async fn region_on(region: &str, service: &TestPseudonymizer, hub: Option<&TestH
     node
 }
 
+/// school-north's registration of YOUTH, which must be refused.
+async fn school_cannot_register(north: &TestRegion) -> tonic::Status {
+    north
+        .client("school-north")
+        .register_signal(pb::RegisterSignalRequest {
+            request_id: "r2".into(),
+            youth: Some(pb::register_signal_request::Youth::Bsn(YOUTH.into())),
+            professional: Some(vix_tests::professional("school-north")),
+            planned_removal_date: String::new(),
+            informing: Some(vix_tests::informing_for(YOUTH, test_day())),
+        })
+        .await
+        .unwrap_err()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
@@ -124,17 +139,7 @@ async fn past_its_rate_limit_a_region_is_refused_and_stores_nothing() {
     north.register_bsn("jgz-north", YOUTH, "r1").await;
     let before = north.row_counts().await;
 
-    let refused = north
-        .client("school-north")
-        .register_signal(pb::RegisterSignalRequest {
-            request_id: "r2".into(),
-            youth: Some(pb::register_signal_request::Youth::Bsn(YOUTH.into())),
-            professional: Some(vix_tests::professional("school-north")),
-            planned_removal_date: String::new(),
-            informing: Some(vix_tests::informing_for(YOUTH, test_day())),
-        })
-        .await
-        .unwrap_err();
+    let refused = school_cannot_register(&north).await;
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert_eq!(
         north.row_counts().await,
@@ -177,17 +182,7 @@ async fn without_the_pseudonym_service_registration_is_unavailable_and_stores_no
     let before = north.row_counts().await;
     service.stop().await;
 
-    let refused = north
-        .client("school-north")
-        .register_signal(pb::RegisterSignalRequest {
-            request_id: "r2".into(),
-            youth: Some(pb::register_signal_request::Youth::Bsn(YOUTH.into())),
-            professional: Some(vix_tests::professional("school-north")),
-            planned_removal_date: String::new(),
-            informing: Some(vix_tests::informing_for(YOUTH, test_day())),
-        })
-        .await
-        .unwrap_err();
+    let refused = school_cannot_register(&north).await;
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("nothing was stored"));
     assert_eq!(north.row_counts().await, before);

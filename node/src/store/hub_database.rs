@@ -169,4 +169,8 @@ impl HubStore for HubDatabase {
     async fn acknowledged(&self) -> Result<Vec<(RegionId, u64)>, StoreError> {
         on_store!(self, store => store.acknowledged().await)
     }
+
+    async fn key_versions(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        on_store!(self, store => store.key_versions().await)
+    }
 }

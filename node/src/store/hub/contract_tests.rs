@@ -265,6 +265,8 @@ async fn during_a_key_rotation_old_keys_find_and_rekeyed_signals_keep_their_told
         .map(|notice| notice.counterpart.organisation_id.to_string())
         .collect();
     assert_eq!(about, ["b", "c2", "c"], "{to_north:#?}");
+    // Left under version 1: b's subject key and family key. Under version 2: a, c, c2, d.
+    assert_eq!(store.key_versions().await.unwrap(), [(1, 2), (2, 8)]);
 }
 
 pub(in crate::store) fn now() -> Timestamp {

@@ -265,4 +265,27 @@ pub trait HubStore: Send + Sync + 'static {
     /// the hub has seen.
     fn acknowledged(&self)
     -> impl Future<Output = Result<Vec<(RegionId, u64)>, StoreError>> + Send;
+
+    /// Pseudonyms stored per key version (subject and family keys of every region's signals,
+    /// which are the regions' own): a version may be retired once it has none. Reads every
+    /// key: an operator's question, not a request's.
+    fn key_versions(&self) -> impl Future<Output = Result<Vec<(u32, u64)>, StoreError>> + Send;
+}
+
+/// The version of every stored pseudonym (`v<version>:<hex>`), for [`HubStore::key_versions`].
+/// Oldest version first.
+pub(crate) fn parse_key_versions(rows: Vec<(String, i64)>) -> Result<Vec<(u32, u64)>, StoreError> {
+    let mut versions = rows
+        .into_iter()
+        .map(|(version, count)| {
+            Ok((
+                version
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("key version"))?,
+                u64::try_from(count).map_err(|_| StoreError::Corrupt("key count"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    versions.sort_unstable();
+    Ok(versions)
 }

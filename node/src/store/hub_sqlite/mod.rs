@@ -223,6 +223,18 @@ impl HubStore for HubSqliteStore {
         u64::try_from(count).map_err(|_| StoreError::Corrupt("notices"))
     }
 
+    async fn key_versions(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT substr(k, 2, instr(k, ':') - 2) AS version, COUNT(*) FROM ( \
+                 SELECT subject_key AS k FROM signals \
+                 UNION ALL SELECT family_key FROM signal_family_keys) \
+             GROUP BY version",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        super::hub::parse_key_versions(rows)
+    }
+
     async fn acknowledged(&self) -> Result<Vec<(RegionId, u64)>, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT region_id, acked_cursor FROM region_cursors ORDER BY region_id")
