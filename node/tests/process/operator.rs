@@ -381,3 +381,136 @@ async fn decommission_dry_runs_say_what_would_go_and_change_nothing() {
     assert!(intact);
     assert!(stdout.contains("intact: 3 entries"), "{stdout}");
 }
+
+/// The pseudonym service as operators run it: `key-file` writes a private key file once,
+/// `vix-node pseudonymizer` serves a region node process that takes its pseudonyms from it,
+/// and `pseudonymizer-audit` verifies the audit and shows the region's volume.
+#[tokio::test]
+async fn the_pseudonym_service_serves_a_region_and_its_audit_shows_the_volume() {
+    let pki = tempfile::tempdir().unwrap();
+    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("pseudonymizer-v1.key");
+    let key_file = |out: &Path| {
+        let out = out.to_owned();
+        async move {
+            let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
+                .arg("key-file")
+                .arg("--out")
+                .arg(&out)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+            )
+        }
+    };
+    let (ok, stdout) = key_file(&key).await;
+    assert!(ok);
+    assert!(stdout.is_empty(), "a key is never printed");
+    let written = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(written.trim().len(), 64);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (ok, _) = key_file(&key).await;
+    assert!(!ok, "an existing key file is never overwritten");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), written);
+
+    let service_addr = super::free_port();
+    let p = pki.path().display();
+    let service_config = dir.path().join("pseudonymizer.toml");
+    std::fs::write(
+        &service_config,
+        format!(
+            r#"
+[pseudonymizer]
+listen = "{service_addr}"
+organisation_registry_file = "{p}/organisations.toml"
+current_key_version = 1
+audit_file = "{audit}"
+
+[[pseudonymizer.keys]]
+version = 1
+file = "{key}"
+
+[pseudonymizer.tls]
+ca = "{p}/ca.pem"
+cert = "{p}/pseudonymizer.pem"
+key = "{p}/pseudonymizer.key"
+crls = ["{p}/crl.pem"]
+"#,
+            audit = dir.path().join("audit.jsonl").display(),
+            key = key.display(),
+        ),
+    )
+    .unwrap();
+    let (service, _) = super::start_role("pseudonymizer", &service_config).await;
+
+    // North without a federation key: its pseudonyms come from the service.
+    let north_config = super::region_config(dir.path(), pki.path(), "north", "127.0.0.1:0", None);
+    let text = std::fs::read_to_string(&north_config).unwrap();
+    let text = text
+        .lines()
+        .filter(|line| !line.starts_with("federation_key"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(
+        &north_config,
+        format!(
+            r#"{text}
+
+[region.pseudonym_service]
+address = "{service_addr}"
+server_name = "localhost"
+request_key_file = "{p}/request.key"
+
+[region.pseudonym_service.tls]
+ca = "{p}/ca.pem"
+cert = "{p}/region-north-client.pem"
+key = "{p}/region-north-client.key"
+"#
+        ),
+    )
+    .unwrap();
+    let (north, north_addr) = start_node(&north_config).await;
+    for (org, n) in [("jgz-north", 1), ("school-north", 1), ("jgz-north", 2)] {
+        client(north_addr, pki.path(), org)
+            .register_signal(super::alt_youth_request(org, n))
+            .await
+            .unwrap();
+    }
+    // jgz-north and school-north on youth 1: a match, made with the service's pseudonyms.
+    let matches = client(north_addr, pki.path(), "school-north")
+        .list_matches(pb::ListMatchesRequest {
+            acting_professional_id: "p1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(matches.matches.len(), 1);
+
+    let (ok, stdout, stderr) =
+        command("pseudonymizer-audit", &service_config, &["--json"], &[]).await;
+    assert!(ok, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["entries"], 3);
+    assert_eq!(summary["regions"]["north"]["elements_evaluated"], 3);
+    assert_eq!(summary["regions"]["north"]["calls_refused"], 0);
+    // An edited line is found.
+    let audit = dir.path().join("audit.jsonl");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    std::fs::write(&audit, text.replacen("\"elements\":1", "\"elements\":0", 1)).unwrap();
+    let (ok, _, stderr) = command("pseudonymizer-audit", &service_config, &[], &[]).await;
+    assert!(!ok);
+    assert!(stderr.contains("line 1"), "{stderr}");
+
+    stop_gracefully(north).await;
+    stop_gracefully(service).await;
+}
