@@ -223,6 +223,7 @@ pub(crate) async fn fill<S: SignalStore>(
                         informed_on: today,
                     },
                     rekeys: Default::default(),
+                    previous_request_fingerprints: Vec::new(),
                 };
                 let registered = register_retrying(store.as_ref(), new).await?;
                 if let Registered::Created { signal, notices } = registered {

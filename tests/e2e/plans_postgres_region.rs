@@ -72,6 +72,7 @@ fn new_signal(org: &str, youth: u8, family: u8) -> NewSignal {
             informed_on: date(2026, 11, 25),
         },
         rekeys: Default::default(),
+        previous_request_fingerprints: Vec::new(),
     }
 }
 

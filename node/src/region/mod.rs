@@ -357,6 +357,10 @@ impl<S: SignalStore> RegionApi<S> {
         let new = NewSignal {
             signal_id: SignalId::generate(),
             request_fingerprint: request_fingerprint(&input, &subject_key),
+            previous_request_fingerprints: pseudonyms.subject.all()[1..]
+                .iter()
+                .map(|older| request_fingerprint(&input, older))
+                .collect(),
             request_key: hex::encode(
                 pseudonymiser.request_key(&organisation_id, &input.request_id),
             ),

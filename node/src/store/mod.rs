@@ -50,6 +50,9 @@ pub struct NewSignal {
     pub request_key: String,
     /// Hash of what the request asked for; a reused request_id must carry the same one.
     pub request_fingerprint: String,
+    /// The same hash with the youth's keys under older live versions: a request sent before a
+    /// key rotation and retried after it is the same request.
+    pub previous_request_fingerprints: Vec<String>,
     pub organisation_id: OrganisationId,
     /// The organisation registry's name, as it was when the signal was written.
     pub organisation_name: OrganisationName,

@@ -41,7 +41,9 @@ pub(crate) async fn register<T: RegionTx>(
         .earlier_request(&new.organisation_id, &new.request_key)
         .await?
     {
-        if fingerprint != new.request_fingerprint {
+        if fingerprint != new.request_fingerprint
+            && !new.previous_request_fingerprints.contains(&fingerprint)
+        {
             return Err(StoreError::RequestMismatch);
         }
         return Ok(Registered::Replayed(stored(tx, signal_id).await?));

@@ -223,6 +223,7 @@ fn new_signal(org: &str, youth_n: u8, parents: &[u8]) -> NewSignal {
         planned_removal_date: R_MAX,
         informing: informed(BORN),
         rekeys: Default::default(),
+        previous_request_fingerprints: Vec::new(),
     }
 }
 

@@ -393,6 +393,24 @@ pub(super) async fn a_registration_under_a_new_version_rekeys_what_the_node_hold
         store.register(again).await.unwrap(),
         Registered::AlreadyActive(signal) if signal.signal_id == a.signal_id
     ));
+    // A request sent before the rotation and retried after it is the same request.
+    let first = registered_at(new_signal("e", 5, &[]), 5);
+    let (first_signal, _) = created(store, first.clone()).await;
+    let retried = NewSignal {
+        subject_key: SubjectKey::new(v2, [5; 32]),
+        request_fingerprint: "fingerprint under version 2".into(),
+        previous_request_fingerprints: vec![first.request_fingerprint.clone()],
+        rekeys: crate::domain::Rekeys {
+            subject: vec![(youth(5), SubjectKey::new(v2, [5; 32]))],
+            family: vec![],
+        },
+        ..first.clone()
+    };
+    assert!(matches!(
+        store.register(retried).await.unwrap(),
+        Registered::Replayed(signal) if signal.signal_id == first_signal.signal_id
+    ));
+
     // The death recorded under version 1 refuses a registration under version 2.
     let mut dead = registered_at(new_signal("d", 3, &[]), 5);
     dead.subject_key = SubjectKey::new(v2, [3; 32]);
