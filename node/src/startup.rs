@@ -97,12 +97,6 @@ pub fn pseudonymiser(settings: &RegionSettings) -> anyhow::Result<Arc<dyn Pseudo
                     .with_previous_file(&previous.file, version)
                     .context("region.previous_federation_keys")?;
             }
-            if 1 + settings.previous_federation_keys.len() > crate::domain::LIVE_VERSIONS_MAX {
-                anyhow::bail!(
-                    "region.previous_federation_keys: at most {} key versions may be live at once",
-                    crate::domain::LIVE_VERSIONS_MAX
-                );
-            }
             Ok(Arc::new(keys))
         }
     }

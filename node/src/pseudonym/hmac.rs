@@ -31,6 +31,11 @@ pub enum FederationKeyError {
     Format,
     #[error("federation key version {0} is given twice")]
     Twice(u32),
+    #[error(
+        "at most {} federation key versions may be live at once",
+        crate::domain::LIVE_VERSIONS_MAX
+    )]
+    TooMany,
 }
 
 /// The live federation keys, the current one first.
@@ -55,27 +60,36 @@ impl HmacPseudonymiser {
     /// Adds a key version still being retired: identifiers get a key under it too, after the
     /// current one, so that what was stored under it is still found.
     pub fn with_previous(
-        mut self,
+        self,
         secret: &[u8],
         version: KeyVersion,
     ) -> Result<Self, FederationKeyError> {
-        if self.keys.iter().any(|(known, _)| *known == version) {
-            return Err(FederationKeyError::Twice(version.get()));
-        }
-        self.keys.push((version, key(secret)?));
-        Ok(self)
+        self.with_live(version, key(secret)?)
     }
 
     /// [`Self::with_previous`] from a key file.
     pub fn with_previous_file(
-        mut self,
+        self,
         path: &Path,
         version: KeyVersion,
+    ) -> Result<Self, FederationKeyError> {
+        self.with_live(version, read_key(path)?)
+    }
+
+    /// Every version once, and no more live at once than a lookup takes: so that every
+    /// identifier has exactly one key per live version.
+    fn with_live(
+        mut self,
+        version: KeyVersion,
+        key: hmac::Key,
     ) -> Result<Self, FederationKeyError> {
         if self.keys.iter().any(|(known, _)| *known == version) {
             return Err(FederationKeyError::Twice(version.get()));
         }
-        self.keys.push((version, read_key(path)?));
+        if self.keys.len() >= crate::domain::LIVE_VERSIONS_MAX {
+            return Err(FederationKeyError::TooMany);
+        }
+        self.keys.push((version, key));
         Ok(self)
     }
 
@@ -250,6 +264,14 @@ mod tests {
                 .with_previous(&[7; 32], v(2)),
             Err(FederationKeyError::Twice(2))
         ));
+        let four = HmacPseudonymiser::new(&[8; 32], v(4))
+            .unwrap()
+            .with_previous(&[7; 32], v(3))
+            .unwrap()
+            .with_previous(&[6; 32], v(2))
+            .unwrap()
+            .with_previous(&[5; 32], v(1));
+        assert!(matches!(four, Err(FederationKeyError::TooMany)));
     }
 
     fn pseudonymiser_v(byte: u8, version: u32) -> HmacPseudonymiser {

@@ -20,10 +20,19 @@ async fn command(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (bool, String, String) {
+    let mut all = vec![std::ffi::OsStr::new("--config"), config.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    run(command, &all, env).await
+}
+
+/// Runs `vix-node <command> <args>` (with `env` overrides): (success, stdout, stderr).
+async fn run(
+    command: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
         .arg(command)
-        .arg("--config")
-        .arg(config)
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -60,8 +69,11 @@ async fn tamper(db: &Path, statements: &[&str]) {
     pool.close().await;
 }
 
-#[tokio::test]
-async fn verify_audit_finds_an_edited_and_a_removed_entry() {
+/// A dev PKI, and region north (alone, stopped again) holding three signals of jgz-north on
+/// youths `<prefix>0..2`: (pki, folder, configuration).
+async fn north_with_three_signals(
+    prefix: &str,
+) -> (tempfile::TempDir, tempfile::TempDir, std::path::PathBuf) {
     let pki = tempfile::tempdir().unwrap();
     vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -69,11 +81,18 @@ async fn verify_audit_finds_an_edited_and_a_removed_entry() {
     let (node, addr) = start_node(&config).await;
     let mut jgz = client(addr, pki.path(), "jgz-north");
     for n in 0..3 {
-        jgz.register_signal(request(&format!("a{n}"), &format!("A{n}"), 0))
+        let id = format!("{prefix}{n}");
+        jgz.register_signal(request(&id.to_lowercase(), &id, 0))
             .await
             .unwrap();
     }
     stop_gracefully(node).await;
+    (pki, dir, config)
+}
+
+#[tokio::test]
+async fn verify_audit_finds_an_edited_and_a_removed_entry() {
+    let (pki, dir, config) = north_with_three_signals("A").await;
 
     let db = dir.path().join("north.sqlite");
     let (intact, stdout, _) = verify_audit(&config, &[]).await;
@@ -160,23 +179,13 @@ fn bsn_request(request_id: &str, bsn: &str, client_index: usize) -> pb::Register
 }
 
 async fn import_mutations(config: &Path, file: &Path) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
-        .arg("import-mutations")
-        .arg("--config")
-        .arg(config)
-        .arg("--file")
-        .arg(file)
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(START_TIME_MAX, output)
-        .await
-        .expect("import-mutations did not finish")
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let args = [
+        std::ffi::OsStr::new("--config"),
+        config.as_os_str(),
+        std::ffi::OsStr::new("--file"),
+        file.as_os_str(),
+    ];
+    run("import-mutations", &args, &[]).await
 }
 
 #[tokio::test]
@@ -251,23 +260,9 @@ async fn a_death_from_the_brp_purges_the_youths_signals_while_the_node_runs() {
 
 /// Runs `vix-node hub-status --json` on `config`: one JSON object per region.
 async fn hub_status(config: &Path) -> Vec<serde_json::Value> {
-    let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
-        .arg("hub-status")
-        .arg("--config")
-        .arg(config)
-        .arg("--json")
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(START_TIME_MAX, output)
-        .await
-        .expect("hub-status did not finish")
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
+    let (ok, stdout, stderr) = command("hub-status", config, &["--json"], &[]).await;
+    assert!(ok, "{stderr}");
+    stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
@@ -337,18 +332,7 @@ async fn decommission(config: &Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test]
 async fn decommission_dry_runs_say_what_would_go_and_change_nothing() {
-    let pki = tempfile::tempdir().unwrap();
-    vix_certs_dev::generate(pki.path(), &vix_certs_dev::DevPkiSpec::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), pki.path());
-    let (node, addr) = start_node(&config).await;
-    let mut jgz = client(addr, pki.path(), "jgz-north");
-    for n in 0..3 {
-        jgz.register_signal(request(&format!("d{n}"), &format!("D{n}"), 0))
-            .await
-            .unwrap();
-    }
-    stop_gracefully(node).await;
+    let (_pki, _dir, config) = north_with_three_signals("D").await;
 
     for args in [
         &["--purge", "--dry-run"][..],
@@ -394,18 +378,13 @@ async fn the_pseudonym_service_serves_a_region_and_its_audit_shows_the_volume() 
     let key_file = |out: &Path| {
         let out = out.to_owned();
         async move {
-            let output = Command::new(env!("CARGO_BIN_EXE_vix-node"))
-                .arg("key-file")
-                .arg("--out")
-                .arg(&out)
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .unwrap();
-            (
-                output.status.success(),
-                String::from_utf8_lossy(&output.stdout).into_owned(),
+            let (ok, stdout, _) = run(
+                "key-file",
+                &[std::ffi::OsStr::new("--out"), out.as_os_str()],
+                &[],
             )
+            .await;
+            (ok, stdout)
         }
     };
     let (ok, stdout) = key_file(&key).await;
